@@ -1,0 +1,224 @@
+//! Tools: the `Tool` trait, the registry that lists them and checks their arguments against
+//! each tool's JSON Schema, and the tools themselves.
+
+mod create_support_ticket;
+mod search_knowledge_base;
+mod search_templates;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::Principal;
+
+pub use create_support_ticket::CreateSupportTicket;
+pub use search_knowledge_base::SearchKnowledgeBase;
+pub use search_templates::SearchTemplates;
+
+/// What a tool knows about the call it serves.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    pub principal: Principal,
+}
+
+/// Why a tool call did not produce a result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ToolError {
+    /// No tool has this name.
+    #[error("Tool not found: {0}")]
+    NotFound(String),
+    /// The arguments do not match the tool's schema.
+    #[error("{message}")]
+    InvalidArguments {
+        /// `missing_field`, `invalid_field` or `invalid_request` (not an object).
+        code: &'static str,
+        field: Option<String>,
+        message: String,
+    },
+    /// The caller's role may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The tool ran and failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ToolError {
+    /// The machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ToolError::NotFound(_) => "tool_not_found",
+            ToolError::InvalidArguments { code, .. } => code,
+            ToolError::PermissionDenied(_) => "permission_denied",
+            ToolError::Failed(_) => "tool_failed",
+        }
+    }
+}
+
+/// One capability the agent (and API clients) can call.
+#[async_trait]
+pub trait Tool: Send + Sync {
+    /// The name clients call it by.
+    fn name(&self) -> &'static str;
+    /// What it does, for humans and the LLM.
+    fn description(&self) -> &'static str;
+    /// The JSON Schema of its arguments.
+    fn parameters(&self) -> Value;
+    /// Whether calls are billed and count toward usage caps.
+    fn agentic(&self) -> bool;
+    /// What a client shows while it runs, e.g. "Searching the knowledge base...".
+    fn progress_message(&self) -> &'static str;
+    /// Runs the tool on arguments already checked against [`Tool::parameters`].
+    async fn execute(&self, context: &ToolContext, arguments: Value) -> Result<String, ToolError>;
+}
+
+/// The description of a tool as `GET /tools` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ToolInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub parameters: Value,
+    pub agentic: bool,
+}
+
+struct Registered {
+    tool: Arc<dyn Tool>,
+    validator: jsonschema::Validator,
+}
+
+/// The tools available to a server, in a stable order.
+#[derive(Default)]
+pub struct ToolRegistry {
+    tools: Vec<Registered>,
+    by_name: HashMap<&'static str, usize>,
+}
+
+impl ToolRegistry {
+    /// An empty registry.
+    pub fn new() -> ToolRegistry {
+        ToolRegistry::default()
+    }
+
+    /// Adds a tool; its schema must itself be a valid JSON Schema.
+    pub fn register(&mut self, tool: Arc<dyn Tool>) -> Result<(), String> {
+        let validator = jsonschema::validator_for(&tool.parameters())
+            .map_err(|e| format!("tool {} has an invalid schema: {e}", tool.name()))?;
+        self.by_name.insert(tool.name(), self.tools.len());
+        self.tools.push(Registered { tool, validator });
+        Ok(())
+    }
+
+    /// Every tool's public description.
+    pub fn list(&self) -> Vec<ToolInfo> {
+        self.tools
+            .iter()
+            .map(|r| ToolInfo {
+                name: r.tool.name(),
+                description: r.tool.description(),
+                parameters: r.tool.parameters(),
+                agentic: r.tool.agentic(),
+            })
+            .collect()
+    }
+
+    /// The names of all tools, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.tools.iter().map(|r| r.tool.name()).collect()
+    }
+
+    /// The tool with this name.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
+        self.by_name.get(name).map(|&i| self.tools[i].tool.clone())
+    }
+
+    /// Checks arguments against the tool's schema; the error names the first field at fault.
+    pub fn validate(&self, name: &str, arguments: &Value) -> Result<(), ToolError> {
+        let registered = self
+            .by_name
+            .get(name)
+            .map(|&i| &self.tools[i])
+            .ok_or_else(|| ToolError::NotFound(name.to_string()))?;
+        if !arguments.is_object() {
+            return Err(ToolError::InvalidArguments {
+                code: "invalid_request",
+                field: None,
+                message: format!(
+                    "The arguments of {name} must be a JSON object, not {}",
+                    json_type(arguments)
+                ),
+            });
+        }
+        let Some(error) = registered.validator.iter_errors(arguments).next() else {
+            return Ok(());
+        };
+        let (code, field, problem) = match &error.kind {
+            jsonschema::error::ValidationErrorKind::Required { property } => {
+                let field = property.as_str().unwrap_or_default().to_string();
+                let problem = format!("missing required field '{field}'");
+                ("missing_field", field, problem)
+            }
+            _ => {
+                let field = error
+                    .instance_path
+                    .as_str()
+                    .trim_start_matches('/')
+                    .replace('/', ".");
+                let problem = format!("field '{field}': {error}");
+                ("invalid_field", field, problem)
+            }
+        };
+        Err(ToolError::InvalidArguments {
+            code,
+            field: Some(field),
+            message: format!("Invalid arguments for {name}: {problem}"),
+        })
+    }
+
+    /// Validates and runs one tool call, counting it in the metrics.
+    pub async fn execute(
+        &self,
+        context: &ToolContext,
+        name: &str,
+        arguments: Value,
+    ) -> Result<String, ToolError> {
+        self.validate(name, &arguments)?;
+        let tool = self
+            .get(name)
+            .ok_or_else(|| ToolError::NotFound(name.to_string()))?;
+        let started = std::time::Instant::now();
+        let outcome = tool.execute(context, arguments).await;
+        let status = if outcome.is_ok() { "ok" } else { "error" };
+        metrics::counter!("tool_executions_total", "tool" => tool.name(), "status" => status)
+            .increment(1);
+        metrics::histogram!("tool_execution_duration_seconds", "tool" => tool.name())
+            .record(started.elapsed().as_secs_f64());
+        outcome
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reads an optional `limit` argument already checked by the schema.
+pub(crate) fn limit_argument(arguments: &Value, default: usize) -> usize {
+    arguments
+        .get("limit")
+        .and_then(Value::as_u64)
+        .map(|l| l as usize)
+        .unwrap_or(default)
+}
+
+/// Reads a string argument already checked by the schema.
+pub(crate) fn str_argument<'a>(arguments: &'a Value, name: &str) -> &'a str {
+    arguments.get(name).and_then(Value::as_str).unwrap_or_default()
+}

@@ -1,0 +1,507 @@
+//! The tantivy index: schema, writes (upsert by id), and ranked search with highlighting.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+    TokenStream,
+};
+use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+/// The tenant value of documents every tenant may see (docs, articles, templates).
+pub const GLOBAL_TENANT: &str = "*";
+
+/// Bumped whenever the schema or analysis changes: an index of another version is rebuilt.
+const SCHEMA_VERSION: u32 = 1;
+const ANALYZER: &str = "en_text";
+const WRITER_MEMORY: usize = 50_000_000;
+const SNIPPET_CHARS: usize = 220;
+
+/// Words too common in questions to say anything about the topic.
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
+    "they", "this", "to", "was", "will", "with", "how", "what", "why", "when", "where", "which",
+    "do", "does", "did", "i", "me", "my", "we", "our", "you", "your", "can", "could", "should",
+    "would", "please", "want", "need",
+];
+
+/// Why an index operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KbError {
+    #[error("search index error: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error("cannot open the search index directory {path}: {reason}")]
+    Directory { path: String, reason: String },
+    #[error("the search index writer is unavailable (a previous write panicked)")]
+    WriterPoisoned,
+}
+
+/// What a searchable document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocKind {
+    /// Shipped user documentation.
+    Doc,
+    /// Imported with `kb import`.
+    Article,
+    /// A tenant's support ticket.
+    Ticket,
+    /// A template of the catalog.
+    Template,
+}
+
+impl DocKind {
+    /// The name shown in results and stored in the index.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocKind::Doc => "doc",
+            DocKind::Article => "article",
+            DocKind::Ticket => "ticket",
+            DocKind::Template => "template",
+        }
+    }
+
+    fn parse(s: &str) -> DocKind {
+        match s {
+            "article" => DocKind::Article,
+            "ticket" => DocKind::Ticket,
+            "template" => DocKind::Template,
+            _ => DocKind::Doc,
+        }
+    }
+}
+
+/// A document to index. `id` is unique across kinds (`doc:…`, `ticket:…`); adding a document
+/// with an existing id replaces it.
+#[derive(Debug, Clone)]
+pub struct KbDocument {
+    pub id: String,
+    pub kind: DocKind,
+    /// `GLOBAL_TENANT`, or the id of the only tenant allowed to see it.
+    pub tenant: String,
+    pub title: String,
+    pub body: String,
+    /// Where to read more: a path, URL or ticket/template reference.
+    pub link: String,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub id: String,
+    pub kind: DocKind,
+    pub title: String,
+    pub link: String,
+    /// A passage of the body with the matched words in Markdown bold.
+    pub snippet: String,
+    pub score: f32,
+}
+
+/// How far the index has followed its sources; kept in the index's own commit payload so
+/// that it changes atomically with the documents.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncMarks {
+    pub schema_version: u32,
+    /// Fingerprint of the shipped corpus (docs and templates) last indexed.
+    pub corpus_fingerprint: String,
+    /// Articles changed at or after this time (ms) may not be indexed yet.
+    pub articles_since: i64,
+    /// Tickets changed at or after this time (ms) may not be indexed yet.
+    pub tickets_since: i64,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    kind: Field,
+    tenant: Field,
+    title: Field,
+    body: Field,
+    link: Field,
+}
+
+/// The search index of one server process.
+pub struct KnowledgeBase {
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+    parser: QueryParser,
+    marks: Mutex<SyncMarks>,
+}
+
+fn build_schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let text = TextOptions::default()
+        .set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(ANALYZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        )
+        .set_stored();
+    let fields = Fields {
+        id: builder.add_text_field("id", STRING | STORED),
+        kind: builder.add_text_field("kind", STRING | STORED),
+        tenant: builder.add_text_field("tenant", STRING),
+        title: builder.add_text_field("title", text.clone()),
+        body: builder.add_text_field("body", text),
+        link: builder.add_text_field("link", STORED),
+    };
+    (builder.build(), fields)
+}
+
+fn analyzer() -> TextAnalyzer {
+    let stop_words = StopWordFilter::remove(STOP_WORDS.iter().map(|w| w.to_string()));
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(stop_words)
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
+
+impl KnowledgeBase {
+    /// Opens the index in `dir`, creating it — or rebuilding it empty when it is unreadable or
+    /// of another schema version. Check [`KnowledgeBase::marks`] to know what must be re-added.
+    pub fn open(dir: &Path) -> Result<KnowledgeBase, KbError> {
+        let dir_error = |e: &dyn std::fmt::Display| KbError::Directory {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| dir_error(&e))?;
+        let (schema, fields) = build_schema();
+        let index = match open_existing(dir, &schema) {
+            Some(index) => index,
+            None => {
+                std::fs::remove_dir_all(dir).map_err(|e| dir_error(&e))?;
+                std::fs::create_dir_all(dir).map_err(|e| dir_error(&e))?;
+                Index::create_in_dir(dir, schema.clone())?
+            }
+        };
+        index.tokenizers().register(ANALYZER, analyzer());
+        let marks = index
+            .load_metas()?
+            .payload
+            .and_then(|p| serde_json::from_str::<SyncMarks>(&p).ok())
+            .filter(|m| m.schema_version == SCHEMA_VERSION)
+            .unwrap_or(SyncMarks {
+                schema_version: SCHEMA_VERSION,
+                ..SyncMarks::default()
+            });
+        let writer = index.writer(WRITER_MEMORY)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let mut parser = QueryParser::for_index(&index, vec![fields.title, fields.body]);
+        parser.set_field_boost(fields.title, 3.0);
+        Ok(KnowledgeBase {
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+            parser,
+            marks: Mutex::new(marks),
+        })
+    }
+
+    /// How far the index has followed its sources.
+    pub fn marks(&self) -> SyncMarks {
+        self.marks.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Adds or replaces documents (by id), removes the ids in `remove`, records `marks`, and
+    /// commits — all visible to searches when this returns.
+    pub fn apply(
+        &self,
+        upserts: &[KbDocument],
+        remove_kinds: &[DocKind],
+        marks: SyncMarks,
+    ) -> Result<(), KbError> {
+        let mut writer = self.writer.lock().map_err(|_| KbError::WriterPoisoned)?;
+        for kind in remove_kinds {
+            writer.delete_term(Term::from_field_text(self.fields.kind, kind.as_str()));
+        }
+        for document in upserts {
+            writer.delete_term(Term::from_field_text(self.fields.id, &document.id));
+            writer.add_document(doc!(
+                self.fields.id => document.id.as_str(),
+                self.fields.kind => document.kind.as_str(),
+                self.fields.tenant => document.tenant.as_str(),
+                self.fields.title => document.title.as_str(),
+                self.fields.body => document.body.as_str(),
+                self.fields.link => document.link.as_str(),
+            ))?;
+        }
+        let marks = SyncMarks {
+            schema_version: SCHEMA_VERSION,
+            ..marks
+        };
+        let payload = serde_json::to_string(&marks).unwrap_or_default();
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&payload);
+        prepared.commit()?;
+        drop(writer);
+        self.reader.reload()?;
+        if let Ok(mut current) = self.marks.lock() {
+            *current = marks;
+        }
+        Ok(())
+    }
+
+    /// Number of searchable documents.
+    pub fn len(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// True when nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ranked search over what `tenant_id` may see, optionally only some kinds. Exact (stemmed)
+    /// matches rank first by BM25 with a title boost; when they are too few, words within one
+    /// typo of the query's fill the rest.
+    pub fn search(
+        &self,
+        query: &str,
+        tenant_id: &str,
+        kinds: &[DocKind],
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, KbError> {
+        let limit = limit.max(1);
+        let searcher = self.reader.searcher();
+        let visibility = self.visibility_filter(tenant_id, kinds);
+        let (text_query, _errors) = self.parser.parse_query_lenient(&sanitize(query));
+        let exact = BooleanQuery::new(vec![
+            (Occur::Must, text_query),
+            (Occur::Must, visibility.box_clone()),
+        ]);
+        let mut hits = self.collect(&searcher, &exact, limit, &HashSet::new())?;
+        if hits.len() < limit {
+            if let Some(fuzzy) = self.fuzzy_query(query) {
+                let fuzzy = BooleanQuery::new(vec![
+                    (Occur::Must, fuzzy),
+                    (Occur::Must, visibility),
+                ]);
+                let seen: HashSet<String> = hits.iter().map(|h| h.id.clone()).collect();
+                let more = self.collect(&searcher, &fuzzy, limit - hits.len(), &seen)?;
+                hits.extend(more);
+            }
+        }
+        Ok(hits)
+    }
+
+    fn visibility_filter(&self, tenant_id: &str, kinds: &[DocKind]) -> Box<dyn Query> {
+        let term_query = |field: Field, value: &str| -> (Occur, Box<dyn Query>) {
+            (
+                Occur::Should,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(field, value),
+                    IndexRecordOption::Basic,
+                )),
+            )
+        };
+        let tenants = BooleanQuery::new(vec![
+            term_query(self.fields.tenant, GLOBAL_TENANT),
+            term_query(self.fields.tenant, tenant_id),
+        ]);
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(tenants))];
+        if !kinds.is_empty() {
+            let kinds = BooleanQuery::new(
+                kinds
+                    .iter()
+                    .map(|k| term_query(self.fields.kind, k.as_str()))
+                    .collect(),
+            );
+            clauses.push((Occur::Must, Box::new(kinds)));
+        }
+        Box::new(BoostQuery::new(Box::new(BooleanQuery::new(clauses)), 0.0))
+    }
+
+    fn fuzzy_query(&self, query: &str) -> Option<Box<dyn Query>> {
+        let mut analyzer = analyzer();
+        let mut stream = analyzer.token_stream(query);
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        while stream.advance() {
+            let word = stream.token().text.clone();
+            if word.chars().count() < 4 {
+                continue;
+            }
+            let distance = if word.chars().count() >= 8 { 2 } else { 1 };
+            for (field, boost) in [(self.fields.title, 3.0), (self.fields.body, 1.0)] {
+                let term = Term::from_field_text(field, &word);
+                let fuzzy = FuzzyTermQuery::new(term, distance, true);
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), boost))));
+            }
+        }
+        (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+    }
+
+    fn collect(
+        &self,
+        searcher: &tantivy::Searcher,
+        query: &dyn Query,
+        limit: usize,
+        skip: &HashSet<String>,
+    ) -> Result<Vec<SearchHit>, KbError> {
+        let top = searcher.search(query, &TopDocs::with_limit(limit + skip.len()))?;
+        let mut snippets = SnippetGenerator::create(searcher, query, self.fields.body)?;
+        snippets.set_max_num_chars(SNIPPET_CHARS);
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let document: TantivyDocument = searcher.doc(address)?;
+            let text = |field: Field| {
+                document
+                    .get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let id = text(self.fields.id);
+            if skip.contains(&id) {
+                continue;
+            }
+            let body = text(self.fields.body);
+            let snippet = snippets.snippet(&body);
+            let snippet = if snippet.fragment().trim().is_empty() {
+                leading_passage(&body)
+            } else {
+                markdown_highlight(snippet.fragment(), snippet.highlighted())
+            };
+            hits.push(SearchHit {
+                id,
+                kind: DocKind::parse(&text(self.fields.kind)),
+                title: text(self.fields.title),
+                link: text(self.fields.link),
+                snippet,
+                score,
+            });
+            if hits.len() == limit {
+                break;
+            }
+        }
+        Ok(hits)
+    }
+}
+
+fn open_existing(dir: &Path, schema: &Schema) -> Option<Index> {
+    let index = Index::open_in_dir(dir).ok()?;
+    (index.schema() == *schema).then_some(index)
+}
+
+/// Keeps a natural-language question from being read as query syntax (`-`, `:`, quotes…).
+fn sanitize(query: &str) -> String {
+    query
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '_' { c } else { ' ' })
+        .collect()
+}
+
+fn markdown_highlight(fragment: &str, ranges: &[std::ops::Range<usize>]) -> String {
+    let mut out = String::with_capacity(fragment.len() + ranges.len() * 4);
+    let mut at = 0;
+    for range in ranges {
+        if range.start < at || range.end > fragment.len() {
+            continue;
+        }
+        out.push_str(&fragment[at..range.start]);
+        out.push_str("**");
+        out.push_str(&fragment[range.clone()]);
+        out.push_str("**");
+        at = range.end;
+    }
+    out.push_str(&fragment[at..]);
+    one_line(&out)
+}
+
+fn leading_passage(body: &str) -> String {
+    let passage: String = body.chars().take(SNIPPET_CHARS).collect();
+    one_line(&passage)
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document(id: &str, kind: DocKind, tenant: &str, title: &str, body: &str) -> KbDocument {
+        KbDocument {
+            id: id.into(),
+            kind,
+            tenant: tenant.into(),
+            title: title.into(),
+            body: body.into(),
+            link: format!("link/{id}"),
+        }
+    }
+
+    fn sample() -> (tempfile::TempDir, KnowledgeBase) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kb = KnowledgeBase::open(dir.path()).expect("open");
+        kb.apply(
+            &[
+                document("doc:http", DocKind::Doc, GLOBAL_TENANT, "Creating an HTTP connection", "An HTTP connection reads JSON from a REST API. Set url and headers."),
+                document("doc:schedules", DocKind::Doc, GLOBAL_TENANT, "Schedules", "Run a flow every hour with schedule flow NAME every=1h."),
+                document("ticket:a", DocKind::Ticket, "tenant-a", "Connection refused", "Our warehouse connection is refused since Monday."),
+                document("ticket:b", DocKind::Ticket, "tenant-b", "Connection timeout", "Warehouse connection times out."),
+            ],
+            &[],
+            SyncMarks { articles_since: 5, ..SyncMarks::default() },
+        )
+        .expect("apply");
+        (dir, kb)
+    }
+
+    #[test]
+    fn ranks_title_matches_first_and_highlights() {
+        let (_dir, kb) = sample();
+        let hits = kb.search("how to create a REST API connection", "tenant-a", &[], 5).expect("search");
+        assert_eq!(hits[0].id, "doc:http");
+        assert!(hits[0].snippet.contains("**"), "{}", hits[0].snippet);
+    }
+
+    #[test]
+    fn tickets_are_visible_only_to_their_tenant() {
+        let (_dir, kb) = sample();
+        let ids: Vec<String> = kb.search("warehouse connection", "tenant-a", &[], 10).expect("search").into_iter().map(|h| h.id).collect();
+        assert!(ids.contains(&"ticket:a".to_string()));
+        assert!(!ids.contains(&"ticket:b".to_string()));
+    }
+
+    #[test]
+    fn tolerates_typos_and_filters_kinds() {
+        let (_dir, kb) = sample();
+        let hits = kb.search("shedule", "t", &[], 5).expect("search");
+        assert_eq!(hits.first().map(|h| h.id.as_str()), Some("doc:schedules"));
+        let hits = kb.search("connection", "tenant-a", &[DocKind::Ticket], 5).expect("search");
+        assert!(hits.iter().all(|h| h.kind == DocKind::Ticket));
+    }
+
+    #[test]
+    fn marks_and_documents_survive_reopening() {
+        let (dir, kb) = sample();
+        drop(kb);
+        let kb = KnowledgeBase::open(dir.path()).expect("reopen");
+        assert_eq!(kb.marks().articles_since, 5);
+        assert_eq!(kb.len(), 4);
+    }
+
+    #[test]
+    fn query_syntax_characters_are_harmless() {
+        let (_dir, kb) = sample();
+        for q in ["", "\"", "a:b", "(((", "-", "*", "title:", "🙂"] {
+            kb.search(q, "t", &[], 5).expect("no error");
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The admin commands: accounts, keys and knowledge-base imports, run against the same
+//! database as the server (while it runs or not).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use store::{ArticleFormat, NewArticle, NewTenant, NewUser, Store, TenantChanges};
+
+use crate::cli::{parse_duration_millis, KbCommand, KeyCommand, TenantCommand, UserCommand};
+
+fn parse_allowance(allowance: Option<&str>) -> anyhow::Result<Option<i64>> {
+    allowance
+        .map(|a| store::parse_usd(a).map_err(|e| anyhow::anyhow!("--allowance: {e}")))
+        .transpose()
+}
+
+/// `tenant create|set`.
+pub async fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()> {
+    let tenant = match command {
+        TenantCommand::Create { name, tier, allowance, ai_disabled } => {
+            let new = NewTenant {
+                name,
+                tier: tier.parse().map_err(anyhow::Error::msg)?,
+                allowance_micros: parse_allowance(allowance.as_deref())?,
+                ai_enabled: !ai_disabled,
+            };
+            let tenant = store.create_tenant(&new).await?;
+            print!("Created tenant ");
+            tenant
+        }
+        TenantCommand::Set { name, tier, allowance, ai_enabled, ai_disabled } => {
+            let changes = TenantChanges {
+                tier: tier.map(|t| t.parse()).transpose().map_err(anyhow::Error::msg)?,
+                allowance_micros: parse_allowance(allowance.as_deref())?,
+                ai_enabled: match (ai_enabled, ai_disabled) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+            };
+            let tenant = store.update_tenant(&name, &changes).await?;
+            print!("Updated tenant ");
+            tenant
+        }
+    };
+    println!(
+        "{} (tier {}, allowance {}, AI {})",
+        tenant.name,
+        tenant.tier,
+        tenant
+            .allowance_micros
+            .map(store::format_usd)
+            .unwrap_or_else(|| "of the tier".to_string()),
+        if tenant.ai_enabled { "enabled" } else { "disabled" }
+    );
+    Ok(())
+}
+
+/// `user create`.
+pub async fn user(store: &Store, command: UserCommand) -> anyhow::Result<()> {
+    let UserCommand::Create { email, tenant, role, no_api_access } = command;
+    let user = store
+        .create_user(&NewUser {
+            tenant_name: tenant.clone(),
+            email,
+            role: role.parse().map_err(anyhow::Error::msg)?,
+            api_access: !no_api_access,
+        })
+        .await?;
+    println!(
+        "Created user {} ({}) in tenant {tenant}{}",
+        user.email,
+        user.role,
+        if user.api_access { "" } else { ", without API access" }
+    );
+    Ok(())
+}
+
+/// `key create|revoke`. `create` prints only the key, so scripts can capture it.
+pub async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
+    match command {
+        KeyCommand::Create { email, expires_in } => {
+            let ttl = expires_in
+                .as_deref()
+                .map(parse_duration_millis)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?;
+            let issued = store.create_api_key(&email, ttl).await?;
+            println!("{}", issued.key);
+        }
+        KeyCommand::Revoke { email } => {
+            let count = store.revoke_api_keys(&email).await?;
+            println!("Revoked {count} key(s) of {email}");
+        }
+    }
+    Ok(())
+}
+
+/// `kb import PATH`.
+pub async fn kb(store: &Store, command: KbCommand) -> anyhow::Result<()> {
+    let KbCommand::Import { path } = command;
+    let files = importable_files(&path)?;
+    if files.is_empty() {
+        bail!("{} holds no .md, .markdown, .html, .htm or .txt files", path.display());
+    }
+    let mut imported = 0;
+    for file in &files {
+        let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let text = String::from_utf8_lossy(&text);
+        let Some(article) = to_article(file, &text) else {
+            eprintln!("skipped {}: empty", file.display());
+            continue;
+        };
+        store.upsert_article(&article).await?;
+        imported += 1;
+    }
+    println!(
+        "Imported {imported} article(s) from {}; running servers index them within seconds",
+        path.display()
+    );
+    Ok(())
+}
+
+fn format_of(path: &Path) -> Option<ArticleFormat> {
+    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+    match extension.as_str() {
+        "md" | "markdown" => Some(ArticleFormat::Markdown),
+        "html" | "htm" => Some(ArticleFormat::Html),
+        "txt" => Some(ArticleFormat::Text),
+        _ => None,
+    }
+}
+
+fn importable_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.is_file() {
+        if format_of(path).is_none() {
+            bail!("{} is not a .md, .markdown, .html, .htm or .txt file", path.display());
+        }
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    let mut pending = vec![path.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() && format_of(&entry.path()).is_some() {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn to_article(path: &Path, text: &str) -> Option<NewArticle> {
+    if text.trim().is_empty() {
+        return None;
+    }
+    let format = format_of(path)?;
+    let (title, body) = match format {
+        ArticleFormat::Markdown => kb::markdown_to_title_and_text(text),
+        ArticleFormat::Html => kb::html_to_title_and_text(text),
+        ArticleFormat::Text => {
+            let title = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("Untitled");
+            (title.trim().to_string(), text.trim().to_string())
+        }
+    };
+    let source = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string();
+    Some(NewArticle { source, title, body, format })
+}

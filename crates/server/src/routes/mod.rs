@@ -1,0 +1,53 @@
+//! HTTP routes: thin handlers over the domain crates.
+
+pub mod ops;
+pub mod tools;
+
+use axum::extract::Request;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The base path of the agent API.
+pub const API_BASE: &str = "/rest/v1/ai-agent/api";
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.body_limit;
+    let api = Router::new()
+        .route("/tools", get(tools::list_tools))
+        .route("/tools/{tool_name}/execute", post(tools::execute_tool));
+    Router::new()
+        .nest(API_BASE, api)
+        .route("/health", get(ops::health))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route("/docs", get(ops::docs))
+        .route_layer(axum::middleware::from_fn(crate::metrics::track_requests))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            axum::response::IntoResponse::into_response(ApiError::internal("a request handler panicked"))
+        }))
+        .with_state(state)
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "No endpoint {} {}; see /docs for the API",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::method_not_allowed(format!(
+        "{} is not allowed on {}; see /docs for the API",
+        request.method(),
+        request.uri().path()
+    ))
+}

@@ -1,0 +1,123 @@
+//! `serve`: wires the stores, the knowledge base and the tools together and runs the HTTP
+//! server until SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent::tools::{CreateSupportTicket, SearchKnowledgeBase, SearchTemplates};
+use agent::{KnowledgeService, ToolRegistry, ZendeskClient, ZendeskConfig};
+use anyhow::Context;
+use axum::body::Bytes;
+use store::Store;
+use workspace::TemplateCatalog;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::state::AppState;
+
+/// Runs the server with this configuration.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_target())
+        .await
+        .context("cannot open the database")?;
+    config.master_key().context("cannot load the master key")?;
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    let base_url = format!("http://{addr}");
+
+    if let Some(issued) = store.bootstrap_if_empty().await? {
+        println!("Created tenant 'default' and super-admin 'admin@localhost'.");
+        println!("Admin API key (shown once, store it now): {}", issued.key);
+        println!("Try it:");
+        println!(
+            "  curl -s {base_url}/rest/v1/ai-agent/api/tools -H \"Authorization: Bearer {}\"",
+            issued.key
+        );
+    }
+
+    let catalog = Arc::new(TemplateCatalog::shipped()?);
+    let knowledge = Arc::new(
+        KnowledgeService::open(&config.index_dir(), store.clone(), &catalog, &crate::corpus::shipped_docs())
+            .await
+            .context("cannot open the search index")?,
+    );
+    let zendesk = config.zendesk.as_ref().map(|z| {
+        ZendeskClient::new(ZendeskConfig {
+            base_url: z.base_url.clone(),
+            email: z.email.clone(),
+            api_token: z.api_token.clone(),
+        })
+    });
+    let mut tools = ToolRegistry::new();
+    tools
+        .register(Arc::new(SearchKnowledgeBase::new(knowledge.clone())))
+        .map_err(anyhow::Error::msg)?;
+    tools
+        .register(Arc::new(SearchTemplates::new(knowledge.clone(), catalog.clone())))
+        .map_err(anyhow::Error::msg)?;
+    tools
+        .register(Arc::new(CreateSupportTicket::new(store.clone(), knowledge.clone(), zendesk)))
+        .map_err(anyhow::Error::msg)?;
+
+    let openapi = crate::openapi::document();
+    let state = AppState {
+        auth: Arc::new(Authenticator::new(
+            store.clone(),
+            Duration::from_secs(config.auth_cache_seconds),
+        )),
+        tools_json: Bytes::from(crate::routes::tools::tools_json(&tools)),
+        tools: Arc::new(tools),
+        knowledge: knowledge.clone(),
+        metrics: crate::metrics::install_recorder(),
+        openapi_json: Bytes::from(serde_json::to_vec(&openapi)?),
+        docs_html: Bytes::from(crate::openapi::render_docs(&openapi)),
+        store: store.clone(),
+        config: Arc::new(config.clone()),
+    };
+
+    let sync_every = Duration::from_secs(config.kb_sync_seconds);
+    let sync_task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(sync_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = knowledge.sync().await {
+                tracing::warn!(error = %e, "knowledge base sync failed; retrying");
+            }
+        }
+    });
+
+    println!("Integrator Agent listening on {base_url}");
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, crate::routes::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    sync_task.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,26 @@
+//! The shared state of the HTTP handlers: one cheap-to-clone `AppState`.
+
+use std::sync::Arc;
+
+use agent::{KnowledgeService, ToolRegistry};
+use axum::body::Bytes;
+use metrics_exporter_prometheus::PrometheusHandle;
+use store::Store;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+
+/// Everything a request handler may need.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub auth: Arc<Authenticator>,
+    pub tools: Arc<ToolRegistry>,
+    pub knowledge: Arc<KnowledgeService>,
+    pub metrics: Option<PrometheusHandle>,
+    /// `GET /tools` never changes while the process runs: serialised once.
+    pub tools_json: Bytes,
+    pub openapi_json: Bytes,
+    pub docs_html: Bytes,
+}

@@ -1,0 +1,358 @@
+//! Tenants and users.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sqlx::Row;
+
+use crate::db::flag;
+use crate::{new_id, now_millis, Micros, Store, StoreError};
+
+/// A subscription tier: decides the default monthly allowance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Free,
+    Standard,
+    Professional,
+}
+
+impl Tier {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Free => "free",
+            Tier::Standard => "standard",
+            Tier::Professional => "professional",
+        }
+    }
+}
+
+impl FromStr for Tier {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "free" => Ok(Tier::Free),
+            "standard" => Ok(Tier::Standard),
+            "professional" => Ok(Tier::Professional),
+            other => Err(format!(
+                "unknown tier '{other}' (expected free, standard or professional)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Viewer,
+    User,
+    Admin,
+    SuperAdmin,
+}
+
+impl Role {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::SuperAdmin => "super_admin",
+            Role::Admin => "admin",
+            Role::User => "user",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Whether this role may create, change, run or delete workspace objects.
+    pub fn can_modify_workspace(self) -> bool {
+        self >= Role::User
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "super_admin" => Ok(Role::SuperAdmin),
+            "admin" => Ok(Role::Admin),
+            "user" => Ok(Role::User),
+            "viewer" => Ok(Role::Viewer),
+            other => Err(format!(
+                "unknown role '{other}' (expected super_admin, admin, user or viewer)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A customer organisation: every other object belongs to exactly one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub tier: Tier,
+    /// Overrides the tier's monthly allowance when set.
+    pub allowance_micros: Option<Micros>,
+    pub ai_enabled: bool,
+    pub wallet_micros: Micros,
+    pub created_at: i64,
+}
+
+/// The fields of a tenant to create.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub name: String,
+    pub tier: Tier,
+    pub allowance_micros: Option<Micros>,
+    pub ai_enabled: bool,
+}
+
+/// Changes to a tenant; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TenantChanges {
+    pub tier: Option<Tier>,
+    pub allowance_micros: Option<Micros>,
+    pub ai_enabled: Option<bool>,
+}
+
+/// A person or service account inside a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub tenant_id: String,
+    pub email: String,
+    pub role: Role,
+    pub api_access: bool,
+    pub created_at: i64,
+}
+
+/// The fields of a user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub tenant_name: String,
+    pub email: String,
+    pub role: Role,
+    pub api_access: bool,
+}
+
+fn tenant_from_row(row: &sqlx::any::AnyRow) -> Result<Tenant, StoreError> {
+    let tier: String = row.try_get("tier")?;
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        tier: tier.parse().map_err(StoreError::Invalid)?,
+        allowance_micros: row.try_get("allowance_micros")?,
+        ai_enabled: row.try_get::<i64, _>("ai_enabled")? != 0,
+        wallet_micros: row.try_get("wallet_micros")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, StoreError> {
+    let role: String = row.try_get("role")?;
+    Ok(User {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        email: row.try_get("email")?,
+        role: role.parse().map_err(StoreError::Invalid)?,
+        api_access: row.try_get::<i64, _>("api_access")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Validates a tenant name: short, printable, no spaces, so it can be typed on a command line.
+fn check_tenant_name(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "tenant name '{name}' must be 1-64 characters of letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+/// Validates an email address enough to catch typos such as a missing '@'.
+fn check_email(email: &str) -> Result<(), StoreError> {
+    let ok = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && !email.chars().any(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "'{email}' is not an email address"
+        )))
+    }
+}
+
+const TENANT_COLUMNS: &str =
+    "id, name, tier, allowance_micros, ai_enabled, wallet_micros, created_at";
+const USER_COLUMNS: &str = "id, tenant_id, email, role, api_access, created_at";
+
+impl Store {
+    /// Creates a tenant; its name must be unused.
+    pub async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant, StoreError> {
+        check_tenant_name(&new.name)?;
+        let tenant = Tenant {
+            id: new_id(),
+            name: new.name.clone(),
+            tier: new.tier,
+            allowance_micros: new.allowance_micros,
+            ai_enabled: new.ai_enabled,
+            wallet_micros: 0,
+            created_at: now_millis(),
+        };
+        sqlx::query(
+            "INSERT INTO tenants (id, name, tier, allowance_micros, ai_enabled, wallet_micros, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6)",
+        )
+        .bind(&tenant.id)
+        .bind(&tenant.name)
+        .bind(tenant.tier.as_str())
+        .bind(tenant.allowance_micros)
+        .bind(flag(tenant.ai_enabled))
+        .bind(tenant.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::conflict_on_unique(e, &format!("tenant '{}'", new.name)))?;
+        Ok(tenant)
+    }
+
+    /// Applies the given changes to the named tenant and returns it as it now is.
+    pub async fn update_tenant(
+        &self,
+        name: &str,
+        changes: &TenantChanges,
+    ) -> Result<Tenant, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("tenant '{name}'")))?;
+        let mut tenant = tenant_from_row(&row)?;
+        if let Some(tier) = changes.tier {
+            tenant.tier = tier;
+        }
+        if let Some(allowance) = changes.allowance_micros {
+            tenant.allowance_micros = Some(allowance);
+        }
+        if let Some(enabled) = changes.ai_enabled {
+            tenant.ai_enabled = enabled;
+        }
+        sqlx::query("UPDATE tenants SET tier = $1, allowance_micros = $2, ai_enabled = $3 WHERE id = $4")
+            .bind(tenant.tier.as_str())
+            .bind(tenant.allowance_micros)
+            .bind(flag(tenant.ai_enabled))
+            .bind(&tenant.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(tenant)
+    }
+
+    /// The tenant with this name.
+    pub async fn tenant_by_name(&self, name: &str) -> Result<Tenant, StoreError> {
+        let row = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("tenant '{name}'")))?;
+        tenant_from_row(&row)
+    }
+
+    /// The tenant with this id.
+    pub async fn tenant_by_id(&self, id: &str) -> Result<Tenant, StoreError> {
+        let row = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("tenant {id}")))?;
+        tenant_from_row(&row)
+    }
+
+    /// How many tenants exist (zero means the database is new).
+    pub async fn tenant_count(&self) -> Result<i64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count)
+    }
+
+    /// Creates a user in an existing tenant; the email must be unused across all tenants.
+    pub async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
+        check_email(&new.email)?;
+        let tenant = self.tenant_by_name(&new.tenant_name).await?;
+        let user = User {
+            id: new_id(),
+            tenant_id: tenant.id,
+            email: new.email.to_lowercase(),
+            role: new.role,
+            api_access: new.api_access,
+            created_at: now_millis(),
+        };
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, email, role, api_access, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&user.id)
+        .bind(&user.tenant_id)
+        .bind(&user.email)
+        .bind(user.role.as_str())
+        .bind(flag(user.api_access))
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::conflict_on_unique(e, &format!("user '{}'", new.email)))?;
+        Ok(user)
+    }
+
+    /// The user with this email (case-insensitive).
+    pub async fn user_by_email(&self, email: &str) -> Result<User, StoreError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"))
+            .bind(email.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("user '{email}'")))?;
+        user_from_row(&row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered_by_power() {
+        assert!(Role::Viewer < Role::User && Role::User < Role::Admin);
+        assert!(!Role::Viewer.can_modify_workspace());
+        assert!(Role::User.can_modify_workspace());
+        assert_eq!("super_admin".parse::<Role>(), Ok(Role::SuperAdmin));
+        assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn names_and_emails_are_checked() {
+        assert!(check_tenant_name("acme-corp").is_ok());
+        assert!(check_tenant_name("bad name").is_err());
+        assert!(check_tenant_name("").is_err());
+        assert!(check_email("a@b").is_ok());
+        assert!(check_email("nobody").is_err());
+    }
+}

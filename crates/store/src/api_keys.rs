@@ -1,0 +1,229 @@
+//! API keys: issued once as 256 random alphanumeric characters, stored only as SHA-256 hashes.
+
+use rand::distributions::{Alphanumeric, DistString};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::{new_id, now_millis, Role, Store, StoreError};
+
+/// The length of every API key.
+pub const KEY_LENGTH: usize = 256;
+
+/// The SHA-256 of an API key, hex-encoded: the only form in which keys are stored.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ApiKeyHash(String);
+
+impl ApiKeyHash {
+    /// Hashes a presented key.
+    pub fn of(key: &str) -> ApiKeyHash {
+        ApiKeyHash(hex::encode(Sha256::digest(key.as_bytes())))
+    }
+
+    /// The hex digest.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKeyHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKeyHash({}…)", &self.0[..8.min(self.0.len())])
+    }
+}
+
+/// A freshly issued key: the plain key exists only here and is shown once.
+pub struct IssuedKey {
+    pub key_id: String,
+    pub key: String,
+    pub expires_at: Option<i64>,
+}
+
+impl std::fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedKey")
+            .field("key_id", &self.key_id)
+            .field("key", &"***")
+            .finish()
+    }
+}
+
+/// Everything authentication needs to know about a stored key, its user and its tenant.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub key_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub role: Role,
+    pub api_access: bool,
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub ai_enabled: bool,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// Draws a new key from the operating system's CSPRNG.
+pub(crate) fn generate_key() -> String {
+    Alphanumeric.sample_string(&mut rand::rngs::OsRng, KEY_LENGTH)
+}
+
+impl Store {
+    /// Issues a new key for the user with this email, optionally expiring after `ttl_millis`.
+    pub async fn create_api_key(
+        &self,
+        email: &str,
+        ttl_millis: Option<i64>,
+    ) -> Result<IssuedKey, StoreError> {
+        let user = self.user_by_email(email).await?;
+        self.insert_api_key(&self.pool, &user.id, ttl_millis).await
+    }
+
+    pub(crate) async fn insert_api_key<'e, E>(
+        &self,
+        executor: E,
+        user_id: &str,
+        ttl_millis: Option<i64>,
+    ) -> Result<IssuedKey, StoreError>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        let key = generate_key();
+        let now = now_millis();
+        let issued = IssuedKey {
+            key_id: new_id(),
+            expires_at: ttl_millis.map(|ttl| now.saturating_add(ttl)),
+            key,
+        };
+        sqlx::query(
+            "INSERT INTO api_keys (id, user_id, key_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&issued.key_id)
+        .bind(user_id)
+        .bind(ApiKeyHash::of(&issued.key).as_str())
+        .bind(now)
+        .bind(issued.expires_at)
+        .execute(executor)
+        .await?;
+        Ok(issued)
+    }
+
+    /// Revokes every active key of the user with this email; returns how many were revoked.
+    pub async fn revoke_api_keys(&self, email: &str) -> Result<u64, StoreError> {
+        let user = self.user_by_email(email).await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_millis())
+        .bind(&user.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Looks a presented key up by its hash, with its user and tenant.
+    pub async fn find_api_key(&self, hash: &ApiKeyHash) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT k.id AS key_id, k.expires_at, k.revoked_at, u.id AS user_id, u.email, u.role, \
+                    u.api_access, t.id AS tenant_id, t.name AS tenant_name, t.ai_enabled \
+             FROM api_keys k JOIN users u ON u.id = k.user_id JOIN tenants t ON t.id = u.tenant_id \
+             WHERE k.key_hash = $1",
+        )
+        .bind(hash.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let role: String = row.try_get("role")?;
+        Ok(Some(KeyRecord {
+            key_id: row.try_get("key_id")?,
+            user_id: row.try_get("user_id")?,
+            email: row.try_get("email")?,
+            role: role.parse().map_err(StoreError::Invalid)?,
+            api_access: row.try_get::<i64, _>("api_access")? != 0,
+            tenant_id: row.try_get("tenant_id")?,
+            tenant_name: row.try_get("tenant_name")?,
+            ai_enabled: row.try_get::<i64, _>("ai_enabled")? != 0,
+            expires_at: row.try_get("expires_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        }))
+    }
+
+    /// Records that a key was just used.
+    pub async fn touch_api_key(&self, key_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(now_millis())
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// When the key was last used, if ever.
+    pub async fn api_key_last_used(&self, key_id: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT last_used_at FROM api_keys WHERE id = $1")
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("api key {key_id}")))?;
+        Ok(row.try_get("last_used_at")?)
+    }
+
+    /// On a database without tenants, creates tenant `default`, super-admin `admin@localhost`
+    /// and a key for it, all in one transaction. Returns the key, or `None` when the database
+    /// already had accounts (or another replica bootstrapped it first).
+    pub async fn bootstrap_if_empty(&self) -> Result<Option<IssuedKey>, StoreError> {
+        if self.tenant_count().await? > 0 {
+            return Ok(None);
+        }
+        let mut tx = self.begin_write().await?;
+        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
+            .fetch_one(&mut *tx)
+            .await?;
+        if existing > 0 {
+            return Ok(None);
+        }
+        let now = now_millis();
+        let tenant_id = new_id();
+        let user_id = new_id();
+        let inserted = sqlx::query(
+            "INSERT INTO tenants (id, name, tier, allowance_micros, ai_enabled, wallet_micros, created_at) \
+             VALUES ($1, 'default', 'professional', NULL, 1, 0, $2)",
+        )
+        .bind(&tenant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(None),
+            other => other?,
+        };
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, email, role, api_access, created_at) \
+             VALUES ($1, $2, 'admin@localhost', 'super_admin', 1, $3)",
+        )
+        .bind(&user_id)
+        .bind(&tenant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let issued = self.insert_api_key(&mut *tx, &user_id, None).await?;
+        tx.commit().await?;
+        Ok(Some(issued))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_256_alphanumeric_characters_and_unique() {
+        let a = generate_key();
+        let b = generate_key();
+        assert_eq!(a.len(), KEY_LENGTH);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+        assert_eq!(ApiKeyHash::of(&a), ApiKeyHash::of(&a));
+        assert_ne!(ApiKeyHash::of(&a), ApiKeyHash::of(&b));
+        assert_eq!(ApiKeyHash::of(&a).as_str().len(), 64);
+    }
+}

@@ -1,0 +1,38 @@
+//! Persistence for Integrator Agent: one database (SQLite by default, PostgreSQL for replicas)
+//! behind plain async functions, plus the master-key encryption of stored secrets.
+//!
+//! Architecture invariant: SQL lives only in this crate, written once for both backends
+//! (`$N` placeholders, integer timestamps and flags), so every repository behaves the same
+//! on SQLite and on PostgreSQL.
+
+mod accounts;
+mod api_keys;
+mod articles;
+mod db;
+mod error;
+mod money;
+mod secrets;
+mod tickets;
+
+pub use accounts::{NewTenant, NewUser, Role, Tenant, TenantChanges, Tier, User};
+pub use api_keys::{ApiKeyHash, IssuedKey, KeyRecord, KEY_LENGTH};
+pub use articles::{Article, ArticleFormat, NewArticle};
+pub use db::{Backend, DatabaseTarget, Store};
+pub use error::StoreError;
+pub use money::{format_usd, parse_usd, Micros};
+pub use secrets::{MasterKey, SecretError};
+pub use tickets::{NewTicket, Ticket, TicketPriority};
+
+/// Milliseconds since the Unix epoch: the one time representation stored in the database.
+pub fn now_millis() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A new random identifier for a stored row.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
