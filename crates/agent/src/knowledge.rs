@@ -95,7 +95,10 @@ impl KnowledgeService {
             body: t.search_text(),
             link: format!("template_id {}", t.id),
         }));
-        tracing::info!(documents = documents.len(), "indexing the shipped docs and templates");
+        tracing::info!(
+            documents = documents.len(),
+            "indexing the shipped docs and templates"
+        );
         let marks = SyncMarks {
             corpus_fingerprint: fingerprint,
             ..marks

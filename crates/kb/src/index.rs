@@ -6,7 +6,9 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, QueryParser, TermQuery,
+};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING,
 };
@@ -67,6 +69,15 @@ impl DocKind {
             DocKind::Article => "article",
             DocKind::Ticket => "ticket",
             DocKind::Template => "template",
+        }
+    }
+
+    /// Templates are short and name many technologies; without a small handicap they crowd
+    /// out the articles that explain how things work.
+    fn rank_weight(self) -> f32 {
+        match self {
+            DocKind::Template => 0.75,
+            _ => 1.0,
         }
     }
 
@@ -287,10 +298,8 @@ impl KnowledgeBase {
         let mut hits = self.collect(&searcher, &exact, limit, &HashSet::new())?;
         if hits.len() < limit {
             if let Some(fuzzy) = self.fuzzy_query(query) {
-                let fuzzy = BooleanQuery::new(vec![
-                    (Occur::Must, fuzzy),
-                    (Occur::Must, visibility),
-                ]);
+                let fuzzy =
+                    BooleanQuery::new(vec![(Occur::Must, fuzzy), (Occur::Must, visibility)]);
                 let seen: HashSet<String> = hits.iter().map(|h| h.id.clone()).collect();
                 let more = self.collect(&searcher, &fuzzy, limit - hits.len(), &seen)?;
                 hits.extend(more);
@@ -339,7 +348,10 @@ impl KnowledgeBase {
             for (field, boost) in [(self.fields.title, 3.0), (self.fields.body, 1.0)] {
                 let term = Term::from_field_text(field, &word);
                 let fuzzy = FuzzyTermQuery::new(term, distance, true);
-                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), boost))));
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(fuzzy), boost)),
+                ));
             }
         }
         (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
@@ -352,44 +364,51 @@ impl KnowledgeBase {
         limit: usize,
         skip: &HashSet<String>,
     ) -> Result<Vec<SearchHit>, KbError> {
-        let top = searcher.search(query, &TopDocs::with_limit(limit + skip.len()))?;
-        let mut snippets = SnippetGenerator::create(searcher, query, self.fields.body)?;
-        snippets.set_max_num_chars(SNIPPET_CHARS);
-        let mut hits = Vec::with_capacity(top.len());
+        let top = searcher.search(query, &TopDocs::with_limit(limit * 3 + skip.len()))?;
+        let mut ranked = Vec::with_capacity(top.len());
         for (score, address) in top {
             let document: TantivyDocument = searcher.doc(address)?;
-            let text = |field: Field| {
-                document
-                    .get_first(field)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            let id = text(self.fields.id);
+            let id = stored_text(&document, self.fields.id);
             if skip.contains(&id) {
                 continue;
             }
-            let body = text(self.fields.body);
-            let snippet = snippets.snippet(&body);
-            let snippet = if snippet.fragment().trim().is_empty() {
-                leading_passage(&body)
-            } else {
-                markdown_highlight(snippet.fragment(), snippet.highlighted())
-            };
-            hits.push(SearchHit {
-                id,
-                kind: DocKind::parse(&text(self.fields.kind)),
-                title: text(self.fields.title),
-                link: text(self.fields.link),
-                snippet,
-                score,
-            });
-            if hits.len() == limit {
-                break;
-            }
+            let kind = DocKind::parse(&stored_text(&document, self.fields.kind));
+            ranked.push((score * kind.rank_weight(), id, kind, document));
         }
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked.truncate(limit);
+        let mut snippets = SnippetGenerator::create(searcher, query, self.fields.body)?;
+        snippets.set_max_num_chars(SNIPPET_CHARS);
+        let hits = ranked
+            .into_iter()
+            .map(|(score, id, kind, document)| {
+                let body = stored_text(&document, self.fields.body);
+                let snippet = snippets.snippet(&body);
+                let snippet = if snippet.fragment().trim().is_empty() {
+                    leading_passage(&body)
+                } else {
+                    markdown_highlight(snippet.fragment(), snippet.highlighted())
+                };
+                SearchHit {
+                    id,
+                    kind,
+                    title: stored_text(&document, self.fields.title),
+                    link: stored_text(&document, self.fields.link),
+                    snippet,
+                    score,
+                }
+            })
+            .collect();
         Ok(hits)
     }
+}
+
+fn stored_text(document: &TantivyDocument, field: Field) -> String {
+    document
+        .get_first(field)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn open_existing(dir: &Path, schema: &Schema) -> Option<Index> {
@@ -401,7 +420,13 @@ fn open_existing(dir: &Path, schema: &Schema) -> Option<Index> {
 fn sanitize(query: &str) -> String {
     query
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '_' { c } else { ' ' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' {
+                c
+            } else {
+                ' '
+            }
+        })
         .collect()
 }
 
@@ -451,13 +476,40 @@ mod tests {
         let kb = KnowledgeBase::open(dir.path()).expect("open");
         kb.apply(
             &[
-                document("doc:http", DocKind::Doc, GLOBAL_TENANT, "Creating an HTTP connection", "An HTTP connection reads JSON from a REST API. Set url and headers."),
-                document("doc:schedules", DocKind::Doc, GLOBAL_TENANT, "Schedules", "Run a flow every hour with schedule flow NAME every=1h."),
-                document("ticket:a", DocKind::Ticket, "tenant-a", "Connection refused", "Our warehouse connection is refused since Monday."),
-                document("ticket:b", DocKind::Ticket, "tenant-b", "Connection timeout", "Warehouse connection times out."),
+                document(
+                    "doc:http",
+                    DocKind::Doc,
+                    GLOBAL_TENANT,
+                    "Creating an HTTP connection",
+                    "An HTTP connection reads JSON from a REST API. Set url and headers.",
+                ),
+                document(
+                    "doc:schedules",
+                    DocKind::Doc,
+                    GLOBAL_TENANT,
+                    "Schedules",
+                    "Run a flow every hour with schedule flow NAME every=1h.",
+                ),
+                document(
+                    "ticket:a",
+                    DocKind::Ticket,
+                    "tenant-a",
+                    "Connection refused",
+                    "Our warehouse connection is refused since Monday.",
+                ),
+                document(
+                    "ticket:b",
+                    DocKind::Ticket,
+                    "tenant-b",
+                    "Connection timeout",
+                    "Warehouse connection times out.",
+                ),
             ],
             &[],
-            SyncMarks { articles_since: 5, ..SyncMarks::default() },
+            SyncMarks {
+                articles_since: 5,
+                ..SyncMarks::default()
+            },
         )
         .expect("apply");
         (dir, kb)
@@ -466,7 +518,9 @@ mod tests {
     #[test]
     fn ranks_title_matches_first_and_highlights() {
         let (_dir, kb) = sample();
-        let hits = kb.search("how to create a REST API connection", "tenant-a", &[], 5).expect("search");
+        let hits = kb
+            .search("how to create a REST API connection", "tenant-a", &[], 5)
+            .expect("search");
         assert_eq!(hits[0].id, "doc:http");
         assert!(hits[0].snippet.contains("**"), "{}", hits[0].snippet);
     }
@@ -474,7 +528,12 @@ mod tests {
     #[test]
     fn tickets_are_visible_only_to_their_tenant() {
         let (_dir, kb) = sample();
-        let ids: Vec<String> = kb.search("warehouse connection", "tenant-a", &[], 10).expect("search").into_iter().map(|h| h.id).collect();
+        let ids: Vec<String> = kb
+            .search("warehouse connection", "tenant-a", &[], 10)
+            .expect("search")
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
         assert!(ids.contains(&"ticket:a".to_string()));
         assert!(!ids.contains(&"ticket:b".to_string()));
     }
@@ -484,7 +543,9 @@ mod tests {
         let (_dir, kb) = sample();
         let hits = kb.search("shedule", "t", &[], 5).expect("search");
         assert_eq!(hits.first().map(|h| h.id.as_str()), Some("doc:schedules"));
-        let hits = kb.search("connection", "tenant-a", &[DocKind::Ticket], 5).expect("search");
+        let hits = kb
+            .search("connection", "tenant-a", &[DocKind::Ticket], 5)
+            .expect("search");
         assert!(hits.iter().all(|h| h.kind == DocKind::Ticket));
     }
 

@@ -108,9 +108,11 @@ pub fn html_to_title_and_text(html: &str) -> (String, String) {
                 capture = None;
                 text.push('\n');
             }
-            ("p" | "div" | "br" | "li" | "tr" | "h2" | "h3" | "h4" | "h5" | "h6" | "pre" | "section" | "article", _) => {
-                text.push('\n')
-            }
+            (
+                "p" | "div" | "br" | "li" | "tr" | "h2" | "h3" | "h4" | "h5" | "h6" | "pre"
+                | "section" | "article",
+                _,
+            ) => text.push('\n'),
             _ => text.push(' '),
         }
     }

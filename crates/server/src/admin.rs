@@ -17,7 +17,12 @@ fn parse_allowance(allowance: Option<&str>) -> anyhow::Result<Option<i64>> {
 /// `tenant create|set`.
 pub async fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()> {
     let tenant = match command {
-        TenantCommand::Create { name, tier, allowance, ai_disabled } => {
+        TenantCommand::Create {
+            name,
+            tier,
+            allowance,
+            ai_disabled,
+        } => {
             let new = NewTenant {
                 name,
                 tier: tier.parse().map_err(anyhow::Error::msg)?,
@@ -28,9 +33,18 @@ pub async fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()>
             print!("Created tenant ");
             tenant
         }
-        TenantCommand::Set { name, tier, allowance, ai_enabled, ai_disabled } => {
+        TenantCommand::Set {
+            name,
+            tier,
+            allowance,
+            ai_enabled,
+            ai_disabled,
+        } => {
             let changes = TenantChanges {
-                tier: tier.map(|t| t.parse()).transpose().map_err(anyhow::Error::msg)?,
+                tier: tier
+                    .map(|t| t.parse())
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
                 allowance_micros: parse_allowance(allowance.as_deref())?,
                 ai_enabled: match (ai_enabled, ai_disabled) {
                     (true, _) => Some(true),
@@ -51,14 +65,23 @@ pub async fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()>
             .allowance_micros
             .map(store::format_usd)
             .unwrap_or_else(|| "of the tier".to_string()),
-        if tenant.ai_enabled { "enabled" } else { "disabled" }
+        if tenant.ai_enabled {
+            "enabled"
+        } else {
+            "disabled"
+        }
     );
     Ok(())
 }
 
 /// `user create`.
 pub async fn user(store: &Store, command: UserCommand) -> anyhow::Result<()> {
-    let UserCommand::Create { email, tenant, role, no_api_access } = command;
+    let UserCommand::Create {
+        email,
+        tenant,
+        role,
+        no_api_access,
+    } = command;
     let user = store
         .create_user(&NewUser {
             tenant_name: tenant.clone(),
@@ -71,7 +94,11 @@ pub async fn user(store: &Store, command: UserCommand) -> anyhow::Result<()> {
         "Created user {} ({}) in tenant {tenant}{}",
         user.email,
         user.role,
-        if user.api_access { "" } else { ", without API access" }
+        if user.api_access {
+            ""
+        } else {
+            ", without API access"
+        }
     );
     Ok(())
 }
@@ -101,11 +128,15 @@ pub async fn kb(store: &Store, command: KbCommand) -> anyhow::Result<()> {
     let KbCommand::Import { path } = command;
     let files = importable_files(&path)?;
     if files.is_empty() {
-        bail!("{} holds no .md, .markdown, .html, .htm or .txt files", path.display());
+        bail!(
+            "{} holds no .md, .markdown, .html, .htm or .txt files",
+            path.display()
+        );
     }
     let mut imported = 0;
     for file in &files {
-        let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let text =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
         let text = String::from_utf8_lossy(&text);
         let Some(article) = to_article(file, &text) else {
             eprintln!("skipped {}: empty", file.display());
@@ -132,17 +163,23 @@ fn format_of(path: &Path) -> Option<ArticleFormat> {
 }
 
 fn importable_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.is_file() {
         if format_of(path).is_none() {
-            bail!("{} is not a .md, .markdown, .html, .htm or .txt file", path.display());
+            bail!(
+                "{} is not a .md, .markdown, .html, .htm or .txt file",
+                path.display()
+            );
         }
         return Ok(vec![path.to_path_buf()]);
     }
     let mut files = Vec::new();
     let mut pending = vec![path.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
+        {
             let entry = entry?;
             let kind = entry.file_type()?;
             if kind.is_dir() {
@@ -165,7 +202,10 @@ fn to_article(path: &Path, text: &str) -> Option<NewArticle> {
         ArticleFormat::Markdown => kb::markdown_to_title_and_text(text),
         ArticleFormat::Html => kb::html_to_title_and_text(text),
         ArticleFormat::Text => {
-            let title = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("Untitled");
+            let title = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("Untitled");
             (title.trim().to_string(), text.trim().to_string())
         }
     };
@@ -173,5 +213,10 @@ fn to_article(path: &Path, text: &str) -> Option<NewArticle> {
         .unwrap_or_else(|_| path.to_path_buf())
         .display()
         .to_string();
-    Some(NewArticle { source, title, body, format })
+    Some(NewArticle {
+        source,
+        title,
+        body,
+        format,
+    })
 }

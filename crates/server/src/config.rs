@@ -59,8 +59,14 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("addr", &self.addr)
             .field("data_dir", &self.data_dir)
-            .field("database", &self.database_url.as_ref().map(|_| "postgres (url hidden)"))
-            .field("openai_api_key", &self.openai_api_key.as_ref().map(|_| "***"))
+            .field(
+                "database",
+                &self.database_url.as_ref().map(|_| "postgres (url hidden)"),
+            )
+            .field(
+                "openai_api_key",
+                &self.openai_api_key.as_ref().map(|_| "***"),
+            )
             .field("openai_base_url", &self.openai_base_url)
             .field("model", &self.model)
             .field("body_limit", &self.body_limit)
@@ -194,9 +200,13 @@ impl Config {
                 "must be at most 60 so that revoked keys stop working quickly",
             ));
         }
-        let kb_sync_seconds = number("INTEGRATOR_KB_SYNC_SECONDS", file.kb_sync_seconds)?.unwrap_or(2);
+        let kb_sync_seconds =
+            number("INTEGRATOR_KB_SYNC_SECONDS", file.kb_sync_seconds)?.unwrap_or(2);
         if kb_sync_seconds == 0 {
-            return Err(bad("kb_sync_seconds (INTEGRATOR_KB_SYNC_SECONDS)", "must be at least 1"));
+            return Err(bad(
+                "kb_sync_seconds (INTEGRATOR_KB_SYNC_SECONDS)",
+                "must be at least 1",
+            ));
         }
 
         let zendesk = zendesk_settings(
@@ -315,7 +325,10 @@ mod tests {
         }
     }
 
-    fn load(env: &[(&'static str, &'static str)], overrides: Overrides) -> Result<Config, ConfigError> {
+    fn load(
+        env: &[(&'static str, &'static str)],
+        overrides: Overrides,
+    ) -> Result<Config, ConfigError> {
         Config::load(&overrides, &MapEnvironment(env.iter().copied().collect()))
     }
 
@@ -324,7 +337,10 @@ mod tests {
         let config = load(&[], Overrides::default()).expect("defaults load");
         assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(config.data_dir, PathBuf::from("./data"));
-        assert!(matches!(config.database_target(), DatabaseTarget::Sqlite(_)));
+        assert!(matches!(
+            config.database_target(),
+            DatabaseTarget::Sqlite(_)
+        ));
         assert_eq!(config.model, "gpt-4.1");
         assert_eq!(config.body_limit, 1024 * 1024);
     }
@@ -333,13 +349,23 @@ mod tests {
     fn environment_beats_file_and_flags_beat_environment() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "addr = \"127.0.0.1:1000\"\nmodel = \"from-file\"\nbody_limit = 2048\n").expect("write");
-        let overrides = Overrides { config_file: Some(path.clone()), ..Overrides::default() };
+        std::fs::write(
+            &path,
+            "addr = \"127.0.0.1:1000\"\nmodel = \"from-file\"\nbody_limit = 2048\n",
+        )
+        .expect("write");
+        let overrides = Overrides {
+            config_file: Some(path.clone()),
+            ..Overrides::default()
+        };
         let config = load(&[("INTEGRATOR_MODEL", "from-env")], overrides.clone()).expect("load");
         assert_eq!(config.addr.port(), 1000);
         assert_eq!(config.model, "from-env");
         assert_eq!(config.body_limit, 2048);
-        let with_flag = Overrides { addr: Some("127.0.0.1:2000".into()), ..overrides };
+        let with_flag = Overrides {
+            addr: Some("127.0.0.1:2000".into()),
+            ..overrides
+        };
         let config = load(&[("INTEGRATOR_ADDR", "127.0.0.1:3000")], with_flag).expect("load");
         assert_eq!(config.addr.port(), 2000);
     }
@@ -348,16 +374,31 @@ mod tests {
     fn bad_settings_are_named() {
         let cases: &[(&[(&'static str, &'static str)], &str)] = &[
             (&[("INTEGRATOR_ADDR", "nowhere")], "INTEGRATOR_ADDR"),
-            (&[("INTEGRATOR_BODY_LIMIT", "lots")], "INTEGRATOR_BODY_LIMIT"),
-            (&[("INTEGRATOR_DATABASE_URL", "mysql://x")], "INTEGRATOR_DATABASE_URL"),
+            (
+                &[("INTEGRATOR_BODY_LIMIT", "lots")],
+                "INTEGRATOR_BODY_LIMIT",
+            ),
+            (
+                &[("INTEGRATOR_DATABASE_URL", "mysql://x")],
+                "INTEGRATOR_DATABASE_URL",
+            ),
             (&[("OPENAI_BASE_URL", "ftp://x")], "OPENAI_BASE_URL"),
-            (&[("INTEGRATOR_MASTER_KEY", "short")], "INTEGRATOR_MASTER_KEY"),
-            (&[("INTEGRATOR_ZENDESK_SUBDOMAIN", "acme")], "INTEGRATOR_ZENDESK_EMAIL"),
+            (
+                &[("INTEGRATOR_MASTER_KEY", "short")],
+                "INTEGRATOR_MASTER_KEY",
+            ),
+            (
+                &[("INTEGRATOR_ZENDESK_SUBDOMAIN", "acme")],
+                "INTEGRATOR_ZENDESK_EMAIL",
+            ),
             (&[("INTEGRATOR_LOG_FORMAT", "xml")], "INTEGRATOR_LOG_FORMAT"),
         ];
         for (env, named) in cases {
-            let error = load(env, Overrides::default()).err().expect("must fail");
-            assert!(error.to_string().contains(named), "{error} should name {named}");
+            let error = load(env, Overrides::default()).expect_err("must fail");
+            assert!(
+                error.to_string().contains(named),
+                "{error} should name {named}"
+            );
         }
     }
 
@@ -366,9 +407,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "adress = \"x\"\n").expect("write");
-        let error = load(&[], Overrides { config_file: Some(path), ..Overrides::default() })
-            .err()
-            .expect("must fail");
+        let error = load(
+            &[],
+            Overrides {
+                config_file: Some(path),
+                ..Overrides::default()
+            },
+        )
+        .expect_err("must fail");
         assert!(error.to_string().contains("adress"), "{error}");
     }
 }

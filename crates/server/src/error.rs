@@ -34,7 +34,11 @@ impl ApiError {
     }
 
     /// 400 with a code and the field at fault.
-    pub fn bad_field(code: &'static str, field: Option<String>, message: impl Into<String>) -> ApiError {
+    pub fn bad_field(
+        code: &'static str,
+        field: Option<String>,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             field,
             ..ApiError::new(StatusCode::BAD_REQUEST, code, message)
@@ -58,7 +62,11 @@ impl ApiError {
 
     /// 405: the path exists with other methods.
     pub fn method_not_allowed(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            message,
+        )
     }
 
     /// 413: the body is over the configured limit.
@@ -87,7 +95,15 @@ impl IntoResponse for ApiError {
         if let Some(field) = self.field {
             body["field"] = json!(field);
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is not read: the connection cannot carry another request.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 

@@ -26,7 +26,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -90,13 +93,18 @@ pub fn render_docs(document: &Value) -> String {
          .m{font-weight:bold;text-transform:uppercase;margin-right:.5rem}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left}</style>\
          </head><body><h1>Integrator Agent API reference</h1>",
     );
-    if let Some(description) = document.pointer("/info/description").and_then(Value::as_str) {
+    if let Some(description) = document
+        .pointer("/info/description")
+        .and_then(Value::as_str)
+    {
         html.push_str(&format!("<p>{}</p>", escape(description)));
     }
     html.push_str("<p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a>.</p>");
     if let Some(paths) = document.get("paths").and_then(Value::as_object) {
         for (path, operations) in paths {
-            let Some(operations) = operations.as_object() else { continue };
+            let Some(operations) = operations.as_object() else {
+                continue;
+            };
             for (method, operation) in operations {
                 html.push_str(&format!(
                     "<h2><span class=\"m\">{}</span><code>{}</code></h2>",
@@ -109,7 +117,9 @@ pub fn render_docs(document: &Value) -> String {
                     }
                 }
                 if operation.get("security").is_some() {
-                    html.push_str("<p>Requires <code>Authorization: Bearer &lt;API key&gt;</code>.</p>");
+                    html.push_str(
+                        "<p>Requires <code>Authorization: Bearer &lt;API key&gt;</code>.</p>",
+                    );
                 }
                 if let Some(params) = operation.get("parameters").and_then(Value::as_array) {
                     html.push_str("<h3>Parameters</h3><ul>");
@@ -118,7 +128,12 @@ pub fn render_docs(document: &Value) -> String {
                             "<li><code>{}</code> ({}) {}</li>",
                             escape(param.get("name").and_then(Value::as_str).unwrap_or("")),
                             escape(param.get("in").and_then(Value::as_str).unwrap_or("")),
-                            escape(param.get("description").and_then(Value::as_str).unwrap_or(""))
+                            escape(
+                                param
+                                    .get("description")
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("")
+                            )
                         ));
                     }
                     html.push_str("</ul>");
@@ -132,7 +147,10 @@ pub fn render_docs(document: &Value) -> String {
                         .pointer("/content/application~1json/schema")
                         .and_then(schema_name)
                     {
-                        html.push_str(&format!("<p>Schema: <a href=\"#{0}\">{0}</a></p>", escape(&name)));
+                        html.push_str(&format!(
+                            "<p>Schema: <a href=\"#{0}\">{0}</a></p>",
+                            escape(&name)
+                        ));
                     }
                 }
                 if let Some(responses) = operation.get("responses").and_then(Value::as_object) {
@@ -149,7 +167,12 @@ pub fn render_docs(document: &Value) -> String {
                         html.push_str(&format!(
                             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                             escape(status),
-                            escape(response.get("description").and_then(Value::as_str).unwrap_or("")),
+                            escape(
+                                response
+                                    .get("description")
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("")
+                            ),
                             schema
                         ));
                     }
@@ -158,7 +181,10 @@ pub fn render_docs(document: &Value) -> String {
             }
         }
     }
-    if let Some(schemas) = document.pointer("/components/schemas").and_then(Value::as_object) {
+    if let Some(schemas) = document
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+    {
         html.push_str("<h2>Schemas</h2>");
         for (name, schema) in schemas {
             html.push_str(&format!("<h3 id=\"{0}\">{0}</h3>", escape(name)));
@@ -174,7 +200,12 @@ pub fn render_docs(document: &Value) -> String {
                         "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
                         escape(field),
                         escape(&kind),
-                        escape(property.get("description").and_then(Value::as_str).unwrap_or(""))
+                        escape(
+                            property
+                                .get("description")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                        )
                     ));
                 }
                 html.push_str("</table>");

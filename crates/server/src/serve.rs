@@ -39,9 +39,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let catalog = Arc::new(TemplateCatalog::shipped()?);
     let knowledge = Arc::new(
-        KnowledgeService::open(&config.index_dir(), store.clone(), &catalog, &crate::corpus::shipped_docs())
-            .await
-            .context("cannot open the search index")?,
+        KnowledgeService::open(
+            &config.index_dir(),
+            store.clone(),
+            &catalog,
+            &crate::corpus::shipped_docs(),
+        )
+        .await
+        .context("cannot open the search index")?,
     );
     let zendesk = config.zendesk.as_ref().map(|z| {
         ZendeskClient::new(ZendeskConfig {
@@ -55,10 +60,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .register(Arc::new(SearchKnowledgeBase::new(knowledge.clone())))
         .map_err(anyhow::Error::msg)?;
     tools
-        .register(Arc::new(SearchTemplates::new(knowledge.clone(), catalog.clone())))
+        .register(Arc::new(SearchTemplates::new(
+            knowledge.clone(),
+            catalog.clone(),
+        )))
         .map_err(anyhow::Error::msg)?;
     tools
-        .register(Arc::new(CreateSupportTicket::new(store.clone(), knowledge.clone(), zendesk)))
+        .register(Arc::new(CreateSupportTicket::new(
+            store.clone(),
+            knowledge.clone(),
+            zendesk,
+        )))
         .map_err(anyhow::Error::msg)?;
 
     let openapi = crate::openapi::document();

@@ -241,11 +241,13 @@ impl Store {
         changes: &TenantChanges,
     ) -> Result<Tenant, StoreError> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"))
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("tenant '{name}'")))?;
+        let row = sqlx::query(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("tenant '{name}'")))?;
         let mut tenant = tenant_from_row(&row)?;
         if let Some(tier) = changes.tier {
             tenant.tier = tier;
@@ -256,34 +258,40 @@ impl Store {
         if let Some(enabled) = changes.ai_enabled {
             tenant.ai_enabled = enabled;
         }
-        sqlx::query("UPDATE tenants SET tier = $1, allowance_micros = $2, ai_enabled = $3 WHERE id = $4")
-            .bind(tenant.tier.as_str())
-            .bind(tenant.allowance_micros)
-            .bind(flag(tenant.ai_enabled))
-            .bind(&tenant.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE tenants SET tier = $1, allowance_micros = $2, ai_enabled = $3 WHERE id = $4",
+        )
+        .bind(tenant.tier.as_str())
+        .bind(tenant.allowance_micros)
+        .bind(flag(tenant.ai_enabled))
+        .bind(&tenant.id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(tenant)
     }
 
     /// The tenant with this name.
     pub async fn tenant_by_name(&self, name: &str) -> Result<Tenant, StoreError> {
-        let row = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("tenant '{name}'")))?;
+        let row = sqlx::query(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("tenant '{name}'")))?;
         tenant_from_row(&row)
     }
 
     /// The tenant with this id.
     pub async fn tenant_by_id(&self, id: &str) -> Result<Tenant, StoreError> {
-        let row = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("tenant {id}")))?;
+        let row = sqlx::query(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("tenant {id}")))?;
         tenant_from_row(&row)
     }
 
@@ -325,11 +333,13 @@ impl Store {
 
     /// The user with this email (case-insensitive).
     pub async fn user_by_email(&self, email: &str) -> Result<User, StoreError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"))
-            .bind(email.to_lowercase())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("user '{email}'")))?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+        ))
+        .bind(email.to_lowercase())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("user '{email}'")))?;
         user_from_row(&row)
     }
 }

@@ -75,10 +75,11 @@ impl Store {
             )));
         }
         let mut tx = self.begin_write().await?;
-        let existing: Option<String> = sqlx::query_scalar("SELECT id FROM kb_articles WHERE source = $1")
-            .bind(&new.source)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT id FROM kb_articles WHERE source = $1")
+                .bind(&new.source)
+                .fetch_optional(&mut *tx)
+                .await?;
         let now = now_millis();
         let id = match existing {
             Some(id) => {

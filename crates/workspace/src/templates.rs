@@ -108,7 +108,9 @@ impl Template {
             .map_err(|e| invalid(e.to_string()))?;
         let used = placeholders_in(&body);
         if let Some(missing) = used.iter().find(|p| !declared.contains(p.as_str())) {
-            return Err(invalid(format!("placeholder {{{{{missing}}}}} is not declared")));
+            return Err(invalid(format!(
+                "placeholder {{{{{missing}}}}} is not declared"
+            )));
         }
         let names: BTreeSet<&str> = self.connections.iter().map(|c| c.name.as_str()).collect();
         for flow in &self.flows {
@@ -219,7 +221,10 @@ mod tests {
             .all()
             .iter()
             .any(|t| t.name.contains("PostgreSQL") && t.kind == TemplateKind::Flow));
-        assert_eq!(catalog.fingerprint(), TemplateCatalog::shipped().expect("again").fingerprint());
+        assert_eq!(
+            catalog.fingerprint(),
+            TemplateCatalog::shipped().expect("again").fingerprint()
+        );
     }
 
     #[test]

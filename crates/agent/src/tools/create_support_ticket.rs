@@ -71,11 +71,13 @@ impl Tool for CreateSupportTicket {
         };
         let priority: TicketPriority = match str_argument(&arguments, "priority") {
             "" => TicketPriority::Normal,
-            other => other.parse().map_err(|message| ToolError::InvalidArguments {
-                code: "invalid_field",
-                field: Some("priority".into()),
-                message,
-            })?,
+            other => other
+                .parse()
+                .map_err(|message| ToolError::InvalidArguments {
+                    code: "invalid_field",
+                    field: Some("priority".into()),
+                    message,
+                })?,
         };
         let new = NewTicket {
             tenant_id: principal.tenant_id.clone(),
@@ -105,7 +107,9 @@ impl Tool for CreateSupportTicket {
                         self.store
                             .set_ticket_zendesk_id(&ticket.id, zendesk_id)
                             .await
-                            .map_err(|e| ToolError::Failed(format!("The ticket could not be updated: {e}")))?;
+                            .map_err(|e| {
+                                ToolError::Failed(format!("The ticket could not be updated: {e}"))
+                            })?;
                         ticket.zendesk_id = Some(zendesk_id);
                         format!("- Zendesk ticket: #{zendesk_id}\n")
                     }

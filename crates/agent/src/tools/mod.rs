@@ -220,5 +220,8 @@ pub(crate) fn limit_argument(arguments: &Value, default: usize) -> usize {
 
 /// Reads a string argument already checked by the schema.
 pub(crate) fn str_argument<'a>(arguments: &'a Value, name: &str) -> &'a str {
-    arguments.get(name).and_then(Value::as_str).unwrap_or_default()
+    arguments
+        .get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }

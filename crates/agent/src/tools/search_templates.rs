@@ -73,7 +73,12 @@ impl Tool for SearchTemplates {
         } else {
             let hits = self
                 .knowledge
-                .search(query, &context.principal.tenant_id, &[DocKind::Template], limit)
+                .search(
+                    query,
+                    &context.principal.tenant_id,
+                    &[DocKind::Template],
+                    limit,
+                )
                 .await
                 .map_err(|e| ToolError::Failed(format!("The template search failed: {e}")))?;
             hits.iter()

@@ -31,7 +31,9 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_panic| {
-            axum::response::IntoResponse::into_response(ApiError::internal("a request handler panicked"))
+            axum::response::IntoResponse::into_response(ApiError::internal(
+                "a request handler panicked",
+            ))
         }))
         .with_state(state)
 }

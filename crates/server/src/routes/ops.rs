@@ -49,7 +49,11 @@ pub async fn health(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    let text = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -57,12 +61,20 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI document", body = Object)))]
 pub async fn openapi(State(state): State<AppState>) -> Response {
-    ([(CONTENT_TYPE, "application/json")], state.openapi_json.clone()).into_response()
+    (
+        [(CONTENT_TYPE, "application/json")],
+        state.openapi_json.clone(),
+    )
+        .into_response()
 }
 
 /// Human-readable API reference, rendered from the OpenAPI document.
 #[utoipa::path(get, path = "/docs", tag = "operations",
     responses((status = 200, description = "HTML page", body = String, content_type = "text/html")))]
 pub async fn docs(State(state): State<AppState>) -> Response {
-    ([(CONTENT_TYPE, "text/html; charset=utf-8")], state.docs_html.clone()).into_response()
+    (
+        [(CONTENT_TYPE, "text/html; charset=utf-8")],
+        state.docs_html.clone(),
+    )
+        .into_response()
 }

@@ -87,7 +87,11 @@ pub fn tools_json(registry: &ToolRegistry) -> Vec<u8> {
     )
 )]
 pub async fn list_tools(State(state): State<AppState>, _caller: Caller) -> Response {
-    ([(CONTENT_TYPE, "application/json")], state.tools_json.clone()).into_response()
+    (
+        [(CONTENT_TYPE, "application/json")],
+        state.tools_json.clone(),
+    )
+        .into_response()
 }
 
 /// Executes one tool directly; the body must match the tool's parameter schema.
@@ -129,9 +133,11 @@ pub async fn execute_tool(
             success: true,
         })
         .into_response()),
-        Err(ToolError::InvalidArguments { code, field, message }) => {
-            Err(ApiError::bad_field(code, field, message))
-        }
+        Err(ToolError::InvalidArguments {
+            code,
+            field,
+            message,
+        }) => Err(ApiError::bad_field(code, field, message)),
         Err(error) => Ok(Json(json!({
             "tool": tool_name,
             "success": false,

@@ -1,0 +1,317 @@
+//! Test support: starts the real `integrator-agent` binary on a random port against a fresh
+//! data dir (and a fresh PostgreSQL schema when `TEST_DATABASE_URL` is set), runs its admin
+//! CLI against the same data, and speaks HTTP to it like a client.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const API: &str = "/rest/v1/ai-agent/api";
+
+/// A PostgreSQL schema of its own for one test, dropped when the test ends.
+struct PostgresSchema {
+    admin_url: String,
+    name: String,
+}
+
+impl PostgresSchema {
+    async fn create(admin_url: &str) -> PostgresSchema {
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let pool = sqlx::PgPool::connect(admin_url)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&pool)
+            .await
+            .expect("create schema");
+        pool.close().await;
+        PostgresSchema {
+            admin_url: admin_url.to_string(),
+            name,
+        }
+    }
+
+    fn url(&self) -> String {
+        let separator = if self.admin_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!(
+            "{}{separator}options=-c%20search_path%3D{}",
+            self.admin_url, self.name
+        )
+    }
+}
+
+impl Drop for PostgresSchema {
+    fn drop(&mut self) {
+        let url = self.admin_url.clone();
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA {name} CASCADE"))
+                        .execute(&pool)
+                        .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The data a server runs on: a data dir and, optionally, a PostgreSQL schema.
+pub struct Data {
+    pub dir: tempfile::TempDir,
+    postgres: Option<PostgresSchema>,
+}
+
+impl Data {
+    /// Fresh, empty data.
+    pub async fn new() -> Data {
+        let postgres = match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Some(PostgresSchema::create(&url).await),
+            _ => None,
+        };
+        Data {
+            dir: tempfile::tempdir().expect("temp dir"),
+            postgres,
+        }
+    }
+
+    /// The database URL the server uses, if not SQLite.
+    pub fn database_url(&self) -> Option<String> {
+        self.postgres.as_ref().map(PostgresSchema::url)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs an admin command against this data; returns (success, stdout, stderr).
+    pub async fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_integrator-agent"));
+        command.args(args).arg("--data-dir").arg(self.path());
+        if let Some(url) = self.database_url() {
+            command.arg("--database-url").arg(url);
+        }
+        command
+            .env_remove("INTEGRATOR_DATABASE_URL")
+            .env("RUST_LOG", "warn");
+        let output = command.output().await.expect("run the CLI");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).trim().to_string(),
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        )
+    }
+
+    /// Runs an admin command that must succeed; returns its stdout.
+    pub async fn cli_ok(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.cli(args).await;
+        assert!(ok, "integrator-agent {args:?} failed: {stderr}");
+        stdout
+    }
+
+    /// Creates a tenant, a user in it and a key for that user; returns the key.
+    pub async fn user_with_key(&self, tenant: &str, email: &str, role: &str) -> String {
+        let (ok, _, stderr) = self.cli(&["tenant", "create", tenant]).await;
+        assert!(ok || stderr.contains("already exists"), "{stderr}");
+        self.cli_ok(&["user", "create", email, "--tenant", tenant, "--role", role])
+            .await;
+        self.cli_ok(&["key", "create", email]).await
+    }
+}
+
+/// A running server process.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    /// The admin key printed at first start (None when the data already had accounts).
+    pub admin_key: Option<String>,
+    pub client: reqwest::Client,
+    log_path: PathBuf,
+}
+
+impl Server {
+    /// Starts a server on `data` with extra environment variables.
+    pub async fn start(data: &Data, env: &[(&str, &str)]) -> Server {
+        let log_path = data
+            .path()
+            .join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_integrator-agent"));
+        command
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("INTEGRATOR_DATABASE_URL")
+            .env("RUST_LOG", "info")
+            .env("INTEGRATOR_KB_SYNC_SECONDS", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        if let Some(url) = data.database_url() {
+            command.arg("--database-url").arg(url);
+        }
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start the server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut admin_key = None;
+        let base = tokio::time::timeout(Duration::from_secs(120), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(key) = line.strip_prefix("Admin API key (shown once, store it now): ") {
+                    admin_key = Some(key.trim().to_string());
+                }
+                if let Some(base) = line.strip_prefix("Integrator Agent listening on ") {
+                    return Some(base.trim().to_string());
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some(base) = base else {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("the server did not start:\n{log}");
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Server {
+            child,
+            base,
+            admin_key,
+            client: reqwest::Client::new(),
+            log_path,
+        }
+    }
+
+    /// The full URL of a path at the server root.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The full URL of a path under the API base.
+    pub fn api(&self, path: &str) -> String {
+        format!("{}{API}{path}", self.base)
+    }
+
+    pub fn admin_key(&self) -> &str {
+        self.admin_key
+            .as_deref()
+            .expect("a fresh server prints an admin key")
+    }
+
+    /// GET an API path with a key; returns (status, JSON body).
+    pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(self.api(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("GET");
+        status_and_json(response).await
+    }
+
+    /// POST a JSON body to an API path with a key; returns (status, JSON body).
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.api(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        status_and_json(response).await
+    }
+
+    /// Executes a tool; returns (status, JSON body).
+    pub async fn tool(&self, key: &str, name: &str, arguments: Value) -> (u16, Value) {
+        self.post(&format!("/tools/{name}/execute"), key, &arguments)
+            .await
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Stops the server gracefully (SIGTERM) and waits for it to exit.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Splits a response into its status and JSON body (panicking when the body is not JSON).
+pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text:?}"));
+    (status, json)
+}
+
+/// Polls `check` until it returns Some, for at most `seconds`.
+pub async fn eventually<T, F, Fut>(seconds: u64, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Data {
+    /// Runs one SQL statement directly on the server's database (to simulate failures).
+    pub async fn execute_sql(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let url = match self.database_url() {
+            Some(url) => url,
+            None => format!("sqlite://{}", self.path().join("integrator.db").display()),
+        };
+        let pool = sqlx::AnyPool::connect(&url)
+            .await
+            .expect("connect to the test database");
+        sqlx::query(sql).execute(&pool).await.expect("execute SQL");
+        pool.close().await;
+    }
+}

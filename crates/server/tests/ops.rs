@@ -1,0 +1,175 @@
+//! Operations: health, metrics, OpenAPI and the docs page; start-up validation; restarts.
+
+mod common;
+
+use common::{Data, Server};
+use serde_json::json;
+
+#[tokio::test]
+async fn health_needs_no_key_and_reports_the_database() {
+    let data = Data::new().await;
+    let server = Server::start(&data, &[]).await;
+    let response = server
+        .client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .expect("get");
+    let (status, body) = common::status_and_json(response).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+    let expected = if data.database_url().is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(body["database"], expected);
+    assert!(
+        body["indexed_documents"].as_u64().unwrap_or(0) >= 45,
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status_and_tool_executions() {
+    let data = Data::new().await;
+    let server = Server::start(&data, &[]).await;
+    server.get("/tools", server.admin_key()).await;
+    server.get("/tools", "wrong").await;
+    server
+        .tool(
+            server.admin_key(),
+            "search_knowledge_base",
+            json!({"query": "flows"}),
+        )
+        .await;
+    let text = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    assert!(text.contains("http_requests_total{route=\"/rest/v1/ai-agent/api/tools\",method=\"GET\",status=\"200\"} 1"), "{text}");
+    assert!(text.contains("status=\"401\""), "{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tool_executions_total{tool=\"search_knowledge_base\",status=\"ok\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn openapi_covers_every_endpoint_and_docs_render_it() {
+    let data = Data::new().await;
+    let server = Server::start(&data, &[]).await;
+    let response = server
+        .client
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .expect("get");
+    let (status, document) = common::status_and_json(response).await;
+    assert_eq!(status, 200);
+    assert!(document["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.")));
+    let paths = document["paths"].as_object().expect("paths");
+    for path in [
+        "/rest/v1/ai-agent/api/tools",
+        "/rest/v1/ai-agent/api/tools/{tool_name}/execute",
+        "/health",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    let html = server
+        .client
+        .get(server.url("/docs"))
+        .send()
+        .await
+        .expect("get");
+    assert!(html.headers()["content-type"]
+        .to_str()
+        .unwrap_or_default()
+        .starts_with("text/html"));
+    let html = html.text().await.expect("text");
+    assert!(
+        html.contains("/rest/v1/ai-agent/api/tools/{tool_name}/execute"),
+        "{html}"
+    );
+    assert!(html.contains("ToolList"));
+}
+
+#[tokio::test]
+async fn bad_settings_stop_the_server_with_a_message_naming_them() {
+    let data = Data::new().await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_integrator-agent"))
+        .args(["serve", "--data-dir"])
+        .arg(data.path())
+        .env("INTEGRATOR_BODY_LIMIT", "a lot")
+        .output()
+        .await
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("INTEGRATOR_BODY_LIMIT"), "{stderr}");
+}
+
+#[tokio::test]
+async fn restart_with_the_same_data_keeps_accounts_tickets_and_index() {
+    let data = Data::new().await;
+    let server = Server::start(&data, &[]).await;
+    let key = server.admin_key().to_string();
+    server
+        .tool(
+            &key,
+            "create_support_ticket",
+            json!({"subject": "Gryphon connector crashes", "description": "Every run."}),
+        )
+        .await;
+    server.stop().await;
+
+    let server = Server::start(&data, &[]).await;
+    assert!(
+        server.admin_key.is_none(),
+        "no second bootstrap on a database with accounts"
+    );
+    assert_eq!(
+        server.get("/tools", &key).await.0,
+        200,
+        "the key still works"
+    );
+    let (_, body) = server
+        .tool(
+            &key,
+            "search_knowledge_base",
+            json!({"query": "gryphon connector"}),
+        )
+        .await;
+    assert!(
+        body["result"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Gryphon connector crashes"),
+        "{body}"
+    );
+    server.kill().await;
+
+    let server = Server::start(&data, &[]).await;
+    assert_eq!(
+        server.get("/tools", &key).await.0,
+        200,
+        "survives kill -9 too"
+    );
+}
