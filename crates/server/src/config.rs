@@ -50,6 +50,12 @@ pub struct Config {
     pub body_limit: usize,
     pub auth_cache_seconds: u64,
     pub kb_sync_seconds: u64,
+    pub max_steps: u32,
+    pub llm_retries: u32,
+    pub llm_retry_base_ms: u64,
+    pub llm_connect_timeout_seconds: u64,
+    pub llm_read_timeout_seconds: u64,
+    pub sse_keepalive_seconds: u64,
     pub zendesk: Option<ZendeskSettings>,
     pub log_format: LogFormat,
 }
@@ -88,6 +94,12 @@ struct FileSettings {
     body_limit: Option<u64>,
     auth_cache_seconds: Option<u64>,
     kb_sync_seconds: Option<u64>,
+    max_steps: Option<u64>,
+    llm_retries: Option<u64>,
+    llm_retry_base_ms: Option<u64>,
+    llm_connect_timeout_seconds: Option<u64>,
+    llm_read_timeout_seconds: Option<u64>,
+    sse_keepalive_seconds: Option<u64>,
     zendesk_subdomain: Option<String>,
     zendesk_email: Option<String>,
     zendesk_api_token: Option<String>,
@@ -209,6 +221,65 @@ impl Config {
             ));
         }
 
+        let ranged = |env_name: &str,
+                      setting: &str,
+                      from_file: Option<u64>,
+                      default: u64,
+                      range: std::ops::RangeInclusive<u64>|
+         -> Result<u64, ConfigError> {
+            let value = number(env_name, from_file)?.unwrap_or(default);
+            if range.contains(&value) {
+                Ok(value)
+            } else {
+                Err(bad(
+                    &format!("{setting} ({env_name})"),
+                    format!("{value} is outside {}..={}", range.start(), range.end()),
+                ))
+            }
+        };
+        let max_steps = ranged(
+            "INTEGRATOR_MAX_STEPS",
+            "max_steps",
+            file.max_steps,
+            8,
+            1..=50,
+        )?;
+        let llm_retries = ranged(
+            "INTEGRATOR_LLM_RETRIES",
+            "llm_retries",
+            file.llm_retries,
+            3,
+            0..=10,
+        )?;
+        let llm_retry_base_ms = ranged(
+            "INTEGRATOR_LLM_RETRY_BASE_MS",
+            "llm_retry_base_ms",
+            file.llm_retry_base_ms,
+            500,
+            1..=60_000,
+        )?;
+        let llm_connect_timeout_seconds = ranged(
+            "INTEGRATOR_LLM_CONNECT_TIMEOUT_SECONDS",
+            "llm_connect_timeout_seconds",
+            file.llm_connect_timeout_seconds,
+            10,
+            1..=300,
+        )?;
+        let llm_read_timeout_seconds = ranged(
+            "INTEGRATOR_LLM_READ_TIMEOUT_SECONDS",
+            "llm_read_timeout_seconds",
+            file.llm_read_timeout_seconds,
+            120,
+            1..=3600,
+        )?;
+        let sse_keepalive_seconds = ranged(
+            "INTEGRATOR_SSE_KEEPALIVE_SECONDS",
+            "sse_keepalive_seconds",
+            file.sse_keepalive_seconds,
+            15,
+            1..=300,
+        )?;
+
         let zendesk = zendesk_settings(
             text("INTEGRATOR_ZENDESK_SUBDOMAIN", file.zendesk_subdomain),
             text("INTEGRATOR_ZENDESK_URL", file.zendesk_url),
@@ -238,6 +309,12 @@ impl Config {
             body_limit: body_limit as usize,
             auth_cache_seconds,
             kb_sync_seconds,
+            max_steps: max_steps as u32,
+            llm_retries: llm_retries as u32,
+            llm_retry_base_ms,
+            llm_connect_timeout_seconds,
+            llm_read_timeout_seconds,
+            sse_keepalive_seconds,
             zendesk,
             log_format,
         })

@@ -42,6 +42,15 @@ impl Modify for BearerAuth {
     paths(
         routes::tools::list_tools,
         routes::tools::execute_tool,
+        routes::chat::chat,
+        routes::chat::chat_stream,
+        routes::chat::create_session,
+        routes::chat::list_sessions,
+        routes::chat::session_chat,
+        routes::chat::session_chat_stream,
+        routes::chat::session_messages,
+        routes::chat::delete_session,
+        routes::chat::stop_session,
         routes::ops::health,
         routes::ops::metrics,
         routes::ops::openapi,
@@ -54,10 +63,19 @@ impl Modify for BearerAuth {
         routes::tools::ToolResult,
         routes::tools::ToolFailure,
         routes::ops::Health,
+        routes::chat::ChatBody,
+        routes::chat::ChatResponse,
+        routes::chat::ChatUsage,
+        routes::chat::SessionCreated,
+        routes::chat::SessionSummary,
+        routes::chat::SessionList,
+        routes::chat::SessionMessage,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "tools", description = "List and execute agent tools directly"),
+        (name = "chat", description = "One-shot chat with the agent, complete or streamed (SSE)"),
+        (name = "sessions", description = "Persistent multi-turn conversations"),
         (name = "operations", description = "Health, metrics and API description")
     )
 )]

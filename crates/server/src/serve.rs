@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent::tools::{CreateSupportTicket, SearchKnowledgeBase, SearchTemplates};
-use agent::{KnowledgeService, ToolRegistry, ZendeskClient, ZendeskConfig};
+use agent::{
+    Agent, AgentSettings, KnowledgeService, ModelResolver, ProviderSettings, ToolRegistry,
+    ZendeskClient, ZendeskConfig,
+};
 use anyhow::Context;
 use axum::body::Bytes;
 use store::Store;
@@ -73,6 +76,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )))
         .map_err(anyhow::Error::msg)?;
 
+    let tools = Arc::new(tools);
+    let models = ModelResolver::new(ProviderSettings {
+        base_url: config.openai_base_url.clone(),
+        model: config.model.clone(),
+        server_key: config.openai_api_key.clone(),
+        connect_timeout: Duration::from_secs(config.llm_connect_timeout_seconds),
+        read_timeout: Duration::from_secs(config.llm_read_timeout_seconds),
+    });
+    let agent = Arc::new(Agent::new(
+        store.clone(),
+        tools.clone(),
+        models,
+        AgentSettings {
+            max_steps: config.max_steps,
+            retries: config.llm_retries,
+            retry_base: Duration::from_millis(config.llm_retry_base_ms),
+            ..AgentSettings::default()
+        },
+    ));
+
     let openapi = crate::openapi::document();
     let state = AppState {
         auth: Arc::new(Authenticator::new(
@@ -80,7 +103,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Duration::from_secs(config.auth_cache_seconds),
         )),
         tools_json: Bytes::from(crate::routes::tools::tools_json(&tools)),
-        tools: Arc::new(tools),
+        tools,
+        agent,
         knowledge: knowledge.clone(),
         metrics: crate::metrics::install_recorder(),
         openapi_json: Bytes::from(serde_json::to_vec(&openapi)?),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use agent::{KnowledgeService, ToolRegistry};
+use agent::{Agent, KnowledgeService, ToolRegistry};
 use axum::body::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
 use store::Store;
@@ -17,6 +17,7 @@ pub struct AppState {
     pub store: Store,
     pub auth: Arc<Authenticator>,
     pub tools: Arc<ToolRegistry>,
+    pub agent: Arc<Agent>,
     pub knowledge: Arc<KnowledgeService>,
     pub metrics: Option<PrometheusHandle>,
     /// `GET /tools` never changes while the process runs: serialised once.

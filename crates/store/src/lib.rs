@@ -12,6 +12,7 @@ mod db;
 mod error;
 mod money;
 mod secrets;
+mod sessions;
 mod tickets;
 
 pub use accounts::{NewTenant, NewUser, Role, Tenant, TenantChanges, Tier, User};
@@ -21,6 +22,7 @@ pub use db::{Backend, DatabaseTarget, Store};
 pub use error::StoreError;
 pub use money::{format_usd, parse_usd, Micros};
 pub use secrets::{MasterKey, SecretError};
+pub use sessions::{MessageRole, Session, StoredMessage};
 pub use tickets::{NewTicket, Ticket, TicketPriority};
 
 /// Milliseconds since the Unix epoch: the one time representation stored in the database.

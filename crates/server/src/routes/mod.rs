@@ -1,5 +1,6 @@
 //! HTTP routes: thin handlers over the domain crates.
 
+pub mod chat;
 pub mod ops;
 pub mod tools;
 
@@ -19,7 +20,27 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     let api = Router::new()
         .route("/tools", get(tools::list_tools))
-        .route("/tools/{tool_name}/execute", post(tools::execute_tool));
+        .route("/tools/{tool_name}/execute", post(tools::execute_tool))
+        .route("/chat", post(chat::chat))
+        .route("/chat/stream", post(chat::chat_stream))
+        .route(
+            "/sessions",
+            post(chat::create_session).get(chat::list_sessions),
+        )
+        .route(
+            "/sessions/{session_id}",
+            axum::routing::delete(chat::delete_session),
+        )
+        .route("/sessions/{session_id}/chat", post(chat::session_chat))
+        .route(
+            "/sessions/{session_id}/chat/stream",
+            post(chat::session_chat_stream),
+        )
+        .route(
+            "/sessions/{session_id}/messages",
+            get(chat::session_messages),
+        )
+        .route("/sessions/{session_id}/stop", post(chat::stop_session));
     Router::new()
         .nest(API_BASE, api)
         .route("/health", get(ops::health))

@@ -315,3 +315,58 @@ impl Data {
         pool.close().await;
     }
 }
+
+pub mod upstream;
+
+/// One parsed SSE event (the JSON of its `data:` line).
+pub type SseEvent = Value;
+
+/// Reads a whole SSE response into its events and the raw text.
+pub async fn read_sse(response: reqwest::Response) -> (Vec<SseEvent>, String) {
+    let raw = response.text().await.unwrap_or_default();
+    (parse_sse(&raw), raw)
+}
+
+/// Parses `data: {json}` events separated by blank lines; comments are skipped.
+pub fn parse_sse(raw: &str) -> Vec<SseEvent> {
+    raw.split("\n\n")
+        .filter_map(|block| {
+            let data: Vec<&str> = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+            (!data.is_empty()).then(|| serde_json::from_str(&data.join("\n")).expect("event JSON"))
+        })
+        .collect()
+}
+
+/// The `type`s of a list of events.
+pub fn types(events: &[SseEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The concatenated `token` contents.
+pub fn tokens(events: &[SseEvent]) -> String {
+    events
+        .iter()
+        .filter(|e| e["type"] == "token")
+        .filter_map(|e| e["content"].as_str())
+        .collect()
+}
+
+impl Server {
+    /// POSTs to a streaming endpoint and returns the response (to read as SSE).
+    pub async fn stream(&self, path: &str, key: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.api(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("POST stream")
+    }
+}

@@ -1,0 +1,115 @@
+//! The typed events of one agent turn: what SSE streams and what `/chat` folds.
+
+use serde::Serialize;
+
+/// Where the agent is in its turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Before the first LLM call.
+    Thinking,
+    /// After tool results came back.
+    Analyzing,
+    /// Before the final answer streams.
+    Preparing,
+}
+
+impl Phase {
+    /// The human message shown with the phase.
+    pub fn message(self) -> &'static str {
+        match self {
+            Phase::Thinking => "Reviewing your request...",
+            Phase::Analyzing => "Analyzing the results...",
+            Phase::Preparing => "Preparing the answer...",
+        }
+    }
+}
+
+/// One event of a turn, serialised as `{"type": "...", ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentEvent {
+    Session {
+        session_id: String,
+    },
+    Phase {
+        phase: Phase,
+        message: String,
+    },
+    ToolStart {
+        tool: String,
+        message: String,
+    },
+    ToolEnd {
+        tool: String,
+    },
+    Token {
+        content: String,
+    },
+    Usage {
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        model: String,
+    },
+    End,
+    Error {
+        message: String,
+        retryable: bool,
+    },
+}
+
+impl AgentEvent {
+    /// A phase event with its standard message.
+    pub fn phase(phase: Phase) -> AgentEvent {
+        AgentEvent::Phase {
+            phase,
+            message: phase.message().to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_like_the_seed() {
+        let json = |e: &AgentEvent| serde_json::to_string(e).expect("json");
+        assert_eq!(
+            json(&AgentEvent::Session {
+                session_id: "s".into()
+            }),
+            r#"{"type":"session","session_id":"s"}"#
+        );
+        assert_eq!(
+            json(&AgentEvent::phase(Phase::Thinking)),
+            r#"{"type":"phase","phase":"thinking","message":"Reviewing your request..."}"#
+        );
+        assert_eq!(
+            json(&AgentEvent::ToolEnd { tool: "t".into() }),
+            r#"{"type":"tool_end","tool":"t"}"#
+        );
+        assert_eq!(
+            json(&AgentEvent::Token {
+                content: "To ".into()
+            }),
+            r#"{"type":"token","content":"To "}"#
+        );
+        assert_eq!(
+            json(&AgentEvent::Usage {
+                prompt_tokens: 1,
+                completion_tokens: 2,
+                model: "m".into()
+            }),
+            r#"{"type":"usage","prompt_tokens":1,"completion_tokens":2,"model":"m"}"#
+        );
+        assert_eq!(json(&AgentEvent::End), r#"{"type":"end"}"#);
+        assert_eq!(
+            json(&AgentEvent::Error {
+                message: "x".into(),
+                retryable: true
+            }),
+            r#"{"type":"error","message":"x","retryable":true}"#
+        );
+    }
+}

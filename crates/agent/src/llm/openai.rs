@@ -1,0 +1,278 @@
+//! The OpenAI-compatible chat-completions client: streaming with tools, tolerant of the
+//! protocol variations of OpenAI, Azure-style gateways, vLLM, Ollama and llama.cpp.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::{ChatDelta, ChatModel, ChatRequest, DeltaStream, LlmError};
+
+/// Where and how to reach the provider.
+#[derive(Clone)]
+pub struct OpenAiSettings {
+    /// e.g. `https://api.openai.com/v1`; `/chat/completions` is appended.
+    pub base_url: String,
+    pub api_key: String,
+    pub model: String,
+    pub connect_timeout: Duration,
+    /// Longest silence tolerated between two chunks of a stream.
+    pub read_timeout: Duration,
+}
+
+impl std::fmt::Debug for OpenAiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiSettings")
+            .field("base_url", &self.base_url)
+            .field("api_key", &"***")
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+/// A chat model reached over HTTP.
+pub struct OpenAiClient {
+    settings: OpenAiSettings,
+    http: reqwest::Client,
+}
+
+impl OpenAiClient {
+    /// A client with the settings' timeouts.
+    pub fn new(settings: OpenAiSettings, http: reqwest::Client) -> OpenAiClient {
+        OpenAiClient { settings, http }
+    }
+
+    /// One shared HTTP client for all providers (connection pooling).
+    pub fn http_client(connect_timeout: Duration, read_timeout: Duration) -> reqwest::Client {
+        reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .read_timeout(read_timeout)
+            .pool_max_idle_per_host(1024)
+            .build()
+            .unwrap_or_default()
+    }
+
+    fn redact(&self, text: &str) -> String {
+        redact_key(text, &self.settings.api_key)
+    }
+}
+
+/// Removes a key (and anything shaped like an OpenAI key) from text bound for logs or clients.
+pub fn redact_key(text: &str, key: &str) -> String {
+    let mut text = if key.len() >= 4 {
+        text.replace(key, "***")
+    } else {
+        text.to_string()
+    };
+    while let Some(start) = text.find("sk-") {
+        let end = text[start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '*'))
+            .map(|i| start + i)
+            .unwrap_or(text.len());
+        text.replace_range(start..end, "sk_***");
+    }
+    text
+}
+
+#[async_trait]
+impl ChatModel for OpenAiClient {
+    fn model_name(&self) -> &str {
+        &self.settings.model
+    }
+
+    async fn stream(&self, request: &ChatRequest) -> Result<DeltaStream, LlmError> {
+        let mut body = json!({
+            "model": self.settings.model,
+            "messages": request.messages.iter().map(|m| m.to_openai()).collect::<Vec<_>>(),
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        });
+        if !request.tools.is_empty() {
+            body["tools"] = json!(request
+                .tools
+                .iter()
+                .map(|t| json!({
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                }))
+                .collect::<Vec<_>>());
+        }
+        let url = format!(
+            "{}/chat/completions",
+            self.settings.base_url.trim_end_matches('/')
+        );
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&self.settings.api_key)
+            .header("Accept", "text/event-stream")
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| LlmError::Connection(self.redact(&e.without_url().to_string())))?;
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let text = response.text().await.unwrap_or_default();
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| {
+                    v.pointer("/error/message")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| text.chars().take(300).collect());
+            return Err(LlmError::Status {
+                status: status.as_u16(),
+                message: self.redact(&message),
+                retry_after,
+            });
+        }
+        let key = self.settings.api_key.clone();
+        let events = response.bytes_stream().eventsource();
+        let deltas = events
+            .map(move |event| match event {
+                Ok(event) => Ok(parse_chunk(&event.data, &key)),
+                Err(e) => Err(LlmError::Connection(redact_key(&e.to_string(), &key))),
+            })
+            .take_while(|item| {
+                let done = matches!(item, Ok(Chunk::Done));
+                futures::future::ready(!done)
+            })
+            .flat_map(|item| {
+                let deltas: Vec<Result<ChatDelta, LlmError>> = match item {
+                    Ok(Chunk::Deltas(deltas)) => deltas.into_iter().map(Ok).collect(),
+                    Ok(Chunk::Failed(error)) => vec![Err(error)],
+                    Ok(Chunk::Done) => Vec::new(),
+                    Err(error) => vec![Err(error)],
+                };
+                futures::stream::iter(deltas)
+            });
+        Ok(Box::pin(deltas))
+    }
+}
+
+enum Chunk {
+    Deltas(Vec<ChatDelta>),
+    Failed(LlmError),
+    Done,
+}
+
+/// Reads one `data:` payload leniently: no choices, usage on a chunk with choices, empty
+/// finish reasons and missing fields are all fine.
+fn parse_chunk(data: &str, key: &str) -> Chunk {
+    let data = data.trim();
+    if data == "[DONE]" {
+        return Chunk::Done;
+    }
+    if data.is_empty() {
+        return Chunk::Deltas(Vec::new());
+    }
+    let value: Value = match serde_json::from_str(data) {
+        Ok(value) => value,
+        Err(e) => return Chunk::Failed(LlmError::Protocol(format!("unreadable chunk: {e}"))),
+    };
+    if let Some(error) = value.get("error") {
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("error in stream");
+        return Chunk::Failed(LlmError::Status {
+            status: 502,
+            message: redact_key(message, key),
+            retry_after: None,
+        });
+    }
+    let mut deltas = Vec::new();
+    if let Some(delta) = value.pointer("/choices/0/delta") {
+        if let Some(content) = delta.get("content").and_then(Value::as_str) {
+            if !content.is_empty() {
+                deltas.push(ChatDelta::Content(content.to_string()));
+            }
+        }
+        if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
+            for (position, call) in calls.iter().enumerate() {
+                let text = |pointer: &str| {
+                    call.pointer(pointer)
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                };
+                deltas.push(ChatDelta::ToolCall {
+                    index: call
+                        .get("index")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(position as u64) as u32,
+                    id: text("/id").filter(|id| !id.is_empty()),
+                    name: text("/function/name").filter(|n| !n.is_empty()),
+                    arguments: text("/function/arguments").unwrap_or_default(),
+                });
+            }
+        }
+    }
+    if let Some(usage) = value.get("usage").filter(|u| u.is_object()) {
+        let number = |name: &str| usage.get(name).and_then(Value::as_u64).unwrap_or(0);
+        deltas.push(ChatDelta::Usage {
+            prompt_tokens: number("prompt_tokens"),
+            completion_tokens: number("completion_tokens"),
+        });
+    }
+    Chunk::Deltas(deltas)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deltas(data: &str) -> Vec<ChatDelta> {
+        match parse_chunk(data, "sk-secret-key") {
+            Chunk::Deltas(d) => d,
+            Chunk::Done => vec![],
+            Chunk::Failed(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn parses_content_tool_calls_and_usage_leniently() {
+        assert_eq!(
+            deltas(r#"{"choices":[{"delta":{"content":"Hi"},"finish_reason":""}]}"#),
+            vec![ChatDelta::Content("Hi".into())]
+        );
+        assert_eq!(
+            deltas(
+                r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"search","arguments":"{\"q"}}]}}]}"#
+            ),
+            vec![ChatDelta::ToolCall {
+                index: 0,
+                id: Some("c1".into()),
+                name: Some("search".into()),
+                arguments: "{\"q".into()
+            }]
+        );
+        assert_eq!(
+            deltas(r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7}}"#),
+            vec![ChatDelta::Usage {
+                prompt_tokens: 5,
+                completion_tokens: 7
+            }]
+        );
+        assert_eq!(deltas(r#"{"id":"x"}"#), vec![]);
+        assert!(matches!(parse_chunk("[DONE]", ""), Chunk::Done));
+        assert!(matches!(parse_chunk("{not json", ""), Chunk::Failed(_)));
+    }
+
+    #[test]
+    fn keys_never_survive_redaction() {
+        let text = redact_key(
+            "Incorrect API key provided: sk-secret-key and sk-proj-abc123",
+            "sk-secret-key",
+        );
+        assert!(!text.contains("secret"), "{text}");
+        assert!(!text.contains("abc123"), "{text}");
+    }
+}

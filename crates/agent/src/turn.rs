@@ -1,0 +1,664 @@
+//! The agent's turn loop: one user message in, one stream of [`AgentEvent`]s out. Both the
+//! SSE and the JSON endpoints consume this same stream.
+//!
+//! A turn runs in its own task and sends events into a channel. When the receiver goes away
+//! (the client disconnected) or the turn is stopped, the task cancels the upstream request,
+//! keeps what was generated marked as interrupted, and ends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use serde_json::Value;
+use store::{MessageRole, Store};
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::events::{AgentEvent, Phase};
+use crate::llm::{
+    tokens, ChatDelta, ChatMessage, ChatModel, ChatRequest, LlmError, ToolCall, ToolSpec,
+};
+use crate::models::ModelResolver;
+use crate::{Principal, ToolContext, ToolRegistry};
+
+/// The default system prompt.
+pub const DEFAULT_SYSTEM_PROMPT: &str = "You are Integrator Agent, an expert assistant for data integration. \
+You help users connect REST APIs, databases (PostgreSQL, SQLite) and files (CSV, JSON, NDJSON), build flows \
+that move data between them, schedule those flows, and troubleshoot problems. Use the tools: search the \
+knowledge base before answering product questions, search templates when a ready-made pipeline may fit, and \
+act on the user's workspace only when asked. Answer in concise Markdown with concrete steps and commands, \
+and say so plainly when you do not know.";
+
+/// How long one replica may hold a session before it must renew its lease.
+const SESSION_LEASE_MS: i64 = 60_000;
+const EVENT_BUFFER: usize = 256;
+
+/// Tunables of the turn loop.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// LLM calls per turn before the agent must answer with what it has.
+    pub max_steps: u32,
+    /// Stored user/assistant messages sent as context.
+    pub history_limit: i64,
+    /// Retries of a failed LLM call before any token reached the client.
+    pub retries: u32,
+    /// First retry delay; doubled on each further retry.
+    pub retry_base: Duration,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            max_steps: 8,
+            history_limit: 20,
+            retries: 3,
+            retry_base: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A message for the agent.
+#[derive(Debug, Clone)]
+pub struct TurnRequest {
+    pub principal: Principal,
+    pub session_id: String,
+    pub message: String,
+    pub include_tools: bool,
+    pub system_prompt: Option<String>,
+}
+
+/// A running turn: its events, and a guard that cancels it when dropped.
+pub struct TurnHandle {
+    pub events: mpsc::Receiver<AgentEvent>,
+    _cancel_on_drop: DropGuard,
+}
+
+/// The agent: runs turns against the store, the tools and the model.
+pub struct Agent {
+    store: Store,
+    tools: Arc<ToolRegistry>,
+    models: ModelResolver,
+    settings: AgentSettings,
+    running: Mutex<HashMap<String, CancellationToken>>,
+    session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+struct Emitter {
+    sender: mpsc::Sender<AgentEvent>,
+    cancel: CancellationToken,
+}
+
+impl Emitter {
+    /// Sends an event; a client that went away cancels the turn.
+    async fn send(&self, event: AgentEvent) {
+        if self.sender.send(event).await.is_err() {
+            self.cancel.cancel();
+        }
+    }
+}
+
+/// How a turn ended.
+enum Outcome {
+    Answered,
+    Cancelled,
+    Failed { message: String, retryable: bool },
+}
+
+impl Agent {
+    /// An agent over these parts.
+    pub fn new(
+        store: Store,
+        tools: Arc<ToolRegistry>,
+        models: ModelResolver,
+        settings: AgentSettings,
+    ) -> Agent {
+        Agent {
+            store,
+            tools,
+            models,
+            settings,
+            running: Mutex::new(HashMap::new()),
+            session_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts a turn in its own task and returns its event stream.
+    pub fn start(self: &Arc<Self>, request: TurnRequest) -> TurnHandle {
+        let (sender, events) = mpsc::channel(EVENT_BUFFER);
+        let cancel = CancellationToken::new();
+        let emitter = Emitter {
+            sender,
+            cancel: cancel.clone(),
+        };
+        let agent = self.clone();
+        tokio::spawn(async move { agent.run(request, emitter).await });
+        TurnHandle {
+            events,
+            _cancel_on_drop: cancel.drop_guard(),
+        }
+    }
+
+    /// Stops the turn running in a session on this server; false when none runs.
+    pub fn stop(&self, session_id: &str) -> bool {
+        let token = self
+            .running
+            .lock()
+            .ok()
+            .and_then(|running| running.get(session_id).cloned());
+        match token {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn session_lock(&self, session_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = match self.session_locks.lock() {
+            Ok(locks) => locks,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        locks
+            .entry(session_id.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+            .clone()
+    }
+
+    async fn run(self: Arc<Self>, request: TurnRequest, emit: Emitter) {
+        let session_id = request.session_id.clone();
+        emit.send(AgentEvent::Session {
+            session_id: session_id.clone(),
+        })
+        .await;
+
+        // One turn at a time per session: a local lock, then a database lease for replicas.
+        let lock = self.session_lock(&session_id);
+        let _local = tokio::select! {
+            guard = lock.lock() => guard,
+            _ = emit.cancel.cancelled() => return,
+        };
+        if !self.lease(&session_id, &emit.cancel).await {
+            return;
+        }
+        let renewal = self.spawn_lease_renewal(&session_id);
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(session_id.clone(), emit.cancel.clone());
+        }
+
+        let outcome = self.converse(&request, &emit).await;
+
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&session_id);
+        }
+        renewal.abort();
+        if let Err(e) = self.store.release_session_lease(&session_id).await {
+            tracing::warn!(error = %e, "could not release the session lease; it expires by itself");
+        }
+        match outcome {
+            Outcome::Answered | Outcome::Cancelled => emit.send(AgentEvent::End).await,
+            Outcome::Failed { message, retryable } => {
+                emit.send(AgentEvent::Error { message, retryable }).await
+            }
+        }
+    }
+
+    async fn lease(&self, session_id: &str, cancel: &CancellationToken) -> bool {
+        loop {
+            match self
+                .store
+                .try_lease_session(session_id, SESSION_LEASE_MS)
+                .await
+            {
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "session lease failed; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = cancel.cancelled() => return false,
+            }
+        }
+    }
+
+    fn spawn_lease_renewal(&self, session_id: &str) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let session_id = session_id.to_string();
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(Duration::from_millis(SESSION_LEASE_MS as u64 / 3));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = store
+                    .renew_session_lease(&session_id, SESSION_LEASE_MS)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not renew the session lease");
+                }
+            }
+        })
+    }
+
+    /// Stores the user message, runs the model/tool loop, stores the answer.
+    async fn converse(&self, request: &TurnRequest, emit: &Emitter) -> Outcome {
+        if let Err(e) = self
+            .store
+            .append_message(
+                &request.session_id,
+                MessageRole::User,
+                &request.message,
+                false,
+            )
+            .await
+        {
+            tracing::error!(error = %e, "could not store the user message");
+            return Outcome::Failed {
+                message:
+                    "The message could not be stored; nothing was sent to the model. Please retry."
+                        .into(),
+                retryable: true,
+            };
+        }
+        emit.send(AgentEvent::phase(Phase::Thinking)).await;
+
+        let mut context = vec![ChatMessage::System(
+            request
+                .system_prompt
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string()),
+        )];
+        match self
+            .store
+            .recent_messages(&request.session_id, self.settings.history_limit)
+            .await
+        {
+            Ok(history) => context.extend(history.into_iter().map(|m| match m.role {
+                MessageRole::User => ChatMessage::User(m.content),
+                MessageRole::Assistant => ChatMessage::Assistant {
+                    content: m.content,
+                    tool_calls: Vec::new(),
+                },
+            })),
+            Err(e) => {
+                tracing::error!(error = %e, "could not load the session history");
+                return Outcome::Failed {
+                    message: "The conversation history could not be loaded. Please retry.".into(),
+                    retryable: true,
+                };
+            }
+        }
+
+        let model = self.models.resolve(&request.principal).await;
+        let tools: Vec<ToolSpec> = if request.include_tools {
+            self.tools
+                .list()
+                .into_iter()
+                .map(|t| ToolSpec {
+                    name: t.name.to_string(),
+                    description: t.description.to_string(),
+                    parameters: t.parameters,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+
+        let mut answer = String::new();
+        let outcome = self
+            .steps(
+                request,
+                emit,
+                model.as_ref(),
+                &tools,
+                &mut context,
+                &mut answer,
+            )
+            .await;
+        let interrupted = !matches!(outcome, Outcome::Answered);
+        if !answer.is_empty() || !interrupted {
+            if let Err(e) = self
+                .store
+                .append_message(
+                    &request.session_id,
+                    MessageRole::Assistant,
+                    &answer,
+                    interrupted,
+                )
+                .await
+            {
+                tracing::error!(error = %e, "could not store the assistant message");
+                return Outcome::Failed {
+                    message: "The answer could not be stored. Please retry.".into(),
+                    retryable: true,
+                };
+            }
+        }
+        outcome
+    }
+
+    async fn steps(
+        &self,
+        request: &TurnRequest,
+        emit: &Emitter,
+        model: &dyn ChatModel,
+        tools: &[ToolSpec],
+        context: &mut Vec<ChatMessage>,
+        answer: &mut String,
+    ) -> Outcome {
+        let mut announced_answer = false;
+        for step in 0..self.settings.max_steps {
+            let last_step = step + 1 == self.settings.max_steps;
+            let chat = ChatRequest {
+                messages: context.clone(),
+                tools: if last_step {
+                    Vec::new()
+                } else {
+                    tools.to_vec()
+                },
+            };
+            let mut attempt = 0;
+            let step_result = loop {
+                let result = self
+                    .one_call(model, &chat, emit, answer, &mut announced_answer)
+                    .await;
+                match result {
+                    Err(CallError::Llm(error))
+                        if error.retryable()
+                            && answer.is_empty()
+                            && attempt < self.settings.retries =>
+                    {
+                        let delay = retry_delay(&error, attempt, self.settings.retry_base);
+                        tracing::warn!(%error, attempt, ?delay, "retrying the language model call");
+                        attempt += 1;
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => continue,
+                            _ = emit.cancel.cancelled() => return Outcome::Cancelled,
+                        }
+                    }
+                    other => break other,
+                }
+            };
+            let calls = match step_result {
+                Ok(calls) => calls,
+                Err(CallError::Cancelled) => return Outcome::Cancelled,
+                Err(CallError::Llm(error)) => {
+                    return Outcome::Failed {
+                        retryable: error.retryable() || !answer.is_empty(),
+                        message: error.to_string(),
+                    }
+                }
+            };
+            if calls.is_empty() {
+                return Outcome::Answered;
+            }
+            context.push(ChatMessage::Assistant {
+                content: String::new(),
+                tool_calls: calls.clone(),
+            });
+            match self.run_tools(request, emit, &calls).await {
+                Some(results) => context.extend(results),
+                None => return Outcome::Cancelled,
+            }
+            emit.send(AgentEvent::phase(Phase::Analyzing)).await;
+        }
+        Outcome::Answered
+    }
+
+    /// One model call: forwards tokens as they arrive, collects tool calls, reports usage.
+    async fn one_call(
+        &self,
+        model: &dyn ChatModel,
+        chat: &ChatRequest,
+        emit: &Emitter,
+        answer: &mut String,
+        announced_answer: &mut bool,
+    ) -> Result<Vec<ToolCall>, CallError> {
+        let mut stream = tokio::select! {
+            stream = model.stream(chat) => stream.map_err(CallError::Llm)?,
+            _ = emit.cancel.cancelled() => return Err(CallError::Cancelled),
+        };
+        let mut calls = ToolCallAssembler::default();
+        let mut usage = None;
+        let mut generated = String::new();
+        loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                _ = emit.cancel.cancelled() => return Err(CallError::Cancelled),
+            };
+            match next {
+                None => break,
+                Some(Err(error)) => return Err(CallError::Llm(error)),
+                Some(Ok(ChatDelta::Content(text))) => {
+                    if !*announced_answer && calls.is_empty() {
+                        *announced_answer = true;
+                        emit.send(AgentEvent::phase(Phase::Preparing)).await;
+                    }
+                    answer.push_str(&text);
+                    generated.push_str(&text);
+                    emit.send(AgentEvent::Token { content: text }).await;
+                }
+                Some(Ok(ChatDelta::ToolCall {
+                    index,
+                    id,
+                    name,
+                    arguments,
+                })) => {
+                    calls.add(index, id, name, &arguments);
+                }
+                Some(Ok(ChatDelta::Usage {
+                    prompt_tokens,
+                    completion_tokens,
+                })) => {
+                    usage = Some((prompt_tokens, completion_tokens));
+                }
+            }
+        }
+        let calls = calls.finish();
+        let (prompt_tokens, completion_tokens) = usage.unwrap_or_else(|| {
+            let prompt = chat.messages.iter().map(|m| tokens::count(&m.text())).sum();
+            let tool_text: String = calls
+                .iter()
+                .map(|c| format!("{}{}", c.name, c.arguments))
+                .collect();
+            (
+                prompt,
+                tokens::count(&generated) + tokens::count(&tool_text),
+            )
+        });
+        emit.send(AgentEvent::Usage {
+            prompt_tokens,
+            completion_tokens,
+            model: model.model_name().to_string(),
+        })
+        .await;
+        Ok(calls)
+    }
+
+    /// Runs one step's tool calls concurrently; `None` when the turn was cancelled meanwhile.
+    async fn run_tools(
+        &self,
+        request: &TurnRequest,
+        emit: &Emitter,
+        calls: &[ToolCall],
+    ) -> Option<Vec<ChatMessage>> {
+        for call in calls {
+            let message = self
+                .tools
+                .get(&call.name)
+                .map(|t| t.progress_message().to_string())
+                .unwrap_or_else(|| format!("Calling {}...", call.name));
+            emit.send(AgentEvent::ToolStart {
+                tool: call.name.clone(),
+                message,
+            })
+            .await;
+        }
+        let context = ToolContext {
+            principal: request.principal.clone(),
+        };
+        let mut pending: FuturesUnordered<_> = calls
+            .iter()
+            .enumerate()
+            .map(|(position, call)| {
+                let context = context.clone();
+                async move {
+                    let output = match serde_json::from_str::<Value>(if call.arguments.trim().is_empty() { "{}" } else { &call.arguments }) {
+                        Err(e) => format!("Error: the arguments are not valid JSON ({e}); call {} again with a JSON object.", call.name),
+                        Ok(arguments) => match self.tools.execute(&context, &call.name, arguments).await {
+                            Ok(result) => result,
+                            Err(error) => format!("Error ({}): {error}", error.code()),
+                        },
+                    };
+                    (position, output)
+                }
+            })
+            .collect();
+        let mut outputs = vec![String::new(); calls.len()];
+        loop {
+            let next = tokio::select! {
+                next = pending.next() => next,
+                _ = emit.cancel.cancelled() => return None,
+            };
+            let Some((position, output)) = next else {
+                break;
+            };
+            emit.send(AgentEvent::ToolEnd {
+                tool: calls[position].name.clone(),
+            })
+            .await;
+            outputs[position] = output;
+        }
+        Some(
+            calls
+                .iter()
+                .zip(outputs)
+                .map(|(call, content)| ChatMessage::Tool {
+                    call_id: call.id.clone(),
+                    content,
+                })
+                .collect(),
+        )
+    }
+}
+
+enum CallError {
+    Llm(LlmError),
+    Cancelled,
+}
+
+fn retry_delay(error: &LlmError, attempt: u32, base: Duration) -> Duration {
+    let asked = match error {
+        LlmError::Status {
+            retry_after: Some(seconds),
+            ..
+        } => Some(Duration::from_secs(*seconds)),
+        _ => None,
+    };
+    asked
+        .unwrap_or_else(|| base.saturating_mul(1 << attempt.min(6)))
+        .min(Duration::from_secs(10))
+}
+
+/// Builds tool calls from streamed fragments. Fragments are grouped by index; a fragment that
+/// carries a new id on an index already in use starts a new call (servers that reuse index 0
+/// for every call tell them apart only by id).
+#[derive(Default)]
+struct ToolCallAssembler {
+    calls: BTreeMap<(u32, u32), ToolCall>,
+    generation: HashMap<u32, u32>,
+}
+
+impl ToolCallAssembler {
+    fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    fn add(&mut self, index: u32, id: Option<String>, name: Option<String>, arguments: &str) {
+        let generation = *self.generation.entry(index).or_insert(0);
+        let generation = match (&id, self.calls.get(&(index, generation))) {
+            (Some(new_id), Some(existing)) if !existing.id.is_empty() && &existing.id != new_id => {
+                let next = generation + 1;
+                self.generation.insert(index, next);
+                next
+            }
+            _ => generation,
+        };
+        let call = self
+            .calls
+            .entry((index, generation))
+            .or_insert_with(|| ToolCall {
+                id: String::new(),
+                name: String::new(),
+                arguments: String::new(),
+            });
+        if let Some(id) = id {
+            call.id = id;
+        }
+        if let Some(name) = name {
+            call.name.push_str(&name);
+        }
+        call.arguments.push_str(arguments);
+    }
+
+    fn finish(self) -> Vec<ToolCall> {
+        self.calls
+            .into_values()
+            .enumerate()
+            .map(|(n, mut call)| {
+                if call.id.is_empty() {
+                    call.id = format!("call_{n}");
+                }
+                call
+            })
+            .filter(|call| !call.name.is_empty())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assembles_fragmented_tool_calls_by_index() {
+        let mut calls = ToolCallAssembler::default();
+        calls.add(0, Some("a".into()), Some("search".into()), "{\"qu");
+        calls.add(1, Some("b".into()), Some("other".into()), "{}");
+        calls.add(0, None, None, "ery\": \"x\"}");
+        let calls = calls.finish();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].arguments, "{\"query\": \"x\"}");
+        assert_eq!(calls[1].name, "other");
+    }
+
+    #[test]
+    fn tells_calls_apart_by_id_when_index_is_reused() {
+        let mut calls = ToolCallAssembler::default();
+        calls.add(0, Some("a".into()), Some("one".into()), "{}");
+        calls.add(0, Some("b".into()), Some("two".into()), "{}");
+        let names: Vec<String> = calls.finish().into_iter().map(|c| c.name).collect();
+        assert_eq!(names, ["one", "two"]);
+    }
+
+    #[test]
+    fn retry_delays_grow_and_honour_retry_after() {
+        let base = Duration::from_millis(100);
+        let server = LlmError::Status {
+            status: 500,
+            message: String::new(),
+            retry_after: None,
+        };
+        assert_eq!(retry_delay(&server, 0, base), Duration::from_millis(100));
+        assert_eq!(retry_delay(&server, 2, base), Duration::from_millis(400));
+        let limited = LlmError::Status {
+            status: 429,
+            message: String::new(),
+            retry_after: Some(2),
+        };
+        assert_eq!(retry_delay(&limited, 0, base), Duration::from_secs(2));
+    }
+}

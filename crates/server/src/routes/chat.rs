@@ -1,0 +1,486 @@
+//! Chat and sessions: `/chat`, `/chat/stream`, `/sessions…`. Every chat endpoint starts the
+//! same agent turn; the streaming ones serialise its events as SSE, the others fold them.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use agent::{AgentEvent, Principal, TurnHandle, TurnRequest};
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Caller;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::openapi::ErrorBody;
+use crate::state::AppState;
+
+/// The body of every chat endpoint.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChatBody {
+    /// The user's message.
+    pub message: String,
+    /// Enable tool use (default: true).
+    #[serde(default)]
+    pub include_tools: Option<bool>,
+    /// Replaces the default system prompt.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+}
+
+impl ChatBody {
+    /// Reads and checks a chat body, naming the field at fault.
+    fn parse(value: Value) -> Result<ChatBody, ApiError> {
+        let Value::Object(fields) = value else {
+            return Err(ApiError::bad_field(
+                "invalid_request",
+                None,
+                "The request body must be a JSON object",
+            ));
+        };
+        let message = match fields.get("message") {
+            None | Some(Value::Null) => {
+                return Err(ApiError::bad_field(
+                    "missing_field",
+                    Some("message".into()),
+                    "Missing required field 'message'",
+                ))
+            }
+            Some(Value::String(text)) if text.trim().is_empty() => {
+                return Err(ApiError::bad_field(
+                    "invalid_field",
+                    Some("message".into()),
+                    "Field 'message' must not be empty",
+                ))
+            }
+            Some(Value::String(text)) => text.clone(),
+            Some(_) => {
+                return Err(ApiError::bad_field(
+                    "invalid_field",
+                    Some("message".into()),
+                    "Field 'message' must be a string",
+                ))
+            }
+        };
+        let include_tools = match fields.get("include_tools") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(flag)) => Some(*flag),
+            Some(_) => {
+                return Err(ApiError::bad_field(
+                    "invalid_field",
+                    Some("include_tools".into()),
+                    "Field 'include_tools' must be true or false",
+                ))
+            }
+        };
+        let system_prompt = match fields.get("system_prompt") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(_) => {
+                return Err(ApiError::bad_field(
+                    "invalid_field",
+                    Some("system_prompt".into()),
+                    "Field 'system_prompt' must be a string",
+                ))
+            }
+        };
+        Ok(ChatBody {
+            message,
+            include_tools,
+            system_prompt,
+        })
+    }
+
+    fn into_turn(self, principal: Principal, session_id: String) -> TurnRequest {
+        TurnRequest {
+            principal,
+            session_id,
+            message: self.message,
+            include_tools: self.include_tools.unwrap_or(true),
+            system_prompt: self.system_prompt,
+        }
+    }
+}
+
+/// Token usage summed over the turn's model calls.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct ChatUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Model used (e.g. "gpt-4.1", or "builtin").
+    pub model: String,
+}
+
+/// The complete answer of `/chat` and `/sessions/{id}/chat`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatResponse {
+    /// The agent's complete response (Markdown).
+    pub response: String,
+    /// Session ID (can be used to continue the conversation).
+    pub session_id: String,
+    /// Tools the agent called, in order (omitted if none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools_used: Vec<String>,
+    pub usage: ChatUsage,
+    /// Error message (only present on failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The answer of `POST /sessions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionCreated {
+    pub session_id: String,
+    pub created: bool,
+}
+
+/// One session in `GET /sessions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionSummary {
+    pub session_id: String,
+    /// The first user message, or null before there is one.
+    pub title: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub message_count: i64,
+}
+
+/// The answer of `GET /sessions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionSummary>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// One message of `GET /sessions/{id}/messages`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionMessage {
+    /// user or assistant
+    pub role: String,
+    pub content: String,
+    /// Present (true) when the generation was stopped or failed before it finished.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+}
+
+/// Paging of `GET /sessions`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct Paging {
+    /// 1–100, default 20.
+    pub limit: Option<String>,
+    /// Default 0.
+    pub offset: Option<String>,
+}
+
+fn rfc3339(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// A session id from a path: anything that is not one of the caller's sessions is a 404.
+async fn owned_session(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<String, ApiError> {
+    let not_found =
+        || ApiError::not_found(format!("Session {id} does not exist; create a new session"));
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(not_found());
+    }
+    match state.store.session_for_user(id, &principal.user_id).await {
+        Ok(session) => Ok(session.id),
+        Err(store::StoreError::NotFound(_)) => Err(not_found()),
+        Err(other) => Err(ApiError::internal(other)),
+    }
+}
+
+async fn new_session(state: &AppState, principal: &Principal) -> Result<String, ApiError> {
+    let session = state
+        .store
+        .create_session(&principal.tenant_id, &principal.user_id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(session.id)
+}
+
+/// Folds a turn's events into the JSON answer.
+async fn fold(mut handle: TurnHandle, session_id: String) -> ChatResponse {
+    let mut response = ChatResponse {
+        response: String::new(),
+        session_id,
+        tools_used: Vec::new(),
+        usage: ChatUsage::default(),
+        error: None,
+    };
+    while let Some(event) = handle.events.recv().await {
+        match event {
+            AgentEvent::Token { content } => response.response.push_str(&content),
+            AgentEvent::ToolStart { tool, .. } => {
+                if !response.tools_used.contains(&tool) {
+                    response.tools_used.push(tool);
+                }
+            }
+            AgentEvent::Usage {
+                prompt_tokens,
+                completion_tokens,
+                model,
+            } => {
+                response.usage.prompt_tokens += prompt_tokens;
+                response.usage.completion_tokens += completion_tokens;
+                response.usage.model = model;
+            }
+            AgentEvent::Error { message, .. } => response.error = Some(message),
+            AgentEvent::End => break,
+            AgentEvent::Session { .. } | AgentEvent::Phase { .. } | AgentEvent::ToolEnd { .. } => {}
+        }
+    }
+    response
+}
+
+/// Serialises a turn's events as Server-Sent Events, with keep-alive comments in silences.
+fn sse(state: &AppState, handle: TurnHandle) -> Response {
+    let events = futures::stream::unfold(handle, |mut handle| async move {
+        let event = handle.events.recv().await?;
+        let data = serde_json::to_string(&event).unwrap_or_default();
+        Some((Ok::<Event, Infallible>(Event::default().data(data)), handle))
+    });
+    sse_response(
+        events,
+        Duration::from_secs(state.config.sse_keepalive_seconds),
+    )
+}
+
+fn sse_response(
+    events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+    keep_alive: Duration,
+) -> Response {
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(keep_alive).text("keep-alive"))
+        .into_response()
+}
+
+/// Send a message and receive a complete JSON response (a transient session is created).
+#[utoipa::path(post, path = "/rest/v1/ai-agent/api/chat", tag = "chat", security(("bearer" = [])),
+    request_body = ChatBody,
+    responses(
+        (status = 200, description = "The agent's answer (with `error` on failure)", body = ChatResponse),
+        (status = 400, description = "Missing or invalid field", body = ErrorBody),
+        (status = 401, description = "Invalid or missing API key", body = ErrorBody),
+        (status = 403, description = "AI features disabled or no API access", body = ErrorBody),
+    ))]
+pub async fn chat(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Json<ChatResponse>, ApiError> {
+    let body = ChatBody::parse(body)?;
+    let session_id = new_session(&state, &principal).await?;
+    let handle = state
+        .agent
+        .start(body.into_turn(principal, session_id.clone()));
+    Ok(Json(fold(handle, session_id).await))
+}
+
+/// Send a message and receive the answer as Server-Sent Events.
+#[utoipa::path(post, path = "/rest/v1/ai-agent/api/chat/stream", tag = "chat", security(("bearer" = [])),
+    request_body = ChatBody,
+    responses(
+        (status = 200, description = "text/event-stream of `data: {json}` events: session, phase, tool_start, tool_end, token, usage, end, error", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Missing or invalid field", body = ErrorBody),
+        (status = 401, description = "Invalid or missing API key", body = ErrorBody),
+    ))]
+pub async fn chat_stream(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let body = ChatBody::parse(body)?;
+    let session_id = new_session(&state, &principal).await?;
+    let handle = state.agent.start(body.into_turn(principal, session_id));
+    Ok(sse(&state, handle))
+}
+
+/// Create a persistent chat session.
+#[utoipa::path(post, path = "/rest/v1/ai-agent/api/sessions", tag = "sessions", security(("bearer" = [])),
+    responses((status = 200, description = "The new session", body = SessionCreated), (status = 401, description = "Invalid or missing API key", body = ErrorBody)))]
+pub async fn create_session(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+) -> Result<Json<SessionCreated>, ApiError> {
+    let session_id = new_session(&state, &principal).await?;
+    Ok(Json(SessionCreated {
+        session_id,
+        created: true,
+    }))
+}
+
+/// The caller's sessions, most recently active first.
+#[utoipa::path(get, path = "/rest/v1/ai-agent/api/sessions", tag = "sessions", security(("bearer" = [])),
+    params(Paging),
+    responses((status = 200, description = "One page of sessions", body = SessionList), (status = 400, description = "Bad limit or offset", body = ErrorBody)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Query(paging): Query<Paging>,
+) -> Result<Json<SessionList>, ApiError> {
+    let number =
+        |text: Option<&String>, name: &str, default: i64, range: std::ops::RangeInclusive<i64>| {
+            let Some(text) = text else { return Ok(default) };
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_field(
+                        "invalid_field",
+                        Some(name.to_string()),
+                        format!(
+                            "'{name}' must be a whole number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
+                })
+        };
+    let limit = number(paging.limit.as_ref(), "limit", 20, 1..=100)?;
+    let offset = number(paging.offset.as_ref(), "offset", 0, 0..=i64::from(i32::MAX))?;
+    let sessions = state
+        .store
+        .list_sessions(&principal.user_id, limit, offset)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|s| SessionSummary {
+            session_id: s.id,
+            title: s.title,
+            created_at: rfc3339(s.created_at),
+            updated_at: rfc3339(s.updated_at),
+            message_count: s.message_count,
+        })
+        .collect();
+    Ok(Json(SessionList {
+        sessions,
+        limit,
+        offset,
+    }))
+}
+
+/// Send a message within a session and get a complete response.
+#[utoipa::path(post, path = "/rest/v1/ai-agent/api/sessions/{session_id}/chat", tag = "sessions", security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "Session ID from POST /sessions")),
+    request_body = ChatBody,
+    responses(
+        (status = 200, description = "The agent's answer", body = ChatResponse),
+        (status = 400, description = "Missing or invalid field", body = ErrorBody),
+        (status = 404, description = "The session does not exist (or is not yours)", body = ErrorBody),
+    ))]
+pub async fn session_chat(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(session_id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<ChatResponse>, ApiError> {
+    let session_id = owned_session(&state, &principal, &session_id).await?;
+    let body = ChatBody::parse(body)?;
+    let handle = state
+        .agent
+        .start(body.into_turn(principal, session_id.clone()));
+    Ok(Json(fold(handle, session_id).await))
+}
+
+/// Streaming version of session chat (Server-Sent Events).
+#[utoipa::path(post, path = "/rest/v1/ai-agent/api/sessions/{session_id}/chat/stream", tag = "sessions", security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "Session ID")),
+    request_body = ChatBody,
+    responses(
+        (status = 200, description = "text/event-stream, as /chat/stream", content_type = "text/event-stream", body = String),
+        (status = 404, description = "The session does not exist (or is not yours)", body = ErrorBody),
+    ))]
+pub async fn session_chat_stream(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(session_id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let session_id = owned_session(&state, &principal, &session_id).await?;
+    let body = ChatBody::parse(body)?;
+    let handle = state.agent.start(body.into_turn(principal, session_id));
+    Ok(sse(&state, handle))
+}
+
+/// The session's user and assistant messages, oldest first.
+#[utoipa::path(get, path = "/rest/v1/ai-agent/api/sessions/{session_id}/messages", tag = "sessions", security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "Session ID")),
+    responses(
+        (status = 200, description = "The conversation", body = [SessionMessage]),
+        (status = 404, description = "The session does not exist (or is not yours)", body = ErrorBody),
+    ))]
+pub async fn session_messages(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(session_id): Path<String>,
+) -> Result<Json<Vec<SessionMessage>>, ApiError> {
+    let session_id = owned_session(&state, &principal, &session_id).await?;
+    let messages = state
+        .store
+        .session_messages(&session_id)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|m| SessionMessage {
+            role: m.role.as_str().to_string(),
+            content: m.content,
+            interrupted: m.interrupted,
+        })
+        .collect();
+    Ok(Json(messages))
+}
+
+/// Deletes a session and its messages (stopping a generation in it first).
+#[utoipa::path(delete, path = "/rest/v1/ai-agent/api/sessions/{session_id}", tag = "sessions", security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "Session ID")),
+    responses(
+        (status = 200, description = "Deleted", body = Object),
+        (status = 404, description = "The session does not exist (or is not yours)", body = ErrorBody),
+    ))]
+pub async fn delete_session(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(session_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let session_id = owned_session(&state, &principal, &session_id).await?;
+    state.agent.stop(&session_id);
+    state
+        .store
+        .delete_session(&session_id, &principal.user_id)
+        .await?;
+    Ok(Json(
+        serde_json::json!({"session_id": session_id, "deleted": true}),
+    ))
+}
+
+/// Stops the generation running in a session; what was generated is kept, marked interrupted.
+#[utoipa::path(post, path = "/rest/v1/ai-agent/api/sessions/{session_id}/stop", tag = "sessions", security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "Session ID")),
+    responses(
+        (status = 200, description = "`stopped` says whether a generation was running", body = Object),
+        (status = 404, description = "The session does not exist (or is not yours)", body = ErrorBody),
+    ))]
+pub async fn stop_session(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(session_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let session_id = owned_session(&state, &principal, &session_id).await?;
+    let stopped = state.agent.stop(&session_id);
+    Ok(Json(
+        serde_json::json!({"session_id": session_id, "stopped": stopped}),
+    ))
+}
