@@ -31,8 +31,9 @@ knowledge base before answering product questions, search templates when a ready
 act on the user's workspace only when asked. Answer in concise Markdown with concrete steps and commands, \
 and say so plainly when you do not know.";
 
-/// How long one replica may hold a session before it must renew its lease.
-const SESSION_LEASE_MS: i64 = 60_000;
+/// How long one replica may hold a session before it must renew its lease (a crashed
+/// replica's sessions are free again after at most this long).
+const SESSION_LEASE_MS: i64 = 15_000;
 const EVENT_BUFFER: usize = 256;
 
 /// Tunables of the turn loop.

@@ -51,6 +51,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("cannot open the search index")?,
     );
+    if store.backend() == store::Backend::Sqlite {
+        // Only one server runs on an SQLite data dir (the search index above is locked to this
+        // process), so session leases still set were left by a crash.
+        store.release_all_session_leases().await?;
+    }
     let zendesk = config.zendesk.as_ref().map(|z| {
         ZendeskClient::new(ZendeskConfig {
             base_url: z.base_url.clone(),

@@ -270,6 +270,15 @@ impl Store {
         Ok(())
     }
 
+    /// Clears every lease: for a process that knows it is the only server on this database
+    /// (SQLite), so that leases left by a crash do not hold sessions until they expire.
+    pub async fn release_all_session_leases(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET busy_until = 0 WHERE busy_until > 0")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Gives the lease back.
     pub async fn release_session_lease(&self, session_id: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET busy_until = 0 WHERE id = $1")

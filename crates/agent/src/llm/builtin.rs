@@ -135,7 +135,7 @@ fn word_tokens(text: &str) -> Vec<String> {
     let mut current = String::new();
     for c in text.chars() {
         current.push(c);
-        if c.is_whitespace() && current.trim().len() > 0 {
+        if c.is_whitespace() && !current.trim().is_empty() {
             tokens.push(std::mem::take(&mut current));
         }
     }
