@@ -55,6 +55,9 @@ pub enum AgentEvent {
     Error {
         message: String,
         retryable: bool,
+        /// Machine-readable reason when there is one (e.g. `cap_exceeded`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
     },
 }
 
@@ -107,7 +110,8 @@ mod tests {
         assert_eq!(
             json(&AgentEvent::Error {
                 message: "x".into(),
-                retryable: true
+                retryable: true,
+                code: None
             }),
             r#"{"type":"error","message":"x","retryable":true}"#
         );

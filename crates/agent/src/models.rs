@@ -1,11 +1,31 @@
-//! Which model answers a request: an OpenAI-compatible provider when a key is configured,
-//! otherwise the builtin responder. The one place where the key for a request is resolved.
+//! Which model answers a request, and with whose key: the tenant's own key, else the global
+//! own key, else the server's key — all sent to the configured OpenAI-compatible endpoint —
+//! else the builtin responder. The one place where the key for a request is resolved.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use billing::Billing;
+
 use crate::llm::{BuiltinModel, ChatModel, OpenAiClient, OpenAiSettings};
 use crate::Principal;
+
+/// Who pays for the model's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOwner {
+    /// The tenant's or the global own key: usage is `own_key`, never capped.
+    OwnKey,
+    /// The server's key: usage is `managed`, billed against allowance and wallet.
+    Managed,
+    /// No key anywhere: the builtin responder, free.
+    Builtin,
+}
+
+/// The model for one request.
+pub struct ResolvedModel {
+    pub model: Arc<dyn ChatModel>,
+    pub owner: KeyOwner,
+}
 
 /// How to reach the OpenAI-compatible provider.
 #[derive(Clone)]
@@ -33,33 +53,50 @@ pub struct ModelResolver {
     settings: ProviderSettings,
     http: reqwest::Client,
     builtin: Arc<BuiltinModel>,
+    billing: Arc<Billing>,
 }
 
 impl ModelResolver {
     /// A resolver sharing one pooled HTTP client across requests.
-    pub fn new(settings: ProviderSettings) -> ModelResolver {
+    pub fn new(settings: ProviderSettings, billing: Arc<Billing>) -> ModelResolver {
         let http = OpenAiClient::http_client(settings.connect_timeout, settings.read_timeout);
         ModelResolver {
             settings,
             http,
             builtin: Arc::new(BuiltinModel),
+            billing,
         }
     }
 
-    /// The model that answers this caller: the server key's provider, or the builtin responder.
-    pub async fn resolve(&self, _principal: &Principal) -> Arc<dyn ChatModel> {
-        match &self.settings.server_key {
-            Some(key) => Arc::new(OpenAiClient::new(
+    /// The model that answers this caller, and who pays for it.
+    pub async fn resolve(
+        &self,
+        principal: &Principal,
+    ) -> Result<ResolvedModel, billing::BillingError> {
+        let (key, owner) = match self.billing.own_key_for(&principal.tenant_id).await? {
+            Some(own) => (own.key, KeyOwner::OwnKey),
+            None => match &self.settings.server_key {
+                Some(key) => (key.clone(), KeyOwner::Managed),
+                None => {
+                    return Ok(ResolvedModel {
+                        model: self.builtin.clone(),
+                        owner: KeyOwner::Builtin,
+                    })
+                }
+            },
+        };
+        Ok(ResolvedModel {
+            model: Arc::new(OpenAiClient::new(
                 OpenAiSettings {
                     base_url: self.settings.base_url.clone(),
-                    api_key: key.clone(),
+                    api_key: key,
                     model: self.settings.model.clone(),
                     connect_timeout: self.settings.connect_timeout,
                     read_timeout: self.settings.read_timeout,
                 },
                 self.http.clone(),
             )),
-            None => self.builtin.clone(),
-        }
+            owner,
+        })
     }
 }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use billing::{Billing, BillingError, Charge, Payer};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use serde_json::Value;
@@ -17,10 +18,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::events::{AgentEvent, Phase};
-use crate::llm::{
-    tokens, ChatDelta, ChatMessage, ChatModel, ChatRequest, LlmError, ToolCall, ToolSpec,
-};
-use crate::models::ModelResolver;
+use crate::llm::{tokens, ChatDelta, ChatMessage, ChatRequest, LlmError, ToolCall, ToolSpec};
+use crate::models::{KeyOwner, ModelResolver, ResolvedModel};
 use crate::{Principal, ToolContext, ToolRegistry};
 
 /// The default system prompt.
@@ -35,6 +34,10 @@ and say so plainly when you do not know.";
 /// replica's sessions are free again after at most this long).
 const SESSION_LEASE_MS: i64 = 15_000;
 const EVENT_BUFFER: usize = 256;
+/// Completion tokens assumed when reserving money for an LLM call.
+const COMPLETION_ESTIMATE: u64 = 1024;
+/// The message of a refusal for lack of budget (the seeds' wording).
+pub const CAP_EXCEEDED: &str = "AI usage cap exceeded";
 
 /// Tunables of the turn loop.
 #[derive(Debug, Clone)]
@@ -81,6 +84,7 @@ pub struct Agent {
     store: Store,
     tools: Arc<ToolRegistry>,
     models: ModelResolver,
+    billing: Arc<Billing>,
     settings: AgentSettings,
     running: Mutex<HashMap<String, CancellationToken>>,
     session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -104,7 +108,29 @@ impl Emitter {
 enum Outcome {
     Answered,
     Cancelled,
-    Failed { message: String, retryable: bool },
+    Failed {
+        message: String,
+        retryable: bool,
+        code: Option<&'static str>,
+    },
+}
+
+impl Outcome {
+    fn cap_exceeded() -> Outcome {
+        Outcome::Failed {
+            message: CAP_EXCEEDED.to_string(),
+            retryable: false,
+            code: Some("cap_exceeded"),
+        }
+    }
+
+    fn failed(message: &str) -> Outcome {
+        Outcome::Failed {
+            message: message.to_string(),
+            retryable: true,
+            code: None,
+        }
+    }
 }
 
 impl Agent {
@@ -113,12 +139,14 @@ impl Agent {
         store: Store,
         tools: Arc<ToolRegistry>,
         models: ModelResolver,
+        billing: Arc<Billing>,
         settings: AgentSettings,
     ) -> Agent {
         Agent {
             store,
             tools,
             models,
+            billing,
             settings,
             running: Mutex::new(HashMap::new()),
             session_locks: Mutex::new(HashMap::new()),
@@ -201,8 +229,17 @@ impl Agent {
         }
         match outcome {
             Outcome::Answered | Outcome::Cancelled => emit.send(AgentEvent::End).await,
-            Outcome::Failed { message, retryable } => {
-                emit.send(AgentEvent::Error { message, retryable }).await
+            Outcome::Failed {
+                message,
+                retryable,
+                code,
+            } => {
+                emit.send(AgentEvent::Error {
+                    message,
+                    retryable,
+                    code: code.map(str::to_string),
+                })
+                .await
             }
         }
     }
@@ -246,6 +283,29 @@ impl Agent {
 
     /// Stores the user message, runs the model/tool loop, stores the answer.
     async fn converse(&self, request: &TurnRequest, emit: &Emitter) -> Outcome {
+        let resolved = match self.models.resolve(&request.principal).await {
+            Ok(resolved) => resolved,
+            Err(e) => {
+                tracing::error!(error = %e, "could not resolve the model for the request");
+                return Outcome::failed(
+                    "The language model settings could not be read. Please retry.",
+                );
+            }
+        };
+        if resolved.owner == KeyOwner::Managed {
+            match self
+                .billing
+                .ensure_budget_left(&request.principal.tenant_id)
+                .await
+            {
+                Ok(()) => {}
+                Err(BillingError::CapExceeded) => return Outcome::cap_exceeded(),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not check the budget");
+                    return Outcome::failed("The usage budget could not be checked. Please retry.");
+                }
+            }
+        }
         if let Err(e) = self
             .store
             .append_message(
@@ -257,12 +317,9 @@ impl Agent {
             .await
         {
             tracing::error!(error = %e, "could not store the user message");
-            return Outcome::Failed {
-                message:
-                    "The message could not be stored; nothing was sent to the model. Please retry."
-                        .into(),
-                retryable: true,
-            };
+            return Outcome::failed(
+                "The message could not be stored; nothing was sent to the model. Please retry.",
+            );
         }
         emit.send(AgentEvent::phase(Phase::Thinking)).await;
 
@@ -286,14 +343,12 @@ impl Agent {
             })),
             Err(e) => {
                 tracing::error!(error = %e, "could not load the session history");
-                return Outcome::Failed {
-                    message: "The conversation history could not be loaded. Please retry.".into(),
-                    retryable: true,
-                };
+                return Outcome::failed(
+                    "The conversation history could not be loaded. Please retry.",
+                );
             }
         }
 
-        let model = self.models.resolve(&request.principal).await;
         let tools: Vec<ToolSpec> = if request.include_tools {
             self.tools
                 .list()
@@ -310,14 +365,7 @@ impl Agent {
 
         let mut answer = String::new();
         let outcome = self
-            .steps(
-                request,
-                emit,
-                model.as_ref(),
-                &tools,
-                &mut context,
-                &mut answer,
-            )
+            .steps(request, emit, &resolved, &tools, &mut context, &mut answer)
             .await;
         let interrupted = !matches!(outcome, Outcome::Answered);
         if !answer.is_empty() || !interrupted {
@@ -332,10 +380,7 @@ impl Agent {
                 .await
             {
                 tracing::error!(error = %e, "could not store the assistant message");
-                return Outcome::Failed {
-                    message: "The answer could not be stored. Please retry.".into(),
-                    retryable: true,
-                };
+                return Outcome::failed("The answer could not be stored. Please retry.");
             }
         }
         outcome
@@ -345,7 +390,7 @@ impl Agent {
         &self,
         request: &TurnRequest,
         emit: &Emitter,
-        model: &dyn ChatModel,
+        model: &ResolvedModel,
         tools: &[ToolSpec],
         context: &mut Vec<ChatMessage>,
         answer: &mut String,
@@ -364,7 +409,7 @@ impl Agent {
             let mut attempt = 0;
             let step_result = loop {
                 let result = self
-                    .one_call(model, &chat, emit, answer, &mut announced_answer)
+                    .one_call(request, model, &chat, emit, answer, &mut announced_answer)
                     .await;
                 match result {
                     Err(CallError::Llm(error))
@@ -386,10 +431,13 @@ impl Agent {
             let calls = match step_result {
                 Ok(calls) => calls,
                 Err(CallError::Cancelled) => return Outcome::Cancelled,
+                Err(CallError::CapExceeded) => return Outcome::cap_exceeded(),
+                Err(CallError::Billing(message)) => return Outcome::failed(&message),
                 Err(CallError::Llm(error)) => {
                     return Outcome::Failed {
                         retryable: error.retryable() || !answer.is_empty(),
                         message: error.to_string(),
+                        code: None,
                     }
                 }
             };
@@ -409,30 +457,89 @@ impl Agent {
         Outcome::Answered
     }
 
-    /// One model call: forwards tokens as they arrive, collects tool calls, reports usage.
+    /// One model call: reserves its estimated cost, forwards tokens as they arrive, collects
+    /// tool calls, reports usage, and settles the actual cost.
     async fn one_call(
         &self,
-        model: &dyn ChatModel,
+        request: &TurnRequest,
+        resolved: &ResolvedModel,
         chat: &ChatRequest,
         emit: &Emitter,
         answer: &mut String,
         announced_answer: &mut bool,
     ) -> Result<Vec<ToolCall>, CallError> {
-        let mut stream = tokio::select! {
-            stream = model.stream(chat) => stream.map_err(CallError::Llm)?,
-            _ = emit.cancel.cancelled() => return Err(CallError::Cancelled),
+        let model = resolved.model.as_ref();
+        let prompt_estimate: u64 = chat
+            .messages
+            .iter()
+            .map(|m| tokens::count(&m.text()))
+            .sum::<u64>()
+            + chat
+                .tools
+                .iter()
+                .map(|t| tokens::count(&t.parameters.to_string()) + tokens::count(&t.description))
+                .sum::<u64>();
+        let payer = payer(request);
+        let charge = |prompt_tokens: u64, completion_tokens: u64| match resolved.owner {
+            KeyOwner::Builtin => Charge::Builtin {
+                prompt_tokens,
+                completion_tokens,
+            },
+            KeyOwner::Managed | KeyOwner::OwnKey => Charge::Llm {
+                model: model.model_name().to_string(),
+                prompt_tokens,
+                completion_tokens,
+            },
+        };
+        let reservation = self
+            .billing
+            .reserve(
+                &payer,
+                &charge(prompt_estimate, COMPLETION_ESTIMATE),
+                resolved.owner == KeyOwner::OwnKey,
+            )
+            .await
+            .map_err(|e| match e {
+                BillingError::CapExceeded => CallError::CapExceeded,
+                other => {
+                    tracing::error!(error = %other, "could not reserve the call's cost");
+                    CallError::Billing(
+                        "The usage budget could not be checked. Please retry.".into(),
+                    )
+                }
+            })?;
+        let started = tokio::select! {
+            stream = model.stream(chat) => stream,
+            _ = emit.cancel.cancelled() => {
+                self.billing.release(reservation).await;
+                return Err(CallError::Cancelled);
+            }
+        };
+        let mut stream = match started {
+            Ok(stream) => stream,
+            Err(error) => {
+                self.billing.release(reservation).await;
+                return Err(CallError::Llm(error));
+            }
         };
         let mut calls = ToolCallAssembler::default();
         let mut usage = None;
         let mut generated = String::new();
+        let mut failure = None;
         loop {
             let next = tokio::select! {
                 next = stream.next() => next,
-                _ = emit.cancel.cancelled() => return Err(CallError::Cancelled),
+                _ = emit.cancel.cancelled() => {
+                    failure = Some(CallError::Cancelled);
+                    break;
+                }
             };
             match next {
                 None => break,
-                Some(Err(error)) => return Err(CallError::Llm(error)),
+                Some(Err(error)) => {
+                    failure = Some(CallError::Llm(error));
+                    break;
+                }
                 Some(Ok(ChatDelta::Content(text))) => {
                     if !*announced_answer && calls.is_empty() {
                         *announced_answer = true;
@@ -458,18 +565,33 @@ impl Agent {
                 }
             }
         }
+        drop(stream);
         let calls = calls.finish();
         let (prompt_tokens, completion_tokens) = usage.unwrap_or_else(|| {
-            let prompt = chat.messages.iter().map(|m| tokens::count(&m.text())).sum();
             let tool_text: String = calls
                 .iter()
                 .map(|c| format!("{}{}", c.name, c.arguments))
                 .collect();
             (
-                prompt,
+                prompt_estimate,
                 tokens::count(&generated) + tokens::count(&tool_text),
             )
         });
+        // What the provider generated is paid for, whether or not the call completed.
+        if let Err(e) = self
+            .billing
+            .settle(
+                reservation,
+                &payer,
+                &charge(prompt_tokens, completion_tokens),
+            )
+            .await
+        {
+            tracing::error!(error = %e, "could not record the call's usage");
+        }
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
         emit.send(AgentEvent::Usage {
             prompt_tokens,
             completion_tokens,
@@ -500,6 +622,7 @@ impl Agent {
         }
         let context = ToolContext {
             principal: request.principal.clone(),
+            session_id: Some(request.session_id.clone()),
         };
         let mut pending: FuturesUnordered<_> = calls
             .iter()
@@ -549,6 +672,17 @@ impl Agent {
 enum CallError {
     Llm(LlmError),
     Cancelled,
+    CapExceeded,
+    Billing(String),
+}
+
+fn payer(request: &TurnRequest) -> Payer {
+    Payer {
+        tenant_id: request.principal.tenant_id.clone(),
+        user_id: request.principal.user_id.clone(),
+        key_id: Some(request.principal.key_id.clone()),
+        session_id: Some(request.session_id.clone()),
+    }
 }
 
 fn retry_delay(error: &LlmError, attempt: u32, base: Duration) -> Duration {

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use store::{ArticleFormat, NewArticle, NewTenant, NewUser, Store, TenantChanges};
 
-use crate::cli::{parse_duration_millis, KbCommand, KeyCommand, TenantCommand, UserCommand};
+use crate::cli::{
+    parse_duration_millis, KbCommand, KeyCommand, TenantCommand, UserCommand, WalletCommand,
+};
+use crate::config::Config;
 
 fn parse_allowance(allowance: Option<&str>) -> anyhow::Result<Option<i64>> {
     allowance
@@ -219,4 +222,82 @@ fn to_article(path: &Path, text: &str) -> Option<NewArticle> {
         body,
         format,
     })
+}
+
+/// `wallet top-up TENANT USD`.
+pub async fn wallet(store: &Store, command: WalletCommand) -> anyhow::Result<()> {
+    let WalletCommand::TopUp { tenant, amount } = command;
+    let amount = store::parse_usd(&amount).map_err(|e| anyhow::anyhow!("USD: {e}"))?;
+    let balance = store.top_up_wallet(&tenant, amount).await?;
+    println!(
+        "Added {} to the wallet of {tenant}; balance {}",
+        store::format_usd(amount),
+        store::format_usd(balance)
+    );
+    Ok(())
+}
+
+/// `usage --tenant T`: the same report as `GET /usage` for a tenant's admins, as text.
+pub async fn usage(store: &Store, config: &Config, tenant_name: &str) -> anyhow::Result<()> {
+    let tenant = store.tenant_by_name(tenant_name).await?;
+    let billing = billing::Billing::new(
+        store.clone(),
+        config.billing.prices.clone(),
+        config.billing.allowances,
+        billing::BillingClock::shifted(config.billing.clock_offset_ms),
+        config.master_key()?,
+    );
+    let report = billing.report(&tenant.id, "", true).await?;
+    println!(
+        "Usage of tenant {} ({}) in {}",
+        tenant.name, tenant.tier, report.month
+    );
+    println!(
+        "  allowance ${:.2}: used ${:.6}, left ${:.6}; wallet ${:.6}",
+        report.allowance_usd,
+        report.allowance_used_usd,
+        report.allowance_left_usd,
+        report.wallet_usd
+    );
+    match report.own_key_scope {
+        Some(scope) => println!(
+            "  own OpenAI key: active ({})",
+            serde_json::to_string(&scope)?.trim_matches('"')
+        ),
+        None => println!("  own OpenAI key: none (managed billing)"),
+    }
+    let section = &report.tenant;
+    println!(
+        "  total ${:.6} (own key ${:.6}), {} prompt + {} completion tokens",
+        section.cost_usd,
+        section.own_key_cost_usd,
+        section.prompt_tokens,
+        section.completion_tokens
+    );
+    println!(
+        "  {:<32} {:>12} {:>12} {:>12}",
+        "model", "prompt", "completion", "cost USD"
+    );
+    for (model, usage) in &section.by_model {
+        println!(
+            "  {:<32} {:>12} {:>12} {:>12.6}",
+            model, usage.prompt_tokens, usage.completion_tokens, usage.cost_usd
+        );
+    }
+    println!("  {:<32} {:>12} {:>12}", "tool", "calls", "cost USD");
+    for (tool, usage) in &section.by_tool {
+        println!(
+            "  {:<32} {:>12} {:>12.6}",
+            tool, usage.calls, usage.cost_usd
+        );
+    }
+    println!("  {:<32} {:>12}", "user", "cost USD");
+    for user in section.users.iter().flatten() {
+        println!(
+            "  {:<32} {:>12.6}",
+            user.email.as_deref().unwrap_or("?"),
+            user.cost_usd
+        );
+    }
+    Ok(())
 }

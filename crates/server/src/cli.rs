@@ -48,6 +48,24 @@ pub enum Command {
     /// Manage the knowledge base.
     #[command(subcommand)]
     Kb(KbCommand),
+    /// Manage tenants' wallets.
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+    /// Print a tenant's usage this month.
+    Usage {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Add money (USD) to a tenant's wallet.
+    TopUp {
+        tenant: String,
+        #[arg(value_name = "USD")]
+        amount: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

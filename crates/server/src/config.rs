@@ -29,6 +29,36 @@ pub enum LogFormat {
     Json,
 }
 
+/// Prices and allowances, in micro-dollars.
+#[derive(Debug, Clone)]
+pub struct BillingSettings {
+    pub prices: billing::PriceTable,
+    pub allowances: billing::Allowances,
+    /// Shifts the billing clock (for testing month rollovers); zero in production.
+    pub clock_offset_ms: i64,
+}
+
+/// A model's price in the TOML file, in USD per 1M tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePrice {
+    input_usd: String,
+    output_usd: String,
+}
+
+/// The `[billing]` table of the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBilling {
+    tool_call_usd: Option<String>,
+    default_model: Option<FilePrice>,
+    #[serde(default)]
+    models: std::collections::BTreeMap<String, FilePrice>,
+    allowance_free_usd: Option<String>,
+    allowance_standard_usd: Option<String>,
+    allowance_professional_usd: Option<String>,
+}
+
 /// Zendesk credentials, all three present.
 #[derive(Clone)]
 pub struct ZendeskSettings {
@@ -56,6 +86,7 @@ pub struct Config {
     pub llm_connect_timeout_seconds: u64,
     pub llm_read_timeout_seconds: u64,
     pub sse_keepalive_seconds: u64,
+    pub billing: BillingSettings,
     pub zendesk: Option<ZendeskSettings>,
     pub log_format: LogFormat,
 }
@@ -105,6 +136,8 @@ struct FileSettings {
     zendesk_api_token: Option<String>,
     zendesk_url: Option<String>,
     log_format: Option<String>,
+    #[serde(default)]
+    billing: FileBilling,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -280,6 +313,8 @@ impl Config {
             1..=300,
         )?;
 
+        let billing = billing_settings(env, file.billing)?;
+
         let zendesk = zendesk_settings(
             text("INTEGRATOR_ZENDESK_SUBDOMAIN", file.zendesk_subdomain),
             text("INTEGRATOR_ZENDESK_URL", file.zendesk_url),
@@ -315,6 +350,7 @@ impl Config {
             llm_connect_timeout_seconds,
             llm_read_timeout_seconds,
             sse_keepalive_seconds,
+            billing,
             zendesk,
             log_format,
         })
@@ -346,6 +382,78 @@ fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
     let setting = format!("--config {}", path.display());
     let text = std::fs::read_to_string(path).map_err(|e| bad(&setting, e.to_string()))?;
     toml::from_str(&text).map_err(|e| bad(&setting, e.to_string()))
+}
+
+fn usd_setting(setting: &str, text: &str) -> Result<i64, ConfigError> {
+    store::parse_usd(text).map_err(|problem| bad(setting, problem))
+}
+
+fn model_price(setting: &str, price: &FilePrice) -> Result<billing::ModelPrice, ConfigError> {
+    Ok(billing::ModelPrice {
+        input_per_million: usd_setting(&format!("{setting}.input_usd"), &price.input_usd)?,
+        output_per_million: usd_setting(&format!("{setting}.output_usd"), &price.output_usd)?,
+    })
+}
+
+fn billing_settings(
+    env: &dyn Environment,
+    file: FileBilling,
+) -> Result<BillingSettings, ConfigError> {
+    let mut prices = billing::PriceTable::default();
+    let mut allowances = billing::Allowances::default();
+    if let Some(text) = env.var("INTEGRATOR_TOOL_PRICE_USD").or(file.tool_call_usd) {
+        prices.tool_call = usd_setting("billing.tool_call_usd (INTEGRATOR_TOOL_PRICE_USD)", &text)?;
+    }
+    if let Some(price) = &file.default_model {
+        prices.default_model = model_price("billing.default_model", price)?;
+    }
+    for (model, price) in &file.models {
+        prices.set_model(
+            model,
+            model_price(&format!("billing.models.\"{model}\""), price)?,
+        );
+    }
+    for (env_name, from_file, target) in [
+        (
+            "INTEGRATOR_ALLOWANCE_FREE_USD",
+            file.allowance_free_usd,
+            &mut allowances.free,
+        ),
+        (
+            "INTEGRATOR_ALLOWANCE_STANDARD_USD",
+            file.allowance_standard_usd,
+            &mut allowances.standard,
+        ),
+        (
+            "INTEGRATOR_ALLOWANCE_PROFESSIONAL_USD",
+            file.allowance_professional_usd,
+            &mut allowances.professional,
+        ),
+    ] {
+        if let Some(text) = env.var(env_name).or(from_file) {
+            *target = usd_setting(env_name, &text)?;
+        }
+    }
+    let clock_offset_ms = match env.var("INTEGRATOR_BILLING_CLOCK_OFFSET_DAYS") {
+        None => 0,
+        Some(text) => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|days| days.abs() <= 3660)
+            .map(|days| days * 86_400_000)
+            .ok_or_else(|| {
+                bad(
+                    "INTEGRATOR_BILLING_CLOCK_OFFSET_DAYS",
+                    format!("'{text}' is not a whole number of days"),
+                )
+            })?,
+    };
+    Ok(BillingSettings {
+        prices,
+        allowances,
+        clock_offset_ms,
+    })
 }
 
 fn zendesk_settings(

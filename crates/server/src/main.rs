@@ -63,6 +63,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(command) => admin::user(&store, command).await,
         Command::Key(command) => admin::key(&store, command).await,
         Command::Kb(command) => admin::kb(&store, command).await,
+        Command::Wallet(command) => admin::wallet(&store, command).await,
+        Command::Usage { tenant } => admin::usage(&store, &config, &tenant).await,
     };
     store.close().await;
     outcome

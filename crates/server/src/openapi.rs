@@ -51,6 +51,10 @@ impl Modify for BearerAuth {
         routes::chat::session_messages,
         routes::chat::delete_session,
         routes::chat::stop_session,
+        routes::billing::set_api_key,
+        routes::billing::get_api_key,
+        routes::billing::delete_api_key,
+        routes::billing::usage,
         routes::ops::health,
         routes::ops::metrics,
         routes::ops::openapi,
@@ -76,6 +80,7 @@ impl Modify for BearerAuth {
         (name = "tools", description = "List and execute agent tools directly"),
         (name = "chat", description = "One-shot chat with the agent, complete or streamed (SSE)"),
         (name = "sessions", description = "Persistent multi-turn conversations"),
+        (name = "billing", description = "Own OpenAI keys and usage"),
         (name = "operations", description = "Health, metrics and API description")
     )
 )]

@@ -11,6 +11,7 @@ use agent::{
 };
 use anyhow::Context;
 use axum::body::Bytes;
+use billing::{Billing, BillingClock};
 use store::Store;
 use workspace::TemplateCatalog;
 
@@ -23,7 +24,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = Store::connect(&config.database_target())
         .await
         .context("cannot open the database")?;
-    config.master_key().context("cannot load the master key")?;
+    let master_key = config.master_key().context("cannot load the master key")?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
@@ -63,7 +64,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             api_token: z.api_token.clone(),
         })
     });
-    let mut tools = ToolRegistry::new();
+    let billing = Arc::new(Billing::new(
+        store.clone(),
+        config.billing.prices.clone(),
+        config.billing.allowances,
+        BillingClock::shifted(config.billing.clock_offset_ms),
+        master_key,
+    ));
+    let mut tools = ToolRegistry::new(billing.clone());
     tools
         .register(Arc::new(SearchKnowledgeBase::new(knowledge.clone())))
         .map_err(anyhow::Error::msg)?;
@@ -82,17 +90,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
 
     let tools = Arc::new(tools);
-    let models = ModelResolver::new(ProviderSettings {
-        base_url: config.openai_base_url.clone(),
-        model: config.model.clone(),
-        server_key: config.openai_api_key.clone(),
-        connect_timeout: Duration::from_secs(config.llm_connect_timeout_seconds),
-        read_timeout: Duration::from_secs(config.llm_read_timeout_seconds),
-    });
+    let models = ModelResolver::new(
+        ProviderSettings {
+            base_url: config.openai_base_url.clone(),
+            model: config.model.clone(),
+            server_key: config.openai_api_key.clone(),
+            connect_timeout: Duration::from_secs(config.llm_connect_timeout_seconds),
+            read_timeout: Duration::from_secs(config.llm_read_timeout_seconds),
+        },
+        billing.clone(),
+    );
     let agent = Arc::new(Agent::new(
         store.clone(),
         tools.clone(),
         models,
+        billing.clone(),
         AgentSettings {
             max_steps: config.max_steps,
             retries: config.llm_retries,
@@ -110,6 +122,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tools_json: Bytes::from(crate::routes::tools::tools_json(&tools)),
         tools,
         agent,
+        billing,
         knowledge: knowledge.clone(),
         metrics: crate::metrics::install_recorder(),
         openapi_json: Bytes::from(serde_json::to_vec(&openapi)?),

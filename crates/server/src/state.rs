@@ -18,6 +18,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub tools: Arc<ToolRegistry>,
     pub agent: Arc<Agent>,
+    pub billing: Arc<billing::Billing>,
     pub knowledge: Arc<KnowledgeService>,
     pub metrics: Option<PrometheusHandle>,
     /// `GET /tools` never changes while the process runs: serialised once.

@@ -8,6 +8,7 @@
 mod accounts;
 mod api_keys;
 mod articles;
+mod billing;
 mod db;
 mod error;
 mod money;
@@ -18,6 +19,7 @@ mod tickets;
 pub use accounts::{NewTenant, NewUser, Role, Tenant, TenantChanges, Tier, User};
 pub use api_keys::{ApiKeyHash, IssuedKey, KeyRecord, KEY_LENGTH};
 pub use articles::{Article, ArticleFormat, NewArticle};
+pub use billing::{Budget, LedgerEntry, StoredOwnKey, UsageRow, UsageTotals, UsageType};
 pub use db::{Backend, DatabaseTarget, Store};
 pub use error::StoreError;
 pub use money::{format_usd, parse_usd, Micros};

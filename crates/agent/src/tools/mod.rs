@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use billing::{Billing, BillingError, Charge, Payer, Reservation};
 use serde_json::Value;
 
 use crate::Principal;
@@ -21,6 +22,8 @@ pub use search_templates::SearchTemplates;
 #[derive(Debug, Clone)]
 pub struct ToolContext {
     pub principal: Principal,
+    /// The chat session the call belongs to, if any (for the usage ledger).
+    pub session_id: Option<String>,
 }
 
 /// Why a tool call did not produce a result.
@@ -43,6 +46,9 @@ pub enum ToolError {
     /// The tool ran and failed.
     #[error("{0}")]
     Failed(String),
+    /// A billed tool was refused: allowance and wallet are spent.
+    #[error("AI usage cap exceeded")]
+    CapExceeded,
 }
 
 impl ToolError {
@@ -53,6 +59,7 @@ impl ToolError {
             ToolError::InvalidArguments { code, .. } => code,
             ToolError::PermissionDenied(_) => "permission_denied",
             ToolError::Failed(_) => "tool_failed",
+            ToolError::CapExceeded => "cap_exceeded",
         }
     }
 }
@@ -93,12 +100,16 @@ struct Registered {
 pub struct ToolRegistry {
     tools: Vec<Registered>,
     by_name: HashMap<&'static str, usize>,
+    billing: Option<Arc<Billing>>,
 }
 
 impl ToolRegistry {
-    /// An empty registry.
-    pub fn new() -> ToolRegistry {
-        ToolRegistry::default()
+    /// An empty registry whose billed tools are charged through `billing`.
+    pub fn new(billing: Arc<Billing>) -> ToolRegistry {
+        ToolRegistry {
+            billing: Some(billing),
+            ..ToolRegistry::default()
+        }
     }
 
     /// Adds a tool; its schema must itself be a valid JSON Schema.
@@ -176,7 +187,9 @@ impl ToolRegistry {
         })
     }
 
-    /// Validates and runs one tool call, counting it in the metrics.
+    /// Validates and runs one tool call, counting it in the metrics. A billed tool first
+    /// reserves its price (refused with `CapExceeded` when the budget is spent) and is charged
+    /// when it succeeds.
     pub async fn execute(
         &self,
         context: &ToolContext,
@@ -187,14 +200,64 @@ impl ToolRegistry {
         let tool = self
             .get(name)
             .ok_or_else(|| ToolError::NotFound(name.to_string()))?;
+        let billed = match (&self.billing, tool.agentic()) {
+            (Some(billing), true) => Some((billing, self.reserve(billing, context, name).await?)),
+            _ => None,
+        };
         let started = std::time::Instant::now();
         let outcome = tool.execute(context, arguments).await;
+        if let Some((billing, (reservation, payer))) = billed {
+            if outcome.is_ok() {
+                let charge = Charge::Tool {
+                    name: name.to_string(),
+                };
+                if let Err(e) = billing.settle(reservation, &payer, &charge).await {
+                    tracing::error!(error = %e, tool = name, "could not record a billed tool call");
+                }
+            } else {
+                billing.release(reservation).await;
+            }
+        }
         let status = if outcome.is_ok() { "ok" } else { "error" };
         metrics::counter!("tool_executions_total", "tool" => tool.name(), "status" => status)
             .increment(1);
         metrics::histogram!("tool_execution_duration_seconds", "tool" => tool.name())
             .record(started.elapsed().as_secs_f64());
         outcome
+    }
+}
+
+impl ToolRegistry {
+    async fn reserve(
+        &self,
+        billing: &Billing,
+        context: &ToolContext,
+        name: &str,
+    ) -> Result<(Reservation, Payer), ToolError> {
+        let principal = &context.principal;
+        let payer = Payer {
+            tenant_id: principal.tenant_id.clone(),
+            user_id: principal.user_id.clone(),
+            key_id: Some(principal.key_id.clone()),
+            session_id: context.session_id.clone(),
+        };
+        let unavailable = |e: BillingError| {
+            tracing::error!(error = %e, "could not check the budget for a billed tool");
+            ToolError::Failed("The usage budget could not be checked; please retry".into())
+        };
+        let own_key = billing
+            .own_key_for(&principal.tenant_id)
+            .await
+            .map_err(unavailable)?
+            .is_some();
+        let charge = Charge::Tool {
+            name: name.to_string(),
+        };
+        match billing.reserve(&payer, &charge, own_key).await {
+            Ok(reservation) => Ok((reservation, payer)),
+            Err(BillingError::CapExceeded) => Err(ToolError::CapExceeded),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }
 

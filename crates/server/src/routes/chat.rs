@@ -211,8 +211,27 @@ async fn new_session(state: &AppState, principal: &Principal) -> Result<String, 
     Ok(session.id)
 }
 
+/// What a folded turn answers: the chat response, or an application-level failure
+/// (`cap_exceeded`) in the seeds' `{"success": false, …}` form.
+enum Folded {
+    Answer(ChatResponse),
+    Refused { error: String, code: String },
+}
+
+impl IntoResponse for Folded {
+    fn into_response(self) -> Response {
+        match self {
+            Folded::Answer(answer) => Json(answer).into_response(),
+            Folded::Refused { error, code } => {
+                Json(serde_json::json!({"success": false, "error": error, "code": code}))
+                    .into_response()
+            }
+        }
+    }
+}
+
 /// Folds a turn's events into the JSON answer.
-async fn fold(mut handle: TurnHandle, session_id: String) -> ChatResponse {
+async fn fold(mut handle: TurnHandle, session_id: String) -> Folded {
     let mut response = ChatResponse {
         response: String::new(),
         session_id,
@@ -237,12 +256,22 @@ async fn fold(mut handle: TurnHandle, session_id: String) -> ChatResponse {
                 response.usage.completion_tokens += completion_tokens;
                 response.usage.model = model;
             }
+            AgentEvent::Error {
+                message,
+                code: Some(code),
+                ..
+            } if code == "cap_exceeded" => {
+                return Folded::Refused {
+                    error: message,
+                    code,
+                };
+            }
             AgentEvent::Error { message, .. } => response.error = Some(message),
             AgentEvent::End => break,
             AgentEvent::Session { .. } | AgentEvent::Phase { .. } | AgentEvent::ToolEnd { .. } => {}
         }
     }
-    response
+    Folded::Answer(response)
 }
 
 /// Serialises a turn's events as Server-Sent Events, with keep-alive comments in silences.
@@ -280,13 +309,13 @@ pub async fn chat(
     State(state): State<AppState>,
     Caller(principal): Caller,
     JsonBody(body): JsonBody,
-) -> Result<Json<ChatResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let body = ChatBody::parse(body)?;
     let session_id = new_session(&state, &principal).await?;
     let handle = state
         .agent
         .start(body.into_turn(principal, session_id.clone()));
-    Ok(Json(fold(handle, session_id).await))
+    Ok(fold(handle, session_id).await.into_response())
 }
 
 /// Send a message and receive the answer as Server-Sent Events.
@@ -386,13 +415,13 @@ pub async fn session_chat(
     Caller(principal): Caller,
     Path(session_id): Path<String>,
     JsonBody(body): JsonBody,
-) -> Result<Json<ChatResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let session_id = owned_session(&state, &principal, &session_id).await?;
     let body = ChatBody::parse(body)?;
     let handle = state
         .agent
         .start(body.into_turn(principal, session_id.clone()));
-    Ok(Json(fold(handle, session_id).await))
+    Ok(fold(handle, session_id).await.into_response())
 }
 
 /// Streaming version of session chat (Server-Sent Events).

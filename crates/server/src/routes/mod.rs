@@ -1,5 +1,6 @@
 //! HTTP routes: thin handlers over the domain crates.
 
+pub mod billing;
 pub mod chat;
 pub mod ops;
 pub mod tools;
@@ -40,9 +41,18 @@ pub fn router(state: AppState) -> Router {
             "/sessions/{session_id}/messages",
             get(chat::session_messages),
         )
-        .route("/sessions/{session_id}/stop", post(chat::stop_session));
+        .route("/sessions/{session_id}/stop", post(chat::stop_session))
+        .route("/usage", get(billing::usage));
     Router::new()
         .nest(API_BASE, api)
+        .route(
+            "/rest/v1/ai-agent/api-key",
+            post(billing::set_api_key).get(billing::get_api_key),
+        )
+        .route(
+            "/rest/v1/ai-agent/api-key/delete",
+            post(billing::delete_api_key),
+        )
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))

@@ -125,7 +125,10 @@ pub async fn execute_tool(
         })
         .into_response());
     }
-    let context = ToolContext { principal };
+    let context = ToolContext {
+        principal,
+        session_id: None,
+    };
     match state.tools.execute(&context, &tool_name, arguments).await {
         Ok(result) => Ok(Json(ToolResult {
             tool: tool_name,
@@ -139,7 +142,6 @@ pub async fn execute_tool(
             message,
         }) => Err(ApiError::bad_field(code, field, message)),
         Err(error) => Ok(Json(json!({
-            "tool": tool_name,
             "success": false,
             "error": error.to_string(),
             "code": error.code(),

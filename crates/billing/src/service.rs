@@ -1,0 +1,517 @@
+//! The billing service: reserve before billed work, settle after it, own LLM keys, reports.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use store::{LedgerEntry, MasterKey, Micros, Role, Store, StoreError, StoredOwnKey, UsageType};
+
+use crate::{Allowances, BillingClock, PriceTable};
+
+/// How long a reservation holds money if its work never settles (a crash mid-call).
+const RESERVATION_TTL_MS: i64 = 10 * 60 * 1000;
+/// The global own key's scope name in storage.
+const GLOBAL_SCOPE: &str = "global";
+
+/// Why billing refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BillingError {
+    /// Allowance and wallet are spent.
+    #[error("AI usage cap exceeded")]
+    CapExceeded,
+    /// The caller's role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A value given is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the stored own key cannot be decrypted with this master key")]
+    Undecryptable,
+}
+
+/// Who pays: the caller of a request.
+#[derive(Debug, Clone)]
+pub struct Payer {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub key_id: Option<String>,
+    pub session_id: Option<String>,
+}
+
+/// What is being paid for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Charge {
+    /// A language-model call (an estimate before, the reported usage after).
+    Llm {
+        model: String,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+    },
+    /// One call of a billed tool.
+    Tool { name: String },
+    /// The builtin responder: recorded, never charged.
+    Builtin {
+        prompt_tokens: u64,
+        completion_tokens: u64,
+    },
+}
+
+/// Money set aside for one call until it settles.
+#[derive(Debug)]
+#[must_use = "a reservation must be settled or released"]
+pub struct Reservation {
+    id: Option<String>,
+    usage_type: UsageType,
+}
+
+impl Reservation {
+    /// Whether this work is billed to the tenant's own provider key.
+    pub fn usage_type(&self) -> UsageType {
+        self.usage_type
+    }
+}
+
+/// Whose own key is in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnKeyScope {
+    Tenant,
+    Global,
+}
+
+/// A decrypted own provider key.
+#[derive(Clone)]
+pub struct OwnKey {
+    pub scope: OwnKeyScope,
+    pub key: String,
+}
+
+impl std::fmt::Debug for OwnKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnKey")
+            .field("scope", &self.scope)
+            .field("key", &"***")
+            .finish()
+    }
+}
+
+/// What `GET /api-key` shows: never the key itself.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OwnKeyStatus {
+    pub configured: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<OwnKeyScope>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub masked: Option<String>,
+}
+
+/// Usage of one model.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ModelUsage {
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_usd: f64,
+}
+
+/// Usage of one tool.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ToolUsage {
+    pub calls: i64,
+    pub cost_usd: f64,
+}
+
+/// Usage of a user or a tenant this month.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct UsageSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    pub cost_usd: f64,
+    /// Of which billed to the tenant's own provider key (never capped).
+    pub own_key_cost_usd: f64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub by_model: BTreeMap<String, ModelUsage>,
+    pub by_tool: BTreeMap<String, ToolUsage>,
+    /// Admins only: each user of the tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<UsageSection>>,
+}
+
+/// The answer of `GET /usage`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UsageReport {
+    pub month: String,
+    pub user: UsageSection,
+    pub tenant: UsageSection,
+    pub allowance_usd: f64,
+    pub allowance_used_usd: f64,
+    pub allowance_left_usd: f64,
+    pub wallet_usd: f64,
+    pub own_key_active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub own_key_scope: Option<OwnKeyScope>,
+}
+
+fn usd(micros: Micros) -> f64 {
+    micros as f64 / 1_000_000.0
+}
+
+/// The billing service.
+pub struct Billing {
+    store: Store,
+    prices: PriceTable,
+    allowances: Allowances,
+    clock: BillingClock,
+    master_key: MasterKey,
+}
+
+impl Billing {
+    /// A billing service over the store.
+    pub fn new(
+        store: Store,
+        prices: PriceTable,
+        allowances: Allowances,
+        clock: BillingClock,
+        master_key: MasterKey,
+    ) -> Billing {
+        Billing {
+            store,
+            prices,
+            allowances,
+            clock,
+            master_key,
+        }
+    }
+
+    /// The price of a charge.
+    pub fn cost(&self, charge: &Charge) -> Micros {
+        match charge {
+            Charge::Llm {
+                model,
+                prompt_tokens,
+                completion_tokens,
+            } => self
+                .prices
+                .model(model)
+                .cost(*prompt_tokens, *completion_tokens),
+            Charge::Tool { .. } => self.prices.tool_call,
+            Charge::Builtin { .. } => 0,
+        }
+    }
+
+    async fn allowance_of(&self, tenant_id: &str) -> Result<Micros, BillingError> {
+        let tenant = self.store.tenant_by_id(tenant_id).await?;
+        Ok(tenant
+            .allowance_micros
+            .unwrap_or_else(|| self.allowances.of(tenant.tier)))
+    }
+
+    /// The own provider key in force for a tenant: its own, else the global one.
+    pub async fn own_key_for(&self, tenant_id: &str) -> Result<Option<OwnKey>, BillingError> {
+        for (scope_name, scope) in [
+            (tenant_id, OwnKeyScope::Tenant),
+            (GLOBAL_SCOPE, OwnKeyScope::Global),
+        ] {
+            if let Some(stored) = self.store.own_key(scope_name).await? {
+                let key = self
+                    .master_key
+                    .open(&stored.sealed_key)
+                    .map_err(|_| BillingError::Undecryptable)?;
+                return Ok(Some(OwnKey { scope, key }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Refuses up front when nothing is left (checked before a turn stores anything).
+    pub async fn ensure_budget_left(&self, tenant_id: &str) -> Result<(), BillingError> {
+        if self.own_key_for(tenant_id).await?.is_some() {
+            return Ok(());
+        }
+        let allowance = self.allowance_of(tenant_id).await?;
+        let budget = self
+            .store
+            .budget(tenant_id, &self.clock.month(), self.clock.now_ms())
+            .await?;
+        let left = (allowance - budget.managed_spent).max(0) + budget.wallet - budget.reserved;
+        if left > 0 {
+            Ok(())
+        } else {
+            Err(BillingError::CapExceeded)
+        }
+    }
+
+    /// Sets money aside for a charge (an estimate for LLM calls) before the work starts.
+    /// Work on an own key, and builtin answers, reserve nothing and are never capped.
+    pub async fn reserve(
+        &self,
+        payer: &Payer,
+        estimate: &Charge,
+        own_key: bool,
+    ) -> Result<Reservation, BillingError> {
+        if own_key {
+            return Ok(Reservation {
+                id: None,
+                usage_type: UsageType::OwnKey,
+            });
+        }
+        if matches!(estimate, Charge::Builtin { .. }) {
+            return Ok(Reservation {
+                id: None,
+                usage_type: UsageType::Managed,
+            });
+        }
+        let amount = self.cost(estimate).max(1);
+        let allowance = self.allowance_of(&payer.tenant_id).await?;
+        let now = self.clock.now_ms();
+        let id = self
+            .store
+            .try_reserve(
+                &payer.tenant_id,
+                &self.clock.month(),
+                allowance,
+                amount,
+                now,
+                now + RESERVATION_TTL_MS,
+            )
+            .await?
+            .ok_or(BillingError::CapExceeded)?;
+        Ok(Reservation {
+            id: Some(id),
+            usage_type: UsageType::Managed,
+        })
+    }
+
+    /// Records the actual cost of reserved work and releases the reservation.
+    pub async fn settle(
+        &self,
+        reservation: Reservation,
+        payer: &Payer,
+        actual: &Charge,
+    ) -> Result<(), BillingError> {
+        let (kind, item, prompt_tokens, completion_tokens) = match actual {
+            Charge::Llm {
+                model,
+                prompt_tokens,
+                completion_tokens,
+            } => ("llm", model.clone(), *prompt_tokens, *completion_tokens),
+            Charge::Builtin {
+                prompt_tokens,
+                completion_tokens,
+            } => (
+                "llm",
+                "builtin".to_string(),
+                *prompt_tokens,
+                *completion_tokens,
+            ),
+            Charge::Tool { name } => ("tool", name.clone(), 0, 0),
+        };
+        let now = self.clock.now_ms();
+        let entry = LedgerEntry {
+            tenant_id: payer.tenant_id.clone(),
+            user_id: payer.user_id.clone(),
+            key_id: payer.key_id.clone(),
+            session_id: payer.session_id.clone(),
+            kind,
+            item,
+            prompt_tokens: i64::try_from(prompt_tokens).unwrap_or(i64::MAX),
+            completion_tokens: i64::try_from(completion_tokens).unwrap_or(i64::MAX),
+            cost_micros: self.cost(actual),
+            usage_type: reservation.usage_type,
+            month: BillingClock::month_of(now),
+            created_at: now,
+        };
+        let allowance = self.allowance_of(&payer.tenant_id).await?;
+        self.store
+            .settle_usage(reservation.id.as_deref(), allowance, &entry)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives back a reservation whose work did not happen.
+    pub async fn release(&self, reservation: Reservation) {
+        if let Some(id) = reservation.id {
+            if let Err(e) = self.store.release_reservation(&id).await {
+                tracing::warn!(error = %e, "could not release a reservation; it expires by itself");
+            }
+        }
+    }
+
+    /// Sets the own provider key: an admin sets its tenant's, a super-admin the global one.
+    pub async fn set_own_key(
+        &self,
+        role: Role,
+        tenant_id: &str,
+        user_id: &str,
+        key: &str,
+    ) -> Result<OwnKeyStatus, BillingError> {
+        let key = key.trim();
+        if key.len() < 8
+            || key.len() > 512
+            || key.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(BillingError::Invalid(
+                "Field 'api_key' must be a provider API key (8-512 characters, no spaces)".into(),
+            ));
+        }
+        let (scope_name, scope) = self.scope_for(role, tenant_id)?;
+        let last4: String = key
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let prefix: String = key.chars().take(3).collect();
+        let masked = format!("{prefix}…{last4}");
+        self.store
+            .put_own_key(
+                &StoredOwnKey {
+                    scope: scope_name,
+                    sealed_key: self.master_key.seal(key),
+                    masked: masked.clone(),
+                },
+                user_id,
+            )
+            .await?;
+        Ok(OwnKeyStatus {
+            configured: true,
+            scope: Some(scope),
+            masked: Some(masked),
+        })
+    }
+
+    /// The own key that applies to a tenant, masked.
+    pub async fn own_key_status(&self, tenant_id: &str) -> Result<OwnKeyStatus, BillingError> {
+        for (scope_name, scope) in [
+            (tenant_id, OwnKeyScope::Tenant),
+            (GLOBAL_SCOPE, OwnKeyScope::Global),
+        ] {
+            if let Some(stored) = self.store.own_key(scope_name).await? {
+                return Ok(OwnKeyStatus {
+                    configured: true,
+                    scope: Some(scope),
+                    masked: Some(stored.masked),
+                });
+            }
+        }
+        Ok(OwnKeyStatus {
+            configured: false,
+            scope: None,
+            masked: None,
+        })
+    }
+
+    /// Removes the key the caller's role manages; returns its scope and whether one existed.
+    pub async fn delete_own_key(
+        &self,
+        role: Role,
+        tenant_id: &str,
+    ) -> Result<(OwnKeyScope, bool), BillingError> {
+        let (scope_name, scope) = self.scope_for(role, tenant_id)?;
+        Ok((scope, self.store.delete_own_key(&scope_name).await?))
+    }
+
+    fn scope_for(
+        &self,
+        role: Role,
+        tenant_id: &str,
+    ) -> Result<(String, OwnKeyScope), BillingError> {
+        match role {
+            Role::SuperAdmin => Ok((GLOBAL_SCOPE.to_string(), OwnKeyScope::Global)),
+            Role::Admin => Ok((tenant_id.to_string(), OwnKeyScope::Tenant)),
+            Role::User | Role::Viewer => Err(BillingError::Forbidden(
+                "Only an admin (for its tenant) or a super_admin (global) may manage the own OpenAI key".into(),
+            )),
+        }
+    }
+
+    /// This month's usage for a user and its tenant; `include_users` adds each user (admins).
+    pub async fn report(
+        &self,
+        tenant_id: &str,
+        user_email: &str,
+        include_users: bool,
+    ) -> Result<UsageReport, BillingError> {
+        let tenant = self.store.tenant_by_id(tenant_id).await?;
+        let month = self.clock.month();
+        let rows = self.store.usage_rows(tenant_id, &month).await?;
+        let allowance = tenant
+            .allowance_micros
+            .unwrap_or_else(|| self.allowances.of(tenant.tier));
+        let mut tenant_section = UsageSection {
+            name: Some(tenant.name.clone()),
+            tier: Some(tenant.tier.as_str().to_string()),
+            ..UsageSection::default()
+        };
+        let mut per_user: BTreeMap<String, UsageSection> = BTreeMap::new();
+        let mut managed_spent: Micros = 0;
+        for row in &rows {
+            if row.usage_type == UsageType::Managed.as_str() {
+                managed_spent += row.totals.cost_micros;
+            }
+            add(&mut tenant_section, row);
+            let section = per_user
+                .entry(row.user_email.clone())
+                .or_insert_with(|| UsageSection {
+                    email: Some(row.user_email.clone()),
+                    ..UsageSection::default()
+                });
+            add(section, row);
+        }
+        let user = per_user
+            .get(user_email)
+            .cloned()
+            .unwrap_or_else(|| UsageSection {
+                email: Some(user_email.to_string()),
+                ..UsageSection::default()
+            });
+        if include_users {
+            tenant_section.users = Some(per_user.into_values().collect());
+        }
+        let own_key = self.own_key_status(tenant_id).await?;
+        let used = managed_spent.min(allowance);
+        Ok(UsageReport {
+            month,
+            user,
+            tenant: tenant_section,
+            allowance_usd: usd(allowance),
+            allowance_used_usd: usd(used),
+            allowance_left_usd: usd(allowance - used),
+            wallet_usd: usd(tenant.wallet_micros),
+            own_key_active: own_key.configured,
+            own_key_scope: own_key.scope,
+        })
+    }
+}
+
+fn add(section: &mut UsageSection, row: &store::UsageRow) {
+    let cost = usd(row.totals.cost_micros);
+    section.cost_usd = round6(section.cost_usd + cost);
+    if row.usage_type == UsageType::OwnKey.as_str() {
+        section.own_key_cost_usd = round6(section.own_key_cost_usd + cost);
+    }
+    section.prompt_tokens += row.totals.prompt_tokens;
+    section.completion_tokens += row.totals.completion_tokens;
+    if row.kind == "tool" {
+        let tool = section.by_tool.entry(row.item.clone()).or_default();
+        tool.calls += row.totals.calls;
+        tool.cost_usd = round6(tool.cost_usd + cost);
+    } else {
+        let model = section.by_model.entry(row.item.clone()).or_default();
+        model.prompt_tokens += row.totals.prompt_tokens;
+        model.completion_tokens += row.totals.completion_tokens;
+        model.cost_usd = round6(model.cost_usd + cost);
+    }
+}
+
+/// Keeps displayed sums at micro-dollar precision (no binary-fraction noise).
+fn round6(value: f64) -> f64 {
+    (value * 1_000_000.0).round() / 1_000_000.0
+}

@@ -1,0 +1,120 @@
+//! Own LLM keys (`/rest/v1/ai-agent/api-key…`) and the usage view (`/usage`).
+
+use axum::extract::State;
+use axum::Json;
+use billing::{BillingError, OwnKeyStatus, UsageReport};
+use serde_json::{json, Value};
+use store::Role;
+
+use crate::auth::Caller;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::openapi::ErrorBody;
+use crate::state::AppState;
+
+fn billing_error(error: BillingError) -> ApiError {
+    match error {
+        BillingError::Forbidden(message) => ApiError::forbidden("forbidden", message),
+        BillingError::Invalid(message) => {
+            ApiError::bad_field("invalid_field", Some("api_key".into()), message)
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+/// Sets the own OpenAI key: an admin's applies to its tenant, a super_admin's to every tenant.
+#[utoipa::path(post, path = "/rest/v1/ai-agent/api-key", tag = "billing", security(("bearer" = [])),
+    request_body(content = Object, description = "{\"api_key\": \"sk-…\"}"),
+    responses(
+        (status = 200, description = "Stored (encrypted); shows only a masked form", body = Object),
+        (status = 400, description = "Missing or malformed api_key", body = ErrorBody),
+        (status = 403, description = "Only admins and super_admins may set keys", body = ErrorBody),
+    ))]
+pub async fn set_api_key(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let key = match body.get("api_key") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_field(
+                "missing_field",
+                Some("api_key".into()),
+                "Missing required field 'api_key'",
+            ))
+        }
+        Some(Value::String(key)) => key.clone(),
+        Some(_) => {
+            return Err(ApiError::bad_field(
+                "invalid_field",
+                Some("api_key".into()),
+                "Field 'api_key' must be a string",
+            ))
+        }
+    };
+    let status = state
+        .billing
+        .set_own_key(
+            principal.role,
+            &principal.tenant_id,
+            &principal.user_id,
+            &key,
+        )
+        .await
+        .map_err(billing_error)?;
+    let mut body = serde_json::to_value(status).unwrap_or_default();
+    body["success"] = json!(true);
+    Ok(Json(body))
+}
+
+/// Whether an own key applies to the caller's tenant, its scope and a masked form.
+#[utoipa::path(get, path = "/rest/v1/ai-agent/api-key", tag = "billing", security(("bearer" = [])),
+    responses((status = 200, description = "{\"configured\": true, \"scope\": \"tenant\", \"masked\": \"sk-…abcd\"} or {\"configured\": false}", body = Object)))]
+pub async fn get_api_key(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+) -> Result<Json<OwnKeyStatus>, ApiError> {
+    Ok(Json(
+        state
+            .billing
+            .own_key_status(&principal.tenant_id)
+            .await
+            .map_err(billing_error)?,
+    ))
+}
+
+/// Removes the own key the caller manages (tenant for admins, global for super_admins).
+#[utoipa::path(post, path = "/rest/v1/ai-agent/api-key/delete", tag = "billing", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "{\"success\": true, \"deleted\": true|false, \"scope\": …}", body = Object),
+        (status = 403, description = "Only admins and super_admins may remove keys", body = ErrorBody),
+    ))]
+pub async fn delete_api_key(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+) -> Result<Json<Value>, ApiError> {
+    let (scope, deleted) = state
+        .billing
+        .delete_own_key(principal.role, &principal.tenant_id)
+        .await
+        .map_err(billing_error)?;
+    Ok(Json(
+        json!({"success": true, "deleted": deleted, "scope": scope}),
+    ))
+}
+
+/// This month's usage of the caller and its tenant (admins also see each user).
+#[utoipa::path(get, path = "/rest/v1/ai-agent/api/usage", tag = "billing", security(("bearer" = [])),
+    responses((status = 200, description = "Cost and tokens by model and tool, allowance, wallet, own-key status", body = Object)))]
+pub async fn usage(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+) -> Result<Json<UsageReport>, ApiError> {
+    let admin = principal.role >= Role::Admin;
+    let report = state
+        .billing
+        .report(&principal.tenant_id, &principal.email, admin)
+        .await
+        .map_err(billing_error)?;
+    Ok(Json(report))
+}
