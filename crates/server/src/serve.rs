@@ -25,6 +25,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("cannot open the database")?;
     let master_key = config.master_key().context("cannot load the master key")?;
+    if config.database_url.is_some() && config.master_key.is_none() {
+        tracing::warn!(
+            "INTEGRATOR_MASTER_KEY is not set: this replica encrypts own OpenAI keys with the master.key \
+             of its own data dir, which other replicas cannot read; give every replica the same \
+             INTEGRATOR_MASTER_KEY"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;

@@ -87,10 +87,11 @@ impl Store {
         }
     }
 
-    /// Reserves `amount` against the tenant's allowance and wallet if what is left — after this
-    /// month's managed spending and the reservations still in flight — covers it. The check and
-    /// the reservation are one transaction holding the tenant's row, so concurrent requests on
-    /// any number of replicas can never reserve more than there is. `None`: not enough left.
+    /// Reserves `amount` against the tenant's allowance and wallet while anything is left after
+    /// this month's managed spending and the reservations still in flight. The check and the
+    /// reservation are one transaction holding the tenant's row, so concurrent requests on any
+    /// number of replicas see each other's reservations: together they can overspend by at most
+    /// what the last one granted reserved. `None`: nothing left.
     pub async fn try_reserve(
         &self,
         tenant_id: &str,
@@ -126,7 +127,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let left = (allowance - spent).max(0) + wallet - reserved;
-        if left < amount || left <= 0 {
+        if left <= 0 {
             return Ok(None);
         }
         let id = new_id();

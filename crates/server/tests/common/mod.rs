@@ -77,14 +77,16 @@ impl Drop for PostgresSchema {
 /// The data a server runs on: a data dir and, optionally, a PostgreSQL schema.
 pub struct Data {
     pub dir: tempfile::TempDir,
-    postgres: Option<PostgresSchema>,
+    postgres: Option<std::sync::Arc<PostgresSchema>>,
 }
 
 impl Data {
     /// Fresh, empty data.
     pub async fn new() -> Data {
         let postgres = match std::env::var("TEST_DATABASE_URL") {
-            Ok(url) if !url.is_empty() => Some(PostgresSchema::create(&url).await),
+            Ok(url) if !url.is_empty() => {
+                Some(std::sync::Arc::new(PostgresSchema::create(&url).await))
+            }
             _ => None,
         };
         Data {
@@ -95,7 +97,22 @@ impl Data {
 
     /// The database URL the server uses, if not SQLite.
     pub fn database_url(&self) -> Option<String> {
-        self.postgres.as_ref().map(PostgresSchema::url)
+        self.postgres.as_ref().map(|schema| schema.url())
+    }
+
+    /// Whether the suite runs on PostgreSQL (`TEST_DATABASE_URL` set).
+    pub fn on_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// A second data dir on the same PostgreSQL database: another replica's view. On SQLite
+    /// there is nothing to share, so it is `None`.
+    pub fn replica(&self) -> Option<Data> {
+        let postgres = self.postgres.clone()?;
+        Some(Data {
+            dir: tempfile::tempdir().expect("temp dir"),
+            postgres: Some(postgres),
+        })
     }
 
     pub fn path(&self) -> &Path {

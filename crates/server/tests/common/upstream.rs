@@ -61,6 +61,27 @@ impl Reply {
         }
     }
 
+    /// An answer with the usage the provider reports for it.
+    pub fn text_with_usage(tokens: &[&str], prompt: u64, completion: u64) -> Reply {
+        match Reply::text(tokens) {
+            Reply::Stream {
+                mut chunks,
+                delay,
+                finish,
+            } => {
+                if let Some(last) = chunks.last_mut() {
+                    *last = usage_chunk(prompt, completion);
+                }
+                Reply::Stream {
+                    chunks,
+                    delay,
+                    finish,
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Tool calls, each call's arguments split into three fragments across chunks.
     pub fn tool_calls(calls: &[(&str, &str, Value)]) -> Reply {
         let mut chunks = Vec::new();

@@ -1,0 +1,498 @@
+//! Billing over HTTP: caps refuse billed work before any upstream call, allowance then wallet,
+//! own keys (tenant, global, server — checked at the upstream), month rollover, and the
+//! concurrency proof that simultaneous requests never overspend.
+
+mod common;
+
+use common::upstream::{Reply, Upstream};
+use common::{read_sse, Data, Server};
+use serde_json::{json, Value};
+
+const SERVER_KEY: &str = "sk-server-key-aaaaaaaaaaaa";
+const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+async fn start(upstream: &Upstream, data: &Data, extra: &[(&str, &str)]) -> Server {
+    let mut env = vec![
+        ("OPENAI_API_KEY", SERVER_KEY),
+        ("OPENAI_BASE_URL", upstream.base_url.as_str()),
+        ("INTEGRATOR_MODEL", "gpt-4.1"),
+        ("INTEGRATOR_MASTER_KEY", MASTER_KEY),
+    ];
+    env.extend_from_slice(extra);
+    Server::start(data, &env).await
+}
+
+fn cap_body() -> Value {
+    json!({"success": false, "error": "AI usage cap exceeded", "code": "cap_exceeded"})
+}
+
+#[tokio::test]
+async fn spent_budgets_refuse_billed_work_before_any_upstream_call() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let server = start(&upstream, &data, &[]).await;
+    data.cli_ok(&["tenant", "create", "broke", "--allowance", "0"])
+        .await;
+    data.cli_ok(&[
+        "user",
+        "create",
+        "dev@broke.test",
+        "--tenant",
+        "broke",
+        "--role",
+        "user",
+    ])
+    .await;
+    let key = data.cli_ok(&["key", "create", "dev@broke.test"]).await;
+
+    let (status, body) = server.post("/chat", &key, &json!({"message": "hi"})).await;
+    assert_eq!((status, body), (200, cap_body()));
+    let session = server.post("/sessions", &key, &json!({})).await.1["session_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (status, body) = server
+        .post(
+            &format!("/sessions/{session}/chat"),
+            &key,
+            &json!({"message": "hi"}),
+        )
+        .await;
+    assert_eq!((status, body), (200, cap_body()));
+    let (events, raw) = read_sse(
+        server
+            .stream("/chat/stream", &key, &json!({"message": "hi"}))
+            .await,
+    )
+    .await;
+    let last = events.last().expect("events");
+    assert_eq!(last["type"], "error", "{raw}");
+    assert_eq!(last["message"], "AI usage cap exceeded");
+    assert_eq!(last["retryable"], false);
+    assert_eq!(last["code"], "cap_exceeded");
+    assert!(
+        upstream.requests().is_empty(),
+        "refused before any upstream call"
+    );
+    let (_, messages) = server
+        .get(&format!("/sessions/{session}/messages"), &key)
+        .await;
+    assert_eq!(messages, json!([]), "a refused message is not stored");
+
+    let (status, body) = server
+        .tool(&key, "search_knowledge_base", json!({"query": "billing"}))
+        .await;
+    assert_eq!(
+        (status, body["success"].as_bool()),
+        (200, Some(true)),
+        "free tools are never capped"
+    );
+
+    data.cli_ok(&["wallet", "top-up", "broke", "1"]).await;
+    upstream.push([Reply::text(&["Now it works."])]);
+    let (_, body) = server.post("/chat", &key, &json!({"message": "hi"})).await;
+    assert_eq!(body["response"], "Now it works.", "{body}");
+}
+
+#[tokio::test]
+async fn cost_comes_from_the_allowance_first_then_the_wallet() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let server = start(&upstream, &data, &[]).await;
+    data.cli_ok(&[
+        "tenant",
+        "create",
+        "acme",
+        "--tier",
+        "standard",
+        "--allowance",
+        "0.001",
+    ])
+    .await;
+    data.cli_ok(&[
+        "user",
+        "create",
+        "admin@acme.test",
+        "--tenant",
+        "acme",
+        "--role",
+        "admin",
+    ])
+    .await;
+    data.cli_ok(&[
+        "user",
+        "create",
+        "dev@acme.test",
+        "--tenant",
+        "acme",
+        "--role",
+        "user",
+    ])
+    .await;
+    let admin = data.cli_ok(&["key", "create", "admin@acme.test"]).await;
+    let dev = data.cli_ok(&["key", "create", "dev@acme.test"]).await;
+    let out = data.cli_ok(&["wallet", "top-up", "acme", "0.05"]).await;
+    assert!(out.contains("balance $0.05"), "{out}");
+
+    // gpt-4.1: $2 per 1M input, $8 per 1M output → 100 + 50 tokens cost $0.0006 a call.
+    for _ in 0..3 {
+        upstream.push([Reply::text_with_usage(&["ok"], 100, 50)]);
+        let (_, body) = server
+            .post(
+                "/chat",
+                &dev,
+                &json!({"message": "hi", "include_tools": false}),
+            )
+            .await;
+        assert_eq!(body["response"], "ok", "{body}");
+    }
+    let (status, usage) = server.get("/usage", &dev).await;
+    assert_eq!(status, 200, "{usage}");
+    assert_eq!(usage["allowance_usd"], 0.001);
+    assert_eq!(usage["allowance_used_usd"], 0.001);
+    assert_eq!(usage["allowance_left_usd"], 0.0);
+    assert_eq!(
+        usage["wallet_usd"], 0.0492,
+        "0.0018 spent, 0.001 of it from the allowance: {usage}"
+    );
+    assert_eq!(usage["user"]["email"], "dev@acme.test");
+    assert_eq!(usage["user"]["cost_usd"], 0.0018);
+    assert_eq!(
+        usage["tenant"]["by_model"]["gpt-4.1"],
+        json!({"prompt_tokens": 300, "completion_tokens": 150, "cost_usd": 0.0018})
+    );
+    assert_eq!(usage["own_key_active"], false);
+    assert!(
+        usage["tenant"].get("users").is_none(),
+        "only admins see each user"
+    );
+    let (_, admin_view) = server.get("/usage", &admin).await;
+    assert_eq!(
+        admin_view["tenant"]["users"][0]["email"], "dev@acme.test",
+        "{admin_view}"
+    );
+
+    let printed = data.cli_ok(&["usage", "--tenant", "acme"]).await;
+    assert!(
+        printed.contains("gpt-4.1")
+            && printed.contains("dev@acme.test")
+            && printed.contains("wallet $0.0492"),
+        "{printed}"
+    );
+}
+
+#[tokio::test]
+async fn own_keys_are_scoped_masked_encrypted_and_bypass_caps() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let server = start(&upstream, &data, &[]).await;
+    let super_admin = server.admin_key().to_string();
+    data.cli_ok(&["tenant", "create", "acme", "--allowance", "0"])
+        .await;
+    data.cli_ok(&[
+        "user",
+        "create",
+        "admin@acme.test",
+        "--tenant",
+        "acme",
+        "--role",
+        "admin",
+    ])
+    .await;
+    data.cli_ok(&[
+        "user",
+        "create",
+        "dev@acme.test",
+        "--tenant",
+        "acme",
+        "--role",
+        "user",
+    ])
+    .await;
+    let admin = data.cli_ok(&["key", "create", "admin@acme.test"]).await;
+    let dev = data.cli_ok(&["key", "create", "dev@acme.test"]).await;
+    let other = data.user_with_key("globex", "x@globex.test", "user").await;
+    let tenant_key = "sk-tenant-acme-secret-1234";
+    let global_key = "sk-global-secret-5678";
+
+    let forbidden = server
+        .client
+        .post(format!("{}/rest/v1/ai-agent/api-key", server.base))
+        .bearer_auth(&dev)
+        .json(&json!({"api_key": tenant_key}))
+        .send()
+        .await
+        .expect("post");
+    let (status, body) = common::status_and_json(forbidden).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+
+    let (status, body) = set(&server, &admin, json!({})).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("api_key")));
+    let (status, body) = set(&server, &admin, json!({"api_key": tenant_key})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "tenant");
+    assert_eq!(body["masked"], "sk-…1234");
+    assert!(!body.to_string().contains("acme-secret"));
+    let (status, body) = set(&server, &super_admin, json!({"api_key": global_key})).await;
+    assert_eq!((status, body["scope"].as_str()), (200, Some("global")));
+
+    assert_eq!(
+        get(&server, &dev).await,
+        json!({"configured": true, "scope": "tenant", "masked": "sk-…1234"})
+    );
+    assert_eq!(
+        get(&server, &other).await,
+        json!({"configured": true, "scope": "global", "masked": "sk-…5678"})
+    );
+
+    upstream.push([Reply::text(&["tenant"]), Reply::text(&["global"])]);
+    let (_, body) = server
+        .post(
+            "/chat",
+            &dev,
+            &json!({"message": "hi", "include_tools": false}),
+        )
+        .await;
+    assert_eq!(
+        body["response"], "tenant",
+        "own keys bypass the zero allowance: {body}"
+    );
+    server
+        .post(
+            "/chat",
+            &other,
+            &json!({"message": "hi", "include_tools": false}),
+        )
+        .await;
+    let auth: Vec<Option<String>> = upstream
+        .requests()
+        .into_iter()
+        .map(|r| r.authorization)
+        .collect();
+    assert_eq!(
+        auth,
+        [
+            Some(format!("Bearer {tenant_key}")),
+            Some(format!("Bearer {global_key}"))
+        ]
+    );
+    let (_, usage) = server.get("/usage", &dev).await;
+    assert_eq!(usage["own_key_active"], true);
+    assert!(
+        usage["tenant"]["own_key_cost_usd"].as_f64().unwrap_or(0.0) > 0.0,
+        "{usage}"
+    );
+    assert_eq!(
+        usage["allowance_used_usd"], 0.0,
+        "own-key usage is not charged: {usage}"
+    );
+
+    // Restart: the keys still decrypt with the same master key.
+    server.stop().await;
+    let server = start(&upstream, &data, &[]).await;
+    upstream.push([Reply::text(&["again"])]);
+    server
+        .post(
+            "/chat",
+            &dev,
+            &json!({"message": "hi", "include_tools": false}),
+        )
+        .await;
+    assert_eq!(
+        upstream
+            .requests()
+            .last()
+            .and_then(|r| r.authorization.clone()),
+        Some(format!("Bearer {tenant_key}"))
+    );
+
+    let (status, body) = delete(&server, &dev).await;
+    assert_eq!(status, 403, "{body}");
+    let (_, body) = delete(&server, &admin).await;
+    assert_eq!(
+        (body["deleted"].as_bool(), body["scope"].as_str()),
+        (Some(true), Some("tenant"))
+    );
+    delete(&server, &super_admin).await;
+    assert_eq!(get(&server, &dev).await, json!({"configured": false}));
+    let (_, body) = server.post("/chat", &dev, &json!({"message": "hi"})).await;
+    assert_eq!(
+        body,
+        cap_body(),
+        "back to managed billing, capped at zero allowance"
+    );
+
+    // The keys appear nowhere in the data dir or the logs.
+    let mut leaks = Vec::new();
+    for entry in walk(data.path()) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in ["acme-secret", "global-secret"] {
+            if text.contains(secret) {
+                leaks.push(format!("{} contains {secret}", entry.display()));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "{leaks:?}");
+}
+
+async fn set(server: &Server, key: &str, value: Value) -> (u16, Value) {
+    let request = server
+        .client
+        .post(format!("{}/rest/v1/ai-agent/api-key", server.base))
+        .bearer_auth(key)
+        .json(&value);
+    common::status_and_json(request.send().await.expect("post")).await
+}
+
+async fn get(server: &Server, key: &str) -> Value {
+    let request = server
+        .client
+        .get(format!("{}/rest/v1/ai-agent/api-key", server.base))
+        .bearer_auth(key);
+    common::status_and_json(request.send().await.expect("get"))
+        .await
+        .1
+}
+
+async fn delete(server: &Server, key: &str) -> (u16, Value) {
+    let request = server
+        .client
+        .post(format!("{}/rest/v1/ai-agent/api-key/delete", server.base))
+        .bearer_auth(key);
+    common::status_and_json(request.send().await.expect("delete")).await
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn the_allowance_resets_at_the_start_of_each_month() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let server = start(&upstream, &data, &[]).await;
+    data.cli_ok(&["tenant", "create", "acme", "--allowance", "0.0006"])
+        .await;
+    data.cli_ok(&[
+        "user",
+        "create",
+        "dev@acme.test",
+        "--tenant",
+        "acme",
+        "--role",
+        "user",
+    ])
+    .await;
+    let dev = data.cli_ok(&["key", "create", "dev@acme.test"]).await;
+    upstream.push([Reply::text_with_usage(&["ok"], 100, 50)]);
+    server
+        .post(
+            "/chat",
+            &dev,
+            &json!({"message": "hi", "include_tools": false}),
+        )
+        .await;
+    let (_, body) = server
+        .post(
+            "/chat",
+            &dev,
+            &json!({"message": "hi", "include_tools": false}),
+        )
+        .await;
+    assert_eq!(body, cap_body());
+    let (_, usage) = server.get("/usage", &dev).await;
+    let this_month = usage["month"].as_str().expect("month").to_string();
+    server.stop().await;
+
+    let server = start(
+        &upstream,
+        &data,
+        &[("INTEGRATOR_BILLING_CLOCK_OFFSET_DAYS", "32")],
+    )
+    .await;
+    let (_, usage) = server.get("/usage", &dev).await;
+    assert_ne!(usage["month"], this_month.as_str());
+    assert_eq!(usage["allowance_left_usd"], 0.0006, "{usage}");
+    assert_eq!(usage["tenant"]["cost_usd"], 0.0);
+    upstream.push([Reply::text(&["new month"])]);
+    let (_, body) = server
+        .post(
+            "/chat",
+            &dev,
+            &json!({"message": "hi", "include_tools": false}),
+        )
+        .await;
+    assert_eq!(body["response"], "new month", "{body}");
+}
+
+/// Many concurrent billed calls at an almost empty wallet: each reserves its estimate before
+/// calling the model, so together they overspend by at most one reservation — on SQLite with
+/// one server, and on PostgreSQL with two server processes sharing the database. (Without
+/// reservations all twenty would see money left and be paid.)
+#[tokio::test]
+async fn concurrent_requests_never_overspend() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let first = start(&upstream, &data, &[]).await;
+    let replica_data = data.replica();
+    let second = match &replica_data {
+        Some(replica) => Some(start(&upstream, replica, &[]).await),
+        None => None,
+    };
+    data.cli_ok(&["tenant", "create", "thin", "--allowance", "0"])
+        .await;
+    data.cli_ok(&[
+        "user",
+        "create",
+        "dev@thin.test",
+        "--tenant",
+        "thin",
+        "--role",
+        "user",
+    ])
+    .await;
+    let key = data.cli_ok(&["key", "create", "dev@thin.test"]).await;
+    data.cli_ok(&["wallet", "top-up", "thin", "0.03"]).await;
+    // Each answer costs 100 × $2/1M + 1000 × $8/1M = $0.0082 and reserves a little more
+    // (its prompt plus 1,024 completion tokens): the wallet pays for three, a fourth may start
+    // while something is left.
+    upstream.push((0..40).map(|_| Reply::text_with_usage(&["paid"], 100, 1000)));
+
+    let servers: Vec<&Server> = std::iter::once(&first).chain(second.as_ref()).collect();
+    let body = json!({"message": "hi", "include_tools": false});
+    let calls = (0..20).map(|n| {
+        let server = servers[n % servers.len()];
+        let (key, body) = (key.clone(), body.clone());
+        async move { server.post("/chat", &key, &body).await.1 }
+    });
+    let answers = futures::future::join_all(calls).await;
+    let paid = answers.iter().filter(|a| a["response"] == "paid").count();
+    let refused = answers.iter().filter(|a| **a == cap_body()).count();
+    assert_eq!(paid + refused, 20, "{answers:?}");
+    assert!(
+        (3..=4).contains(&paid),
+        "{paid} answers paid from a wallet that covers 3"
+    );
+    let (_, usage) = first.get("/usage", &key).await;
+    let wallet = usage["wallet_usd"].as_f64().expect("wallet");
+    assert!(wallet > -0.0082, "overspent by more than one call: {usage}");
+    assert_eq!(
+        upstream.requests().len(),
+        paid,
+        "refused requests never reached the upstream"
+    );
+}
