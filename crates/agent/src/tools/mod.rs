@@ -288,3 +288,100 @@ pub(crate) fn str_argument<'a>(arguments: &'a Value, name: &str) -> &'a str {
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use billing::{Allowances, BillingClock, PriceTable};
+    use serde_json::json;
+    use store::{MasterKey, NewTenant, NewUser, Role, Store, Tier};
+
+    /// A billed tool that only echoes: the registry's billing is what is under test.
+    struct Echo;
+
+    #[async_trait]
+    impl Tool for Echo {
+        fn name(&self) -> &'static str {
+            "echo"
+        }
+        fn description(&self) -> &'static str {
+            "Echoes its text"
+        }
+        fn parameters(&self) -> Value {
+            json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]})
+        }
+        fn agentic(&self) -> bool {
+            true
+        }
+        fn progress_message(&self) -> &'static str {
+            "Echoing..."
+        }
+        async fn execute(&self, _: &ToolContext, arguments: Value) -> Result<String, ToolError> {
+            Ok(arguments["text"].as_str().unwrap_or_default().to_string())
+        }
+    }
+
+    #[tokio::test]
+    async fn billed_tools_are_charged_per_call_and_refused_when_the_budget_is_spent() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::connect(&store::DatabaseTarget::Sqlite(dir.path().join("t.db")))
+            .await
+            .expect("store");
+        let tenant = store
+            .create_tenant(&NewTenant {
+                name: "t".into(),
+                tier: Tier::Free,
+                allowance_micros: Some(0),
+                ai_enabled: true,
+            })
+            .await
+            .expect("tenant");
+        let user = store
+            .create_user(&NewUser {
+                tenant_name: "t".into(),
+                email: "u@t.test".into(),
+                role: Role::User,
+                api_access: true,
+            })
+            .await
+            .expect("user");
+        store.top_up_wallet("t", 4_000).await.expect("top up");
+        let billing = Arc::new(Billing::new(
+            store.clone(),
+            PriceTable::default(),
+            Allowances::default(),
+            BillingClock::default(),
+            MasterKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").expect("key"),
+        ));
+        let mut registry = ToolRegistry::new(billing.clone());
+        registry.register(Arc::new(Echo)).expect("register");
+        let context = ToolContext {
+            principal: Principal {
+                key_id: "k".into(),
+                user_id: user.id.clone(),
+                email: user.email.clone(),
+                role: Role::User,
+                tenant_id: tenant.id.clone(),
+                tenant_name: "t".into(),
+            },
+            session_id: None,
+        };
+        for _ in 0..2 {
+            let out = registry
+                .execute(&context, "echo", json!({"text": "hi"}))
+                .await;
+            assert_eq!(out, Ok("hi".to_string()));
+        }
+        let refused = registry
+            .execute(&context, "echo", json!({"text": "hi"}))
+            .await;
+        assert_eq!(refused, Err(ToolError::CapExceeded));
+        assert_eq!(refused.err().map(|e| e.code()), Some("cap_exceeded"));
+        let report = billing
+            .report(&tenant.id, "u@t.test", false)
+            .await
+            .expect("report");
+        assert_eq!(report.tenant.by_tool["echo"].calls, 2);
+        assert_eq!(report.wallet_usd, 0.0);
+    }
+}
