@@ -301,3 +301,28 @@ pub async fn usage(store: &Store, config: &Config, tenant_name: &str) -> anyhow:
     }
     Ok(())
 }
+
+/// `host --tenant T "COMMAND"`: the workspace command language from the command line, run with
+/// operator (admin) rights on that tenant and not billed.
+pub async fn host(
+    store: &Store,
+    config: &Config,
+    tenant_name: &str,
+    line: &str,
+) -> anyhow::Result<()> {
+    let tenant = store.tenant_by_name(tenant_name).await?;
+    let workspace = workspace::Workspace::new(
+        store.clone(),
+        config.master_key()?,
+        std::sync::Arc::new(workspace::TemplateCatalog::shipped()?),
+        config.data_dir.clone(),
+    );
+    let actor = workspace::Actor {
+        tenant_id: tenant.id,
+        tenant_name: tenant.name,
+        role: store::Role::Admin,
+    };
+    let output = workspace.execute(&actor, line).await?;
+    println!("{output}");
+    Ok(())
+}

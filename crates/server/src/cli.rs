@@ -51,6 +51,13 @@ pub enum Command {
     /// Manage tenants' wallets.
     #[command(subcommand)]
     Wallet(WalletCommand),
+    /// Run one workspace command for a tenant (as its operator), e.g. "list connections".
+    Host {
+        #[arg(long)]
+        tenant: String,
+        /// The command, quoted as one argument.
+        command: String,
+    },
     /// Print a tenant's usage this month.
     Usage {
         #[arg(long)]

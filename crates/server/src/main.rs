@@ -65,6 +65,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kb(command) => admin::kb(&store, command).await,
         Command::Wallet(command) => admin::wallet(&store, command).await,
         Command::Usage { tenant } => admin::usage(&store, &config, &tenant).await,
+        Command::Host { tenant, command } => admin::host(&store, &config, &tenant, &command).await,
     };
     store.close().await;
     outcome

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::tools::{CreateSupportTicket, SearchKnowledgeBase, SearchTemplates};
+use agent::tools::{
+    CreateSupportTicket, HostCli, HostListCommands, ImportTemplate, SearchKnowledgeBase,
+    SearchTemplates,
+};
 use agent::{
     Agent, AgentSettings, KnowledgeService, ModelResolver, ProviderSettings, ToolRegistry,
     ZendeskClient, ZendeskConfig,
@@ -13,7 +16,7 @@ use anyhow::Context;
 use axum::body::Bytes;
 use billing::{Billing, BillingClock};
 use store::Store;
-use workspace::TemplateCatalog;
+use workspace::{TemplateCatalog, Workspace};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -63,6 +66,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         // Only one server runs on an SQLite data dir (the search index above is locked to this
         // process), so session leases still set were left by a crash.
         store.release_all_session_leases().await?;
+        let abandoned = store.fail_abandoned_runs().await?;
+        if abandoned > 0 {
+            tracing::warn!(
+                abandoned,
+                "marked flow runs interrupted by the last stop as failed"
+            );
+        }
     }
     let zendesk = config.zendesk.as_ref().map(|z| {
         ZendeskClient::new(ZendeskConfig {
@@ -71,6 +81,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             api_token: z.api_token.clone(),
         })
     });
+    let workspace = Arc::new(Workspace::new(
+        store.clone(),
+        master_key.clone(),
+        catalog.clone(),
+        config.data_dir.clone(),
+    ));
     let billing = Arc::new(Billing::new(
         store.clone(),
         config.billing.prices.clone(),
@@ -96,6 +112,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )))
         .map_err(anyhow::Error::msg)?;
 
+    tools
+        .register(Arc::new(HostListCommands))
+        .map_err(anyhow::Error::msg)?;
+    tools
+        .register(Arc::new(HostCli::new(workspace.clone())))
+        .map_err(anyhow::Error::msg)?;
+    tools
+        .register(Arc::new(ImportTemplate::new(workspace.clone())))
+        .map_err(anyhow::Error::msg)?;
     let tools = Arc::new(tools);
     let models = ModelResolver::new(
         ProviderSettings {
@@ -150,12 +175,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
+    let scheduler = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = workspace.fire_due_schedules().await {
+                tracing::warn!(error = %e, "the scheduler could not read the schedules; retrying");
+            }
+        }
+    });
+
     println!("Integrator Agent listening on {base_url}");
     tracing::info!(%addr, "listening");
     axum::serve(listener, crate::routes::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     sync_task.abort();
+    scheduler.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

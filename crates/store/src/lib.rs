@@ -15,6 +15,7 @@ mod money;
 mod secrets;
 mod sessions;
 mod tickets;
+mod workspace;
 
 pub use accounts::{NewTenant, NewUser, Role, Tenant, TenantChanges, Tier, User};
 pub use api_keys::{ApiKeyHash, IssuedKey, KeyRecord, KEY_LENGTH};
@@ -26,6 +27,7 @@ pub use money::{format_usd, parse_usd, Micros};
 pub use secrets::{MasterKey, SecretError};
 pub use sessions::{MessageRole, Session, StoredMessage};
 pub use tickets::{NewTicket, Ticket, TicketPriority};
+pub use workspace::{RunResult, StoredConnection, StoredFlow, StoredRun, StoredSchedule};
 
 /// Milliseconds since the Unix epoch: the one time representation stored in the database.
 pub fn now_millis() -> i64 {

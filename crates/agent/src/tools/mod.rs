@@ -4,6 +4,7 @@
 mod create_support_ticket;
 mod search_knowledge_base;
 mod search_templates;
+mod workspace_tools;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::Principal;
 pub use create_support_ticket::CreateSupportTicket;
 pub use search_knowledge_base::SearchKnowledgeBase;
 pub use search_templates::SearchTemplates;
+pub use workspace_tools::{HostCli, HostListCommands, ImportTemplate};
 
 /// What a tool knows about the call it serves.
 #[derive(Debug, Clone)]
@@ -46,6 +48,9 @@ pub enum ToolError {
     /// The tool ran and failed.
     #[error("{0}")]
     Failed(String),
+    /// A workspace command that cannot be parsed (the message shows where and the valid ones).
+    #[error("{0}")]
+    InvalidCommand(String),
     /// A billed tool was refused: allowance and wallet are spent.
     #[error("AI usage cap exceeded")]
     CapExceeded,
@@ -60,6 +65,7 @@ impl ToolError {
             ToolError::PermissionDenied(_) => "permission_denied",
             ToolError::Failed(_) => "tool_failed",
             ToolError::CapExceeded => "cap_exceeded",
+            ToolError::InvalidCommand(_) => "invalid_command",
         }
     }
 }

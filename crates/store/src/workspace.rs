@@ -1,0 +1,460 @@
+//! Workspace objects per tenant: connections (parameters, with secrets sealed), flows (their
+//! definition as JSON), runs and schedules — plus the leases that keep a flow from running
+//! twice at once, also across replicas.
+
+use sqlx::Row;
+
+use crate::{new_id, now_millis, Store, StoreError};
+
+/// A stored connection; `sealed_secrets` is ciphertext from the master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConnection {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub kind: String,
+    /// JSON object of the non-secret parameters.
+    pub params: String,
+    /// Sealed JSON object of the secret parameters.
+    pub sealed_secrets: String,
+    pub updated_at: i64,
+}
+
+/// A stored flow; `definition` is JSON owned by the workspace crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFlow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub definition: String,
+    pub updated_at: i64,
+}
+
+/// A run of a flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRun {
+    pub id: i64,
+    pub flow_name: String,
+    pub trigger: String,
+    pub status: String,
+    pub rows_read: i64,
+    pub rows_written: i64,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub error: Option<String>,
+    pub log: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub status: &'static str,
+    pub rows_read: i64,
+    pub rows_written: i64,
+    pub error: Option<String>,
+    pub log: String,
+}
+
+/// A stored schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSchedule {
+    pub flow_id: String,
+    pub tenant_id: String,
+    pub flow_name: String,
+    /// JSON owned by the workspace crate.
+    pub spec: String,
+    pub next_at: i64,
+}
+
+fn connection_from_row(row: &sqlx::any::AnyRow) -> Result<StoredConnection, StoreError> {
+    Ok(StoredConnection {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
+        params: row.try_get("params")?,
+        sealed_secrets: row.try_get("sealed_secrets")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn flow_from_row(row: &sqlx::any::AnyRow) -> Result<StoredFlow, StoreError> {
+    Ok(StoredFlow {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        name: row.try_get("name")?,
+        definition: row.try_get("definition")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn run_from_row(row: &sqlx::any::AnyRow) -> Result<StoredRun, StoreError> {
+    Ok(StoredRun {
+        id: row.try_get("id")?,
+        flow_name: row.try_get("flow_name")?,
+        trigger: row.try_get("trigger")?,
+        status: row.try_get("status")?,
+        rows_read: row.try_get("rows_read")?,
+        rows_written: row.try_get("rows_written")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        error: row.try_get("error")?,
+        log: row.try_get("log")?,
+    })
+}
+
+const RUN_COLUMNS: &str =
+    "id, flow_name, trigger, status, rows_read, rows_written, started_at, finished_at, error, log";
+
+impl Store {
+    /// Creates a connection; its name must be unused in the tenant.
+    pub async fn insert_connection(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        kind: &str,
+        params: &str,
+        sealed_secrets: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_millis();
+        sqlx::query(
+            "INSERT INTO ws_connections (id, tenant_id, name, kind, params, sealed_secrets, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(new_id())
+        .bind(tenant_id)
+        .bind(name)
+        .bind(kind)
+        .bind(params)
+        .bind(sealed_secrets)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::conflict_on_unique(e, &format!("connection '{name}'")))?;
+        Ok(())
+    }
+
+    /// Replaces a connection's parameters.
+    pub async fn update_connection(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        params: &str,
+        sealed_secrets: &str,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE ws_connections SET params = $1, sealed_secrets = $2, updated_at = $3 WHERE tenant_id = $4 AND name = $5")
+            .bind(params)
+            .bind(sealed_secrets)
+            .bind(now_millis())
+            .bind(tenant_id)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("connection '{name}'")));
+        }
+        Ok(())
+    }
+
+    /// The tenant's connection with this name.
+    pub async fn connection(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<StoredConnection, StoreError> {
+        let row = sqlx::query("SELECT id, tenant_id, name, kind, params, sealed_secrets, updated_at FROM ws_connections WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("connection '{name}'")))?;
+        connection_from_row(&row)
+    }
+
+    /// The tenant's connections by name.
+    pub async fn connections(&self, tenant_id: &str) -> Result<Vec<StoredConnection>, StoreError> {
+        let rows = sqlx::query("SELECT id, tenant_id, name, kind, params, sealed_secrets, updated_at FROM ws_connections WHERE tenant_id = $1 ORDER BY name")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(connection_from_row).collect()
+    }
+
+    /// Deletes a connection.
+    pub async fn delete_connection(&self, tenant_id: &str, name: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM ws_connections WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("connection '{name}'")));
+        }
+        Ok(())
+    }
+
+    /// Creates a flow; its name must be unused in the tenant.
+    pub async fn insert_flow(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        definition: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_millis();
+        sqlx::query("INSERT INTO ws_flows (id, tenant_id, name, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+            .bind(new_id())
+            .bind(tenant_id)
+            .bind(name)
+            .bind(definition)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::conflict_on_unique(e, &format!("flow '{name}'")))?;
+        Ok(())
+    }
+
+    /// The tenant's flow with this name.
+    pub async fn flow(&self, tenant_id: &str, name: &str) -> Result<StoredFlow, StoreError> {
+        let row = sqlx::query("SELECT id, tenant_id, name, definition, updated_at FROM ws_flows WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("flow '{name}'")))?;
+        flow_from_row(&row)
+    }
+
+    /// The tenant's flows by name.
+    pub async fn flows(&self, tenant_id: &str) -> Result<Vec<StoredFlow>, StoreError> {
+        let rows = sqlx::query("SELECT id, tenant_id, name, definition, updated_at FROM ws_flows WHERE tenant_id = $1 ORDER BY name")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(flow_from_row).collect()
+    }
+
+    /// Deletes a flow and its schedule (its runs stay as history).
+    pub async fn delete_flow(&self, tenant_id: &str, name: &str) -> Result<(), StoreError> {
+        let flow = self.flow(tenant_id, name).await?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM ws_schedules WHERE flow_id = $1")
+            .bind(&flow.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM ws_flows WHERE id = $1")
+            .bind(&flow.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes a flow's run lease unless a run holds it; true on success.
+    pub async fn try_lease_flow(&self, flow_id: &str, lease_ms: i64) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let done = sqlx::query(
+            "UPDATE ws_flows SET running_until = $1 WHERE id = $2 AND running_until < $3",
+        )
+        .bind(now + lease_ms)
+        .bind(flow_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends a flow's run lease.
+    pub async fn renew_flow_lease(&self, flow_id: &str, lease_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE ws_flows SET running_until = $1 WHERE id = $2")
+            .bind(now_millis() + lease_ms)
+            .bind(flow_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives a flow's run lease back.
+    pub async fn release_flow_lease(&self, flow_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE ws_flows SET running_until = 0 WHERE id = $1")
+            .bind(flow_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the start of a run; returns its id.
+    pub async fn start_run(
+        &self,
+        tenant_id: &str,
+        flow_id: &str,
+        flow_name: &str,
+        trigger: &str,
+    ) -> Result<i64, StoreError> {
+        let now = now_millis();
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO ws_runs (tenant_id, flow_id, flow_name, trigger, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)")
+            .bind(tenant_id)
+            .bind(flow_id)
+            .bind(flow_name)
+            .bind(trigger)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let id: i64 = sqlx::query_scalar(
+            "SELECT CAST(MAX(id) AS BIGINT) FROM ws_runs WHERE flow_id = $1 AND started_at = $2",
+        )
+        .bind(flow_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Records how a run ended.
+    pub async fn finish_run(&self, run_id: i64, result: &RunResult) -> Result<(), StoreError> {
+        sqlx::query("UPDATE ws_runs SET status = $1, rows_read = $2, rows_written = $3, finished_at = $4, error = $5, log = $6 WHERE id = $7")
+            .bind(result.status)
+            .bind(result.rows_read)
+            .bind(result.rows_written)
+            .bind(now_millis())
+            .bind(&result.error)
+            .bind(&result.log)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// One of the tenant's runs.
+    pub async fn run(&self, tenant_id: &str, run_id: i64) -> Result<StoredRun, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM ws_runs WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant_id)
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))?;
+        run_from_row(&row)
+    }
+
+    /// The tenant's latest runs, newest first, optionally of one flow.
+    pub async fn runs(
+        &self,
+        tenant_id: &str,
+        flow_name: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<StoredRun>, StoreError> {
+        let rows = match flow_name {
+            Some(flow) => sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM ws_runs WHERE tenant_id = $1 AND flow_name = $2 ORDER BY id DESC LIMIT $3"))
+                .bind(tenant_id)
+                .bind(flow)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?,
+            None => sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM ws_runs WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2"))
+                .bind(tenant_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?,
+        };
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Marks runs left `running` by a crash as failed (for a process that is the only runner).
+    pub async fn fail_abandoned_runs(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE ws_runs SET status = 'failed', finished_at = $1, error = 'the server stopped during the run' WHERE status = 'running'")
+            .bind(now_millis())
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("UPDATE ws_flows SET running_until = 0 WHERE running_until > 0")
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Sets (or replaces) a flow's schedule.
+    pub async fn put_schedule(
+        &self,
+        tenant_id: &str,
+        flow_id: &str,
+        spec: &str,
+        next_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM ws_schedules WHERE flow_id = $1")
+            .bind(flow_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO ws_schedules (flow_id, tenant_id, spec, next_at, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(flow_id)
+            .bind(tenant_id)
+            .bind(spec)
+            .bind(next_at)
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a flow's schedule; true when there was one.
+    pub async fn delete_schedule(&self, flow_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM ws_schedules WHERE flow_id = $1")
+            .bind(flow_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The tenant's schedules (or every tenant's, with `None`), by flow name.
+    pub async fn schedules(
+        &self,
+        tenant_id: Option<&str>,
+    ) -> Result<Vec<StoredSchedule>, StoreError> {
+        let sql = "SELECT s.flow_id, s.tenant_id, f.name AS flow_name, s.spec, s.next_at FROM ws_schedules s JOIN ws_flows f ON f.id = s.flow_id";
+        let rows = match tenant_id {
+            Some(tenant) => {
+                sqlx::query(&format!("{sql} WHERE s.tenant_id = $1 ORDER BY f.name"))
+                    .bind(tenant)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(&format!("{sql} ORDER BY s.next_at"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|row| {
+                Ok(StoredSchedule {
+                    flow_id: row.try_get("flow_id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    flow_name: row.try_get("flow_name")?,
+                    spec: row.try_get("spec")?,
+                    next_at: row.try_get("next_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Claims a due schedule for one firing: moves its next time on, only if it is still due
+    /// and no other replica claimed it. True when this process should run the flow now.
+    pub async fn claim_schedule(
+        &self,
+        flow_id: &str,
+        due_at: i64,
+        next_at: i64,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE ws_schedules SET next_at = $1 WHERE flow_id = $2 AND next_at = $3")
+                .bind(next_at)
+                .bind(flow_id)
+                .bind(due_at)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,275 @@
+//! Connection parameters: which ones each type takes, which are secrets (sealed with the
+//! master key, shown as `***`), and the checks made when they are set.
+
+use std::collections::BTreeMap;
+
+use store::MasterKey;
+
+use crate::connectors::{ConnectionSpec, ConnectionType};
+
+/// Parameters each connection type accepts (besides `header.*` for http).
+fn allowed(kind: ConnectionType) -> &'static [&'static str] {
+    match kind {
+        ConnectionType::Http => &[
+            "url",
+            "auth",
+            "token",
+            "username",
+            "password",
+            "records",
+            "pagination",
+            "page_param",
+            "size_param",
+            "page_size",
+            "offset_param",
+            "cursor_param",
+            "cursor_path",
+            "timeout",
+            "retries",
+        ],
+        ConnectionType::Postgres => &["url", "password"],
+        ConnectionType::Sqlite => &["path"],
+        ConnectionType::File => &["path", "format"],
+    }
+}
+
+fn required(kind: ConnectionType) -> &'static [&'static str] {
+    match kind {
+        ConnectionType::Http | ConnectionType::Postgres => &["url"],
+        ConnectionType::Sqlite => &["path"],
+        ConnectionType::File => &["path", "format"],
+    }
+}
+
+/// Whether a parameter's value is secret.
+pub fn is_secret(key: &str, value: &str) -> bool {
+    matches!(key, "password" | "token")
+        || key.starts_with("header.")
+        || (key == "url" && url_has_password(value))
+}
+
+fn url_has_password(url: &str) -> bool {
+    url.split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+/// A parameter value as shown to people: secrets masked (a URL keeps everything but its password).
+pub fn display_value(key: &str, value: &str) -> String {
+    if !is_secret(key, value) {
+        return value.to_string();
+    }
+    if key == "url" {
+        if let Some((scheme, rest)) = value.split_once("://") {
+            if let Some((userinfo, host)) = rest.split_once('@') {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+    }
+    "***".to_string()
+}
+
+/// The `{{PLACEHOLDER}}`s still to fill in a connection's parameters.
+pub fn unfilled(params: &BTreeMap<String, String>) -> Vec<String> {
+    let mut found = Vec::new();
+    for value in params.values() {
+        let mut rest = value.as_str();
+        while let Some(start) = rest.find("{{") {
+            let after = &rest[start + 2..];
+            let Some(end) = after.find("}}") else { break };
+            let name = after[..end].to_string();
+            if !found.contains(&name) {
+                found.push(name);
+            }
+            rest = &after[end + 2..];
+        }
+    }
+    found
+}
+
+/// Checks parameters for a connection type: known names, required ones present, values that
+/// make sense. Values holding placeholders are checked when filled.
+pub fn check(kind: ConnectionType, params: &BTreeMap<String, String>) -> Result<(), String> {
+    let allowed = allowed(kind);
+    for (key, value) in params {
+        let known = allowed.contains(&key.as_str())
+            || (kind == ConnectionType::Http && key.starts_with("header.") && key.len() > 7);
+        if !known {
+            return Err(format!(
+                "unknown parameter '{key}' for {} connections (expected {}{})",
+                kind.as_str(),
+                allowed.join(", "),
+                if kind == ConnectionType::Http {
+                    ", header.NAME"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if value.contains("{{") {
+            continue;
+        }
+        let bad = |what: &str| Err(format!("{key}='{}' {what}", display_value(key, value)));
+        match (kind, key.as_str()) {
+            (ConnectionType::Http, "url")
+                if !(value.starts_with("http://") || value.starts_with("https://")) =>
+            {
+                return bad("must start with http:// or https://")
+            }
+            (ConnectionType::Postgres, "url")
+                if !(value.starts_with("postgres://") || value.starts_with("postgresql://")) =>
+            {
+                return bad("must start with postgres://")
+            }
+            (ConnectionType::Sqlite | ConnectionType::File, "path") => check_relative_path(value)?,
+            (ConnectionType::File, "format")
+                if !matches!(value.as_str(), "csv" | "json" | "ndjson") =>
+            {
+                return bad("must be csv, json or ndjson")
+            }
+            (ConnectionType::Http, "auth")
+                if !matches!(value.as_str(), "none" | "bearer" | "basic") =>
+            {
+                return bad("must be none, bearer or basic")
+            }
+            (ConnectionType::Http, "pagination")
+                if !matches!(
+                    value.as_str(),
+                    "none" | "page" | "offset" | "cursor" | "link"
+                ) =>
+            {
+                return bad("must be none, page, offset, cursor or link")
+            }
+            (ConnectionType::Http, "page_size" | "retries") if value.parse::<u32>().is_err() => {
+                return bad("must be a whole number")
+            }
+            _ => {}
+        }
+    }
+    if let Some(missing) = required(kind).iter().find(|k| !params.contains_key(**k)) {
+        return Err(format!("{} connections need {missing}=…", kind.as_str()));
+    }
+    Ok(())
+}
+
+/// Paths of sqlite and file connections stay inside the tenant's folder.
+pub fn check_relative_path(path: &str) -> Result<(), String> {
+    let escapes = path.starts_with('/')
+        || path.starts_with('\\')
+        || path.contains(':')
+        || path.split(['/', '\\']).any(|part| part == "..");
+    if escapes || path.trim().is_empty() {
+        Err(format!(
+            "path '{path}' must be relative and stay inside your workspace folder (no '..', no absolute paths)"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Splits parameters into the plain ones (stored as JSON) and the sealed secrets.
+pub fn seal(params: &BTreeMap<String, String>, key: &MasterKey) -> (String, String) {
+    let (secret, plain): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        params.iter().partition(|(k, v)| is_secret(k, v));
+    let plain = serde_json::to_string(&plain).unwrap_or_else(|_| "{}".into());
+    let secret = serde_json::to_string(&secret).unwrap_or_else(|_| "{}".into());
+    (plain, key.seal(&secret))
+}
+
+/// Joins stored plain parameters and decrypted secrets back together.
+pub fn open(
+    name: &str,
+    kind: &str,
+    plain: &str,
+    sealed: &str,
+    key: &MasterKey,
+) -> Result<ConnectionSpec, String> {
+    let kind = ConnectionType::parse(kind)
+        .ok_or_else(|| format!("connection '{name}' has an unknown type '{kind}'"))?;
+    let mut params: BTreeMap<String, String> =
+        serde_json::from_str(plain).map_err(|e| format!("connection '{name}' is damaged: {e}"))?;
+    let secrets = key.open(sealed).map_err(|_| {
+        format!(
+            "the secrets of connection '{name}' cannot be decrypted with this server's master key"
+        )
+    })?;
+    let secrets: BTreeMap<String, String> = serde_json::from_str(&secrets)
+        .map_err(|e| format!("connection '{name}' is damaged: {e}"))?;
+    params.extend(secrets);
+    Ok(ConnectionSpec {
+        name: name.to_string(),
+        kind,
+        params,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn secrets_are_recognised_and_masked() {
+        assert!(is_secret("password", "x"));
+        assert!(is_secret("header.Authorization", "Bearer x"));
+        assert!(is_secret("url", "postgres://u:pw@h/db"));
+        assert!(!is_secret("url", "postgres://u@h/db"));
+        assert_eq!(
+            display_value("url", "postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(display_value("token", "abc"), "***");
+        assert_eq!(display_value("records", "data"), "data");
+    }
+
+    #[test]
+    fn parameters_are_checked() {
+        assert!(check(
+            ConnectionType::Http,
+            &params(&[("url", "https://x"), ("header.X-Key", "k")])
+        )
+        .is_ok());
+        assert!(check(ConnectionType::Http, &params(&[("url", "ftp://x")])).is_err());
+        assert!(check(ConnectionType::Http, &params(&[("url", "{{API_URL}}")])).is_ok());
+        assert!(
+            check(ConnectionType::Http, &params(&[("uri", "https://x")]))
+                .expect_err("unknown")
+                .contains("uri")
+        );
+        assert!(check(
+            ConnectionType::File,
+            &params(&[("path", "../etc"), ("format", "csv")])
+        )
+        .is_err());
+        assert!(check(ConnectionType::Sqlite, &params(&[("path", "/etc/passwd")])).is_err());
+        assert!(check(ConnectionType::File, &params(&[("path", "exports")]))
+            .expect_err("format")
+            .contains("format"));
+        assert_eq!(
+            unfilled(&params(&[
+                ("url", "https://{{HOST}}/{{V}}"),
+                ("x", "{{HOST}}")
+            ])),
+            ["HOST", "V"]
+        );
+    }
+
+    #[test]
+    fn sealed_secrets_round_trip() {
+        let key =
+            MasterKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").expect("key");
+        let given = params(&[("url", "https://x"), ("token", "t0ps3cret")]);
+        let (plain, sealed) = seal(&given, &key);
+        assert!(!plain.contains("t0ps3cret") && !sealed.contains("t0ps3cret"));
+        let spec = open("api", "http", &plain, &sealed, &key).expect("open");
+        assert_eq!(spec.params, given);
+    }
+}

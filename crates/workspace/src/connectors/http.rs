@@ -1,0 +1,1026 @@
+//! `http` connections: JSON records from a REST API (see `docs/connection-http.md` and
+//! `docs/rest-pagination.md`).
+//!
+//! A source GETs `url` + the flow's resource path (which may carry its own query string), pulls
+//! the records array out of each response (`records=`), flattens every record, and follows the
+//! configured pagination. Pages are fetched one at a time as the flow asks for batches, so only
+//! one page is held in memory.
+//!
+//! Choices the docs leave open:
+//! - Pagination parameters replace parameters of the same name already in the resource's query
+//!   string (`/orders?per_page=10` with `pagination=page` sends `per_page=<page_size>`), so the
+//!   short-page stop rule always matches what was asked for.
+//! - `cursor` and `link` pagination stop at an empty page as well as at a missing cursor/link;
+//!   a cursor or link seen before fails the run (the API is looping).
+//! - A `Link: rel="next"` URL on another host than `url` is refused when the connection sends
+//!   credentials (`auth`, headers), so secrets never leave for a host the user did not name.
+//! - `Retry-After` is honoured in seconds (up to 5 minutes); otherwise the backoff is 0.5 s,
+//!   1 s, 2 s, … up to 30 s. Timeouts count as connection errors and are retried.
+//! - A `records=` path that ends at `null` gives an empty page; a path that is missing fails
+//!   (a wrong path should not look like an empty API). A path that ends at an object gives
+//!   that object as one record.
+//! - A response body is limited to 256 MiB, and a run to 100,000 pages.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, LINK, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde_json::Value;
+use url::Url;
+
+use super::{ConnectionSpec, ConnectorError, Record, Source, BATCH_SIZE};
+use crate::flatten::flatten;
+
+/// A run stops with an error after this many pages.
+pub const MAX_PAGES: u64 = 100_000;
+/// The largest response body read.
+pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_RETRIES: u32 = 3;
+const MAX_RETRIES: u32 = 20;
+const DEFAULT_PAGE_SIZE: u64 = 100;
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// How pages are requested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pagination {
+    None,
+    Page {
+        page_param: String,
+        size_param: String,
+        page_size: u64,
+    },
+    Offset {
+        offset_param: String,
+        size_param: String,
+        page_size: u64,
+    },
+    Cursor {
+        cursor_param: String,
+        cursor_path: Vec<String>,
+    },
+    Link,
+}
+
+/// A checked `http` connection.
+#[derive(Clone)]
+struct HttpConfig {
+    name: String,
+    base: Url,
+    headers: HeaderMap,
+    /// Whether requests carry credentials (auth or custom headers).
+    sends_credentials: bool,
+    records: Option<Vec<String>>,
+    pagination: Pagination,
+    retries: u32,
+    client: reqwest::Client,
+}
+
+impl HttpConfig {
+    fn from_spec(conn: &ConnectionSpec) -> Result<HttpConfig, ConnectorError> {
+        let name = conn.name.clone();
+        let param = |key: &str| {
+            conn.params
+                .get(key)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let config_err =
+            |message: String| ConnectorError::Config(format!("connection {name}: {message}"));
+
+        let raw_url = param("url").ok_or_else(|| config_err("url= is required".into()))?;
+        let base =
+            Url::parse(raw_url).map_err(|e| config_err(format!("url is not a valid URL ({e})")))?;
+        if base.scheme() != "http" && base.scheme() != "https" {
+            return Err(config_err("url must start with http:// or https://".into()));
+        }
+        if base.host_str().is_none() {
+            return Err(config_err("url has no host".into()));
+        }
+
+        let mut headers = HeaderMap::new();
+        for (key, value) in &conn.params {
+            let Some(header) = key.strip_prefix("header.") else {
+                continue;
+            };
+            let header_name = HeaderName::from_bytes(header.as_bytes())
+                .map_err(|_| config_err(format!("`{header}` is not a valid header name")))?;
+            let mut header_value = HeaderValue::from_str(value).map_err(|_| {
+                config_err(format!(
+                    "the value of header.{header} is not a valid header value"
+                ))
+            })?;
+            header_value.set_sensitive(true);
+            headers.append(header_name, header_value);
+        }
+        let mut sends_credentials = !headers.is_empty() || !base.username().is_empty();
+
+        match param("auth").unwrap_or("none") {
+            "none" => {}
+            "bearer" => {
+                let token =
+                    param("token").ok_or_else(|| config_err("auth=bearer needs token=".into()))?;
+                let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| config_err("token is not a valid header value".into()))?;
+                value.set_sensitive(true);
+                headers.insert(AUTHORIZATION, value);
+                sends_credentials = true;
+            }
+            "basic" => {
+                let username = param("username")
+                    .ok_or_else(|| config_err("auth=basic needs username=".into()))?;
+                let password = conn
+                    .params
+                    .get("password")
+                    .map(String::as_str)
+                    .unwrap_or("");
+                use base64::Engine as _;
+                let encoded = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{password}"));
+                let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
+                    .map_err(|_| config_err("username is not valid for basic auth".into()))?;
+                value.set_sensitive(true);
+                headers.insert(AUTHORIZATION, value);
+                sends_credentials = true;
+            }
+            other => {
+                return Err(config_err(format!(
+                    "auth={other} is not supported; use none, bearer or basic"
+                )))
+            }
+        }
+
+        let records = param("records").map(dot_path);
+
+        let page_size = match param("page_size") {
+            None => DEFAULT_PAGE_SIZE,
+            Some(text) => match text.parse::<u64>() {
+                Ok(n) if (1..=1_000_000).contains(&n) => n,
+                _ => {
+                    return Err(config_err(format!(
+                        "page_size={text} must be a whole number from 1 to 1000000"
+                    )))
+                }
+            },
+        };
+        let text_param = |key: &str, default: &str| param(key).unwrap_or(default).to_string();
+        let pagination = match param("pagination").unwrap_or("none") {
+            "none" => Pagination::None,
+            "page" => Pagination::Page {
+                page_param: text_param("page_param", "page"),
+                size_param: text_param("size_param", "per_page"),
+                page_size,
+            },
+            "offset" => Pagination::Offset {
+                offset_param: text_param("offset_param", "offset"),
+                size_param: text_param("size_param", "limit"),
+                page_size,
+            },
+            "cursor" => Pagination::Cursor {
+                cursor_param: text_param("cursor_param", "cursor"),
+                cursor_path: param("cursor_path").map(dot_path).ok_or_else(|| {
+                    config_err(
+                        "pagination=cursor needs cursor_path= (where the next cursor is in the response body, e.g. meta.next_cursor)"
+                            .into(),
+                    )
+                })?,
+            },
+            "link" => Pagination::Link,
+            other => {
+                return Err(config_err(format!(
+                    "pagination={other} is not supported; use none, page, offset, cursor or link"
+                )))
+            }
+        };
+
+        let timeout = match param("timeout") {
+            None => DEFAULT_TIMEOUT,
+            Some(text) => match parse_duration(text) {
+                Some(d) if d >= Duration::from_millis(100) && d <= Duration::from_secs(3600) => d,
+                _ => {
+                    return Err(config_err(format!(
+                        "timeout={text} must be a duration such as 30s or 2m (at most 1h)"
+                    )))
+                }
+            },
+        };
+        let retries = match param("retries") {
+            None => DEFAULT_RETRIES,
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if n <= MAX_RETRIES => n,
+                _ => {
+                    return Err(config_err(format!(
+                        "retries={text} must be a whole number from 0 to {MAX_RETRIES}"
+                    )))
+                }
+            },
+        };
+
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("integrator-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| config_err(format!("cannot build the HTTP client: {e}")))?;
+
+        Ok(HttpConfig {
+            name,
+            base,
+            headers,
+            sends_credentials,
+            records,
+            pagination,
+            retries,
+            client,
+        })
+    }
+
+    /// The base URL with the resource path and query appended.
+    fn resource_url(&self, resource: &str) -> Result<Url, ConnectorError> {
+        let resource = resource.trim();
+        if resource.contains("://") || resource.starts_with("//") {
+            return Err(ConnectorError::Config(format!(
+                "connection {}: the resource must be a path such as /orders, not a full URL",
+                self.name
+            )));
+        }
+        let resource = resource.split('#').next().unwrap_or("");
+        let (path, query) = match resource.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (resource, None),
+        };
+        let mut url = self.base.clone();
+        url.set_fragment(None);
+        let path = path.trim_start_matches('/');
+        if !path.is_empty() {
+            let joined = format!("{}/{}", self.base.path().trim_end_matches('/'), path);
+            url.set_path(&joined);
+        }
+        let query = match (
+            self.base.query().filter(|q| !q.is_empty()),
+            query.filter(|q| !q.is_empty()),
+        ) {
+            (Some(a), Some(b)) => Some(format!("{a}&{b}")),
+            (Some(a), None) => Some(a.to_string()),
+            (None, Some(b)) => Some(b.to_string()),
+            (None, None) => None,
+        };
+        url.set_query(query.as_deref());
+        Ok(url)
+    }
+
+    /// GETs one URL, retrying on 429, 5xx and connection errors.
+    async fn get(&self, url: &Url) -> Result<Page, ConnectorError> {
+        let shown = redact(url);
+        let mut attempt: u32 = 0;
+        loop {
+            let outcome = self.get_once(url, &shown).await;
+            let (wait, reason) = match outcome {
+                Attempt::Done(page) => return Ok(page),
+                Attempt::Fail(error) => return Err(error),
+                Attempt::Retry { wait, reason } => (wait, reason),
+            };
+            if attempt >= self.retries {
+                let tries = if self.retries == 0 {
+                    String::new()
+                } else {
+                    format!(" (after {} retries)", self.retries)
+                };
+                return Err(ConnectorError::Remote(format!(
+                    "GET {shown} {reason}{tries}"
+                )));
+            }
+            let backoff = BACKOFF_START
+                .saturating_mul(2u32.saturating_pow(attempt))
+                .min(BACKOFF_MAX);
+            let wait = wait.map(|w| w.min(MAX_RETRY_AFTER)).unwrap_or(backoff);
+            tracing::debug!(url = %shown, %reason, wait_ms = wait.as_millis() as u64, "retrying");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    async fn get_once(&self, url: &Url, shown: &str) -> Attempt {
+        let response = match self
+            .client
+            .get(url.clone())
+            .headers(self.headers.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(error) => {
+                let reason = describe_reqwest_error(&error);
+                return if error.is_builder() {
+                    Attempt::Fail(ConnectorError::Config(format!("GET {shown}: {reason}")))
+                } else {
+                    Attempt::Retry {
+                        wait: None,
+                        reason: format!("failed: {reason}"),
+                    }
+                };
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        if !status.is_success() {
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            let wait = retry_after(&headers);
+            let body = read_body(response, 2048).await.unwrap_or_default();
+            let snippet = body_snippet(&body);
+            let reason = if snippet.is_empty() {
+                format!("answered {status}")
+            } else {
+                format!("answered {status}: {snippet}")
+            };
+            return if retryable {
+                Attempt::Retry { wait, reason }
+            } else {
+                Attempt::Fail(ConnectorError::Remote(format!("GET {shown} {reason}")))
+            };
+        }
+        let body = match read_body(response, MAX_BODY_BYTES).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => {
+                return Attempt::Fail(ConnectorError::Data(format!(
+                    "GET {shown}: the response is larger than {} MiB",
+                    MAX_BODY_BYTES / (1024 * 1024)
+                )))
+            }
+            Err(BodyError::Read(reason)) => {
+                return Attempt::Retry {
+                    wait: None,
+                    reason: format!("failed while reading the response: {reason}"),
+                }
+            }
+        };
+        Attempt::Done(Page {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// One successful response.
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+enum Attempt {
+    Done(Page),
+    Retry {
+        wait: Option<Duration>,
+        reason: String,
+    },
+    Fail(ConnectorError),
+}
+
+enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    if limit < MAX_BODY_BYTES {
+                        // An error body: the start is enough.
+                        let room = limit.saturating_sub(body.len());
+                        body.extend_from_slice(&chunk[..room.min(chunk.len())]);
+                        return Ok(body);
+                    }
+                    return Err(BodyError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(error) => return Err(BodyError::Read(describe_reqwest_error(&error))),
+        }
+    }
+}
+
+/// The first 300 characters of a body, on one line.
+fn body_snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let trimmed = one_line.trim();
+    let mut out: String = trimmed.chars().take(300).collect();
+    if trimmed.chars().count() > 300 {
+        out.push('…');
+    }
+    out
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is ignored: the backoff applies).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    let seconds: u64 = text.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds))
+}
+
+/// The error and its causes, without the URL (which may hold credentials).
+fn describe_reqwest_error(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_string()
+    } else if error.is_connect() {
+        "could not connect".to_string()
+    } else {
+        String::new()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !cause_text.is_empty() && !text.contains(&cause_text) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    if text.is_empty() {
+        text = "request failed".to_string();
+    }
+    text
+}
+
+/// A URL safe to show: no user info, and values of query parameters that look like secrets
+/// masked.
+pub(crate) fn redact(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    let secretish = |name: &str| {
+        let lower = name.to_ascii_lowercase();
+        [
+            "key",
+            "token",
+            "secret",
+            "password",
+            "passwd",
+            "signature",
+            "sig",
+            "auth",
+            "credential",
+        ]
+        .iter()
+        .any(|word| lower.contains(word))
+    };
+    if shown.query_pairs().any(|(k, _)| secretish(&k)) {
+        let pairs: Vec<(String, String)> = shown
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secretish(&k) {
+                    "***".to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    shown.to_string()
+}
+
+/// `a.b.c` → `["a", "b", "c"]`.
+fn dot_path(text: &str) -> Vec<String> {
+    text.split('.')
+        .filter(|part| !part.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Parses `30s`, `2m`, `1h`, `500ms` or a bare number of seconds.
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    if !number.is_finite() || number < 0.0 {
+        return None;
+    }
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => number,
+        "ms" => number / 1000.0,
+        "m" | "min" | "mins" | "minute" | "minutes" => number * 60.0,
+        "h" | "hour" | "hours" => number * 3600.0,
+        _ => return None,
+    };
+    if seconds > 1e9 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(seconds))
+}
+
+/// The value at a dot path.
+fn lookup<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut current = value;
+    for part in path {
+        current = match current {
+            Value::Object(map) => map.get(part)?,
+            Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+/// The value at a dot path, mutably.
+fn lookup_mut<'a>(value: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
+    let mut current = value;
+    for part in path {
+        current = match current {
+            Value::Object(map) => map.get_mut(part)?,
+            Value::Array(items) => items.get_mut(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+/// The records of one response body, as the docs describe.
+fn extract_records(
+    body: Value,
+    path: Option<&[String]>,
+    shown: &str,
+) -> Result<Vec<Value>, ConnectorError> {
+    if let Some(path) = path {
+        let joined = path.join(".");
+        let mut body = body;
+        let found = lookup_mut(&mut body, path).map(Value::take).ok_or_else(|| {
+            ConnectorError::Data(format!(
+                "GET {shown}: the response has no `{joined}` (records={joined}); check the records= path"
+            ))
+        })?;
+        return match found {
+            Value::Array(items) => Ok(items),
+            Value::Null => Ok(Vec::new()),
+            found @ Value::Object(_) => Ok(vec![found]),
+            _ => Err(ConnectorError::Data(format!(
+                "GET {shown}: `{joined}` in the response is not an array of records"
+            ))),
+        };
+    }
+    match body {
+        Value::Array(items) => Ok(items),
+        Value::Object(map) => {
+            if map.values().any(Value::is_array) {
+                Ok(map
+                    .into_iter()
+                    .find_map(|(_, value)| match value {
+                        Value::Array(items) => Some(items),
+                        _ => None,
+                    })
+                    .unwrap_or_default())
+            } else {
+                Ok(vec![Value::Object(map)])
+            }
+        }
+        Value::Null => Ok(Vec::new()),
+        _ => Err(ConnectorError::Data(format!(
+            "GET {shown}: the response is not a JSON object or array"
+        ))),
+    }
+}
+
+fn parse_json(page: &Page, shown: &str) -> Result<Value, ConnectorError> {
+    serde_json::from_slice(&page.body).map_err(|e| {
+        ConnectorError::Data(format!(
+            "GET {shown} answered {} but the body is not JSON ({e}): {}",
+            page.status,
+            body_snippet(&page.body[..page.body.len().min(300)])
+        ))
+    })
+}
+
+/// The `rel="next"` target of the `Link` headers, resolved against the current URL.
+fn next_link(headers: &HeaderMap, current: &Url) -> Option<Url> {
+    for value in headers.get_all(LINK) {
+        let Ok(text) = value.to_str() else {
+            continue;
+        };
+        for entry in split_link_entries(text) {
+            let entry = entry.trim();
+            let Some(rest) = entry.strip_prefix('<') else {
+                continue;
+            };
+            let Some((target, params)) = rest.split_once('>') else {
+                continue;
+            };
+            let is_next = params.split(';').any(|param| {
+                let Some((key, value)) = param.split_once('=') else {
+                    return false;
+                };
+                key.trim().eq_ignore_ascii_case("rel")
+                    && value
+                        .trim()
+                        .trim_matches('"')
+                        .split_whitespace()
+                        .any(|rel| rel.eq_ignore_ascii_case("next"))
+            });
+            if is_next {
+                return current.join(target.trim()).ok();
+            }
+        }
+    }
+    None
+}
+
+/// Splits a `Link` header value at the commas between entries (not inside `<…>` or quotes).
+fn split_link_entries(text: &str) -> Vec<&str> {
+    let mut entries = Vec::new();
+    let (mut in_angle, mut in_quote, mut start) = (false, false, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '<' if !in_quote => in_angle = true,
+            '>' if !in_quote => in_angle = false,
+            '"' if !in_angle => in_quote = !in_quote,
+            ',' if !in_angle && !in_quote => {
+                entries.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    entries.push(&text[start..]);
+    entries
+}
+
+/// `url` with `params` set, replacing parameters of the same names.
+fn with_params(url: &Url, params: &[(&str, String)]) -> Url {
+    let mut out = url.clone();
+    if params.is_empty() {
+        return out;
+    }
+    let collides = url
+        .query_pairs()
+        .any(|(k, _)| params.iter().any(|(name, _)| *name == k));
+    if collides {
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| !params.iter().any(|(name, _)| *name == k))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        out.set_query(None);
+        let mut query = out.query_pairs_mut();
+        query.extend_pairs(kept);
+        query.extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+    } else {
+        out.query_pairs_mut()
+            .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+    }
+    out
+}
+
+/// Reads an `http` resource page by page.
+pub struct HttpSource {
+    config: HttpConfig,
+    /// The resource URL without pagination parameters.
+    start: Url,
+    /// The next URL to fetch, or `None` when the last page has been read.
+    next: Option<Url>,
+    /// Pages fetched so far.
+    pages: u64,
+    /// Page number or offset of the next request.
+    position: u64,
+    seen: HashSet<String>,
+    buffer: VecDeque<Record>,
+}
+
+impl HttpSource {
+    /// Checks the connection's parameters; nothing is requested until the first batch.
+    pub fn open(conn: &ConnectionSpec, resource: &str) -> Result<HttpSource, ConnectorError> {
+        let config = HttpConfig::from_spec(conn)?;
+        let start = config.resource_url(resource)?;
+        let (next, position) = match &config.pagination {
+            Pagination::Page {
+                page_param,
+                size_param,
+                page_size,
+            } => (
+                with_params(
+                    &start,
+                    &[
+                        (page_param, "1".to_string()),
+                        (size_param, page_size.to_string()),
+                    ],
+                ),
+                1,
+            ),
+            Pagination::Offset {
+                offset_param,
+                size_param,
+                page_size,
+            } => (
+                with_params(
+                    &start,
+                    &[
+                        (offset_param, "0".to_string()),
+                        (size_param, page_size.to_string()),
+                    ],
+                ),
+                0,
+            ),
+            _ => (start.clone(), 0),
+        };
+        Ok(HttpSource {
+            config,
+            start,
+            next: Some(next),
+            pages: 0,
+            position,
+            seen: HashSet::new(),
+            buffer: VecDeque::new(),
+        })
+    }
+
+    /// Fetches the page at `url`, queues its records and works out the next URL.
+    async fn fetch(&mut self, url: Url) -> Result<(), ConnectorError> {
+        self.pages += 1;
+        let shown = redact(&url);
+        if self.pages > MAX_PAGES {
+            return Err(ConnectorError::Data(format!(
+                "stopped after {MAX_PAGES} pages at GET {shown}: the API keeps returning pages; check the pagination settings"
+            )));
+        }
+        tracing::debug!(connection = %self.config.name, page = self.pages, url = %shown, "GET");
+        let page = self.config.get(&url).await?;
+        let body = parse_json(&page, &shown)?;
+
+        // Where to go next (decided before the body is consumed).
+        let next_cursor = match &self.config.pagination {
+            Pagination::Cursor { cursor_path, .. } => match lookup(&body, cursor_path) {
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let records = extract_records(body, self.config.records.as_deref(), &shown)?;
+        let count = records.len() as u64;
+
+        self.next = match &self.config.pagination {
+            Pagination::None => None,
+            Pagination::Page {
+                page_param,
+                size_param,
+                page_size,
+            } => {
+                if count == 0 || count < *page_size {
+                    None
+                } else {
+                    self.position += 1;
+                    Some(with_params(
+                        &self.start,
+                        &[
+                            (page_param, self.position.to_string()),
+                            (size_param, page_size.to_string()),
+                        ],
+                    ))
+                }
+            }
+            Pagination::Offset {
+                offset_param,
+                size_param,
+                page_size,
+            } => {
+                if count == 0 || count < *page_size {
+                    None
+                } else {
+                    self.position += page_size;
+                    Some(with_params(
+                        &self.start,
+                        &[
+                            (offset_param, self.position.to_string()),
+                            (size_param, page_size.to_string()),
+                        ],
+                    ))
+                }
+            }
+            Pagination::Cursor { cursor_param, .. } => match next_cursor {
+                Some(cursor) if count > 0 => {
+                    if !self.seen.insert(cursor.clone()) {
+                        return Err(ConnectorError::Data(format!(
+                            "GET {shown} returned a cursor already seen; the API is looping (check cursor_path)"
+                        )));
+                    }
+                    Some(with_params(&self.start, &[(cursor_param, cursor)]))
+                }
+                _ => None,
+            },
+            Pagination::Link => match next_link(&page.headers, &url) {
+                Some(next) if count > 0 => {
+                    if next.origin() != self.config.base.origin() && self.config.sends_credentials {
+                        return Err(ConnectorError::Remote(format!(
+                            "GET {shown}: the Link header points to another host ({}); credentials are only sent to {}",
+                            next.host_str().unwrap_or("?"),
+                            self.config.base.host_str().unwrap_or("?")
+                        )));
+                    }
+                    self.seen.insert(url.to_string());
+                    if self.seen.contains(next.as_str()) {
+                        return Err(ConnectorError::Data(format!(
+                            "GET {shown}: the Link header points to a page already read; the API is looping"
+                        )));
+                    }
+                    Some(next)
+                }
+                _ => None,
+            },
+        };
+        self.buffer.extend(records.into_iter().map(flatten));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Source for HttpSource {
+    async fn next_batch(&mut self) -> Result<Option<Vec<Record>>, ConnectorError> {
+        loop {
+            if !self.buffer.is_empty() {
+                let take = self.buffer.len().min(BATCH_SIZE);
+                return Ok(Some(self.buffer.drain(..take).collect()));
+            }
+            let Some(url) = self.next.take() else {
+                return Ok(None);
+            };
+            self.fetch(url).await?;
+        }
+    }
+}
+
+/// `test connection` for http: GETs the base URL with the configured headers and auth.
+pub async fn test(conn: &ConnectionSpec) -> Result<String, ConnectorError> {
+    let config = HttpConfig::from_spec(conn)?;
+    let url = config.resource_url("")?;
+    let shown = redact(&url);
+    let page = config.get(&url).await?;
+    let status = page.status;
+    match serde_json::from_slice::<Value>(&page.body) {
+        Ok(body) => match extract_records(body, config.records.as_deref(), &shown) {
+            Ok(records) => {
+                let n = records.len();
+                let noun = if n == 1 { "record" } else { "records" };
+                Ok(format!("GET {shown} answered {status} with {n} {noun}"))
+            }
+            Err(error) => Ok(format!("GET {shown} answered {status}; {error}")),
+        },
+        Err(_) => Ok(format!(
+            "GET {shown} answered {status} (the body is not JSON; test a real endpoint by running a flow)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn spec(params: &[(&str, &str)]) -> ConnectionSpec {
+        ConnectionSpec {
+            name: "api".into(),
+            kind: super::super::ConnectionType::Http,
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_duration("5 parsecs"), None);
+    }
+
+    #[test]
+    fn resource_urls_and_paging_parameters() {
+        let config =
+            HttpConfig::from_spec(&spec(&[("url", "https://api.example.com/v1/")])).unwrap();
+        let url = config.resource_url("/orders?status=open").unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://api.example.com/v1/orders?status=open"
+        );
+        let paged = with_params(&url, &[("page", "1".into()), ("per_page", "100".into())]);
+        assert_eq!(
+            paged.as_str(),
+            "https://api.example.com/v1/orders?status=open&page=1&per_page=100"
+        );
+        let plain = config.resource_url("orders").unwrap();
+        let paged = with_params(&plain, &[("page", "2".into())]);
+        assert_eq!(paged.as_str(), "https://api.example.com/v1/orders?page=2");
+        let replaced = with_params(
+            &config.resource_url("/o?per_page=5&a=b").unwrap(),
+            &[("per_page", "100".into())],
+        );
+        assert_eq!(
+            replaced.as_str(),
+            "https://api.example.com/v1/o?a=b&per_page=100"
+        );
+        assert!(config.resource_url("https://evil.example.com/x").is_err());
+    }
+
+    #[test]
+    fn redaction() {
+        let url = Url::parse("https://user:pw@h.example.com/x?api_key=s3cret&page=2").unwrap();
+        let shown = redact(&url);
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("pw"),
+            "{shown}"
+        );
+        assert!(shown.contains("page=2"));
+    }
+
+    #[test]
+    fn link_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            LINK,
+            HeaderValue::from_static(
+                r#"<https://a.example.com/x?page=1>; rel="prev", <https://a.example.com/x?page=3>; rel="next last""#,
+            ),
+        );
+        let current = Url::parse("https://a.example.com/x?page=2").unwrap();
+        assert_eq!(
+            next_link(&headers, &current).unwrap().as_str(),
+            "https://a.example.com/x?page=3"
+        );
+        headers.insert(LINK, HeaderValue::from_static(r#"</x?page=9>; rel=next"#));
+        assert_eq!(
+            next_link(&headers, &current).unwrap().as_str(),
+            "https://a.example.com/x?page=9"
+        );
+        headers.insert(
+            LINK,
+            HeaderValue::from_static(r#"</x?page=1>; rel="first""#),
+        );
+        assert!(next_link(&headers, &current).is_none());
+    }
+
+    #[test]
+    fn records_location() {
+        let body = json!({"meta": {"total": 2}, "data": {"items": [{"id": 1}, {"id": 2}]}});
+        let path = dot_path("data.items");
+        assert_eq!(
+            extract_records(body.clone(), Some(&path), "u")
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(extract_records(body, Some(&dot_path("nope")), "u").is_err());
+        let body = json!({"count": 1, "results": [{"id": 1}], "other": []});
+        assert_eq!(
+            extract_records(body, None, "u").unwrap(),
+            vec![json!({"id": 1})]
+        );
+        let body = json!({"id": 7});
+        assert_eq!(
+            extract_records(body, None, "u").unwrap(),
+            vec![json!({"id": 7})]
+        );
+        assert_eq!(extract_records(json!([1, 2]), None, "u").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn config_errors() {
+        assert!(HttpConfig::from_spec(&spec(&[])).is_err());
+        assert!(HttpConfig::from_spec(&spec(&[("url", "ftp://x")])).is_err());
+        assert!(HttpConfig::from_spec(&spec(&[("url", "http://x"), ("auth", "bearer")])).is_err());
+        assert!(
+            HttpConfig::from_spec(&spec(&[("url", "http://x"), ("pagination", "cursor")])).is_err()
+        );
+        assert!(HttpConfig::from_spec(&spec(&[("url", "http://x"), ("timeout", "soon")])).is_err());
+        let err = HttpConfig::from_spec(&spec(&[
+            ("url", "http://x"),
+            ("auth", "basic"),
+            ("header.Bad Name", "v"),
+        ]))
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("Bad Name"));
+    }
+}

@@ -1,0 +1,1381 @@
+//! `postgres` and `sqlite` connections (see `docs/connection-postgres.md`,
+//! `docs/connection-sqlite.md` and `docs/write-modes.md`).
+//!
+//! **Reading.** A table (`SELECT * FROM "table"`) or a query (`SELECT …` / `WITH …`, run as a
+//! subquery so only one statement can run). Rows are streamed by a task that owns the
+//! connection and hands over batches of [`BATCH_SIZE`] through a small channel, so a large
+//! table never sits in memory. PostgreSQL reads run in a `READ ONLY` transaction and SQLite
+//! files are opened read-only. Values:
+//! - PostgreSQL rows are converted by the server with `row_to_json`: integers, floats and
+//!   `numeric` become JSON numbers (`NaN`/`Infinity` become text), booleans stay booleans,
+//!   dates and timestamps become ISO 8601 text (`timestamptz` with its offset, in UTC, i.e.
+//!   RFC 3339), `bytea` becomes base64 text, and `json`/`jsonb`, arrays and composite values are
+//!   kept as compact JSON text (not flattened). Very large `numeric` values are read as
+//!   floating point.
+//! - SQLite values keep their storage class (integer, real, text; blobs as base64); integers in
+//!   a column declared `BOOLEAN` are read back as booleans.
+//!
+//! **Writing.** One transaction per run (SQLite: `BEGIN IMMEDIATE`). A missing table is created
+//! from the first batch: a column whose values are all integers is `BIGINT` (SQLite
+//! `INTEGER`), integers and floats `DOUBLE PRECISION` (`REAL`), all booleans `BOOLEAN` (SQLite
+//! stores 0/1 in a `BOOLEAN` column, which reads back as booleans), anything else — text,
+//! mixed kinds, columns that are null in the whole first batch — `TEXT`. For `upsert` the table
+//! gets a `UNIQUE` constraint on the key columns.
+//!
+//! Columns that appear in a later batch are added (`ALTER TABLE … ADD COLUMN`, type inferred
+//! from that batch) only to a table this run created. A table that already existed is never
+//! altered, as the docs promise: a record with a column the table lacks fails the run with an
+//! error naming the columns (use `map=`). Likewise `upsert` into an existing table without a
+//! primary key or unique index on exactly the key columns fails before anything is written,
+//! with the `CREATE UNIQUE INDEX` statement that would fix it.
+//!
+//! PostgreSQL data goes in with `COPY … FROM STDIN (FORMAT csv)`, the server parsing every
+//! value into the column's type (so a wrong value fails the run and nothing is kept);
+//! `upsert` copies into a temporary staging table and runs
+//! `INSERT … SELECT … ON CONFLICT (key) DO UPDATE`. SQLite uses multi-row `INSERT`s with bound
+//! parameters, at most 32,766 per statement. Within a batch, several records with the same
+//! key are reduced to the last one before an upsert.
+//!
+//! **Names.** Table names may contain letters, digits, `_`, `-` and `.`; in PostgreSQL
+//! `schema.table` names a table in a schema, in SQLite the dot is part of the table name. Every
+//! identifier is double-quoted, so column names from the data (`customer.id`, `First Name`)
+//! are kept as they are; PostgreSQL column names longer than 63 bytes are refused (the server
+//! would truncate them).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use futures::TryStreamExt;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
+use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
+use tokio::sync::mpsc;
+
+use super::file::resolve_in_tenant;
+use super::{
+    ConnectionSpec, ConnectorContext, ConnectorError, Destination, DestinationSpec, Record, Source,
+    SourceSpec, WriteMode, BATCH_SIZE,
+};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// SQLite's default limit on bound parameters per statement.
+const SQLITE_MAX_PARAMS: usize = 32_766;
+/// PostgreSQL's limit on identifier length, in bytes.
+const PG_MAX_IDENTIFIER: usize = 63;
+const STAGING_TABLE: &str = "pg_temp.\"integrator_upsert_stage\"";
+
+// ---------------------------------------------------------------------------------------------
+// Names and errors
+
+/// Double-quotes an identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Postgres,
+    Sqlite,
+}
+
+/// Checks a table name and returns it quoted (`schema.table` → `"schema"."table"` in
+/// PostgreSQL).
+fn table_sql(engine: Engine, name: &str) -> Result<String, ConnectorError> {
+    let name = name.trim();
+    let refuse = |why: &str| {
+        ConnectorError::Config(format!(
+            "`{name}` is not a valid table name: {why} (use letters, digits, `_`, `-` and `.`)"
+        ))
+    };
+    if name.is_empty() {
+        return Err(refuse("it is empty"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(refuse(&format!("it contains {c:?}")));
+    }
+    match engine {
+        Engine::Postgres => {
+            let parts: Vec<&str> = name.split('.').collect();
+            if parts.len() > 2 || parts.iter().any(|p| p.is_empty()) {
+                return Err(refuse("use `table` or `schema.table`"));
+            }
+            if parts.iter().any(|p| p.len() > PG_MAX_IDENTIFIER) {
+                return Err(refuse("PostgreSQL names are at most 63 bytes"));
+            }
+            Ok(parts.iter().map(|p| quote(p)).collect::<Vec<_>>().join("."))
+        }
+        Engine::Sqlite => {
+            if name.starts_with("sqlite_") {
+                return Err(refuse("names starting with sqlite_ are reserved"));
+            }
+            Ok(quote(name))
+        }
+    }
+}
+
+fn check_column(engine: Engine, name: &str) -> Result<(), ConnectorError> {
+    if name.is_empty() {
+        return Err(ConnectorError::Data(
+            "a record has a field with an empty name; use map= to name it".into(),
+        ));
+    }
+    if name.contains('\0') {
+        return Err(ConnectorError::Data(format!(
+            "the field name {name:?} contains a NUL character"
+        )));
+    }
+    if engine == Engine::Postgres && name.len() > PG_MAX_IDENTIFIER {
+        return Err(ConnectorError::Data(format!(
+            "the column name `{name}` is longer than PostgreSQL's 63 bytes; rename it with map="
+        )));
+    }
+    Ok(())
+}
+
+/// The database's own message, with PostgreSQL's detail, hint and context.
+fn db_error(context: &str, error: sqlx::Error) -> ConnectorError {
+    match &error {
+        sqlx::Error::Database(db) => {
+            let mut text = format!("{context}: {}", db.message());
+            if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
+                if let Some(detail) = pg.detail() {
+                    text.push_str(&format!(" ({detail})"));
+                }
+                if let Some(hint) = pg.hint() {
+                    text.push_str(&format!("; hint: {hint}"));
+                }
+                if let Some(place) = pg.r#where() {
+                    let place = place.lines().next().unwrap_or(place);
+                    text.push_str(&format!(" [{place}]"));
+                }
+            }
+            ConnectorError::Data(text)
+        }
+        sqlx::Error::Io(io) => ConnectorError::Remote(format!("{context}: {io}")),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            ConnectorError::Remote(format!("{context}: the connection is not available"))
+        }
+        other => ConnectorError::Remote(format!("{context}: {other}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connecting
+
+struct PgTarget {
+    options: PgConnectOptions,
+    /// `user@host:port/db`, no password.
+    shown: String,
+}
+
+fn pg_target(conn: &ConnectionSpec) -> Result<PgTarget, ConnectorError> {
+    let url = conn
+        .params
+        .get("url")
+        .map(|u| u.trim())
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            ConnectorError::Config(format!(
+                "connection {}: url= is required (postgres://USER@HOST:PORT/DATABASE)",
+                conn.name
+            ))
+        })?;
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(ConnectorError::Config(format!(
+            "connection {}: url must look like postgres://USER@HOST:PORT/DATABASE",
+            conn.name
+        )));
+    }
+    let mut options = PgConnectOptions::from_str(url).map_err(|_| {
+        ConnectorError::Config(format!(
+            "connection {}: url is not a valid PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE[?sslmode=require])",
+            conn.name
+        ))
+    })?;
+    if let Some(password) = conn.params.get("password").filter(|p| !p.is_empty()) {
+        options = options.password(password);
+    }
+    options = options.application_name("integrator-agent");
+    let database = options
+        .get_database()
+        .unwrap_or(options.get_username())
+        .to_string();
+    let shown = format!(
+        "{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        database
+    );
+    Ok(PgTarget { options, shown })
+}
+
+async fn pg_connect(target: &PgTarget) -> Result<PgConnection, ConnectorError> {
+    let context = || format!("cannot connect to PostgreSQL at {}", target.shown);
+    match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&target.options)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(error)) => Err(match db_error(&context(), error) {
+            ConnectorError::Data(text) => ConnectorError::Remote(text),
+            other => other,
+        }),
+        Err(_) => Err(ConnectorError::Remote(format!(
+            "{}: no answer within {}s",
+            context(),
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+struct SqliteTarget {
+    path: PathBuf,
+    shown: String,
+}
+
+fn sqlite_target(
+    conn: &ConnectionSpec,
+    ctx: &ConnectorContext,
+) -> Result<SqliteTarget, ConnectorError> {
+    let raw = conn.params.get("path").map(String::as_str).unwrap_or("");
+    let path = resolve_in_tenant(ctx, raw, &conn.name)?;
+    Ok(SqliteTarget {
+        path,
+        shown: raw.trim().to_string(),
+    })
+}
+
+async fn sqlite_connect(
+    target: &SqliteTarget,
+    write: bool,
+) -> Result<SqliteConnection, ConnectorError> {
+    if write {
+        if let Some(parent) = target.path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| {
+                ConnectorError::Data(format!("cannot create the folder of {}: {e}", target.shown))
+            })?;
+        }
+    } else if !target.path.is_file() {
+        return Err(ConnectorError::Data(format!(
+            "SQLite file {} does not exist (it is created when a flow first writes to it)",
+            target.shown
+        )));
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(&target.path)
+        .create_if_missing(write)
+        .read_only(!write)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+    SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|e| db_error(&format!("cannot open SQLite file {}", target.shown), e))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sources
+
+type BatchResult = Result<Vec<Record>, ConnectorError>;
+
+/// Rows of a table or query, streamed by a task that owns the connection.
+pub struct SqlSource {
+    receiver: mpsc::Receiver<BatchResult>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SqlSource {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[async_trait]
+impl Source for SqlSource {
+    async fn next_batch(&mut self) -> Result<Option<Vec<Record>>, ConnectorError> {
+        match self.receiver.recv().await {
+            Some(Ok(batch)) => Ok(Some(batch)),
+            Some(Err(error)) => Err(error),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A read-only query: one `SELECT` or `WITH` statement, trailing semicolons removed.
+fn check_query(query: &str) -> Result<String, ConnectorError> {
+    let query = query
+        .trim()
+        .trim_end_matches(|c: char| c == ';' || c.is_whitespace());
+    let first_word: String = query
+        .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if first_word != "select" && first_word != "with" {
+        return Err(ConnectorError::Config(
+            "query= must be a read-only SELECT statement (SELECT … or WITH … SELECT …)".into(),
+        ));
+    }
+    Ok(query.to_string())
+}
+
+fn inner_select(engine: Engine, source: &SourceSpec) -> Result<String, ConnectorError> {
+    match source {
+        SourceSpec::Resource(table) => Ok(format!("SELECT * FROM {}", table_sql(engine, table)?)),
+        SourceSpec::Query(query) => check_query(query),
+    }
+}
+
+/// Opens a PostgreSQL table or query for reading.
+pub async fn open_postgres_source(
+    conn: &ConnectionSpec,
+    source: &SourceSpec,
+) -> Result<SqlSource, ConnectorError> {
+    let inner = inner_select(Engine::Postgres, source)?;
+    let target = pg_target(conn)?;
+    let mut pg = pg_connect(&target).await?;
+    (&mut pg)
+        .execute("BEGIN READ ONLY")
+        .await
+        .map_err(|e| db_error("cannot start a read-only transaction", e))?;
+    let what = describe_source(source);
+    let columns: Vec<(String, String)> = {
+        let statement = (&mut pg)
+            .prepare(&inner)
+            .await
+            .map_err(|e| db_error(&format!("cannot read {what}"), e))?;
+        statement
+            .columns()
+            .iter()
+            .map(|c| (c.name().to_string(), c.type_info().name().to_string()))
+            .collect()
+    };
+    // Columns whose whole-number values must stay floating point (row_to_json prints 3.0 as 3).
+    let float_columns: HashSet<String> = columns
+        .iter()
+        .filter(|(_, kind)| matches!(kind.as_str(), "FLOAT4" | "FLOAT8" | "NUMERIC"))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let names: HashSet<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+    let has_bytea = columns.iter().any(|(_, t)| t == "BYTEA");
+    let select = if has_bytea && names.len() == columns.len() {
+        let list: Vec<String> = columns
+            .iter()
+            .map(|(name, kind)| {
+                if kind == "BYTEA" {
+                    format!(
+                        "translate(encode(q.{n}, 'base64'), E'\\n', '') AS {n}",
+                        n = quote(name)
+                    )
+                } else {
+                    format!("q.{}", quote(name))
+                }
+            })
+            .collect();
+        format!(
+            "SELECT row_to_json(r)::text FROM (SELECT {} FROM ({inner}) AS q) AS r",
+            list.join(", ")
+        )
+    } else {
+        format!("SELECT row_to_json(q)::text FROM ({inner}) AS q")
+    };
+
+    let (sender, receiver) = mpsc::channel::<BatchResult>(2);
+    let task = tokio::spawn(pump_postgres(pg, select, what, float_columns, sender));
+    Ok(SqlSource { receiver, task })
+}
+
+/// Streams the rows of `select` (one JSON text per row) into `sender`, then ends the
+/// read-only transaction.
+async fn pump_postgres(
+    mut pg: PgConnection,
+    select: String,
+    what: String,
+    float_columns: HashSet<String>,
+    sender: mpsc::Sender<BatchResult>,
+) {
+    if let Err(error) = stream_postgres(&mut pg, &select, &what, &float_columns, &sender).await {
+        let _ = sender.send(Err(error)).await;
+    }
+    let _ = (&mut pg).execute("COMMIT").await;
+    let _ = pg.close().await;
+}
+
+async fn stream_postgres(
+    pg: &mut PgConnection,
+    select: &str,
+    what: &str,
+    float_columns: &HashSet<String>,
+    sender: &mpsc::Sender<BatchResult>,
+) -> Result<(), ConnectorError> {
+    let mut rows = sqlx::query_scalar::<_, String>(select).fetch(pg);
+    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    while let Some(text) = rows
+        .try_next()
+        .await
+        .map_err(|e| db_error(&format!("reading {what} failed"), e))?
+    {
+        let value: Value = serde_json::from_str(&text).map_err(|e| {
+            ConnectorError::Data(format!(
+                "reading {what}: a row could not be converted ({e})"
+            ))
+        })?;
+        batch.push(pg_record(value, float_columns));
+        if batch.len() >= BATCH_SIZE {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE));
+            if sender.send(Ok(full)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = sender.send(Ok(batch)).await;
+    }
+    Ok(())
+}
+
+/// Streams the rows of `select` into `sender`; the file is closed before the last batch is
+/// handed over, so a writer on the same file is not kept waiting.
+async fn pump_sqlite(
+    mut db: SqliteConnection,
+    select: String,
+    what: String,
+    sender: mpsc::Sender<BatchResult>,
+) {
+    let streamed = stream_sqlite(&mut db, &select, &what, &sender).await;
+    let _ = db.close().await;
+    match streamed {
+        Ok(batch) if !batch.is_empty() => {
+            let _ = sender.send(Ok(batch)).await;
+        }
+        Ok(_) => {}
+        Err(error) => {
+            let _ = sender.send(Err(error)).await;
+        }
+    }
+}
+
+/// Sends full batches and returns the last, partial one.
+async fn stream_sqlite(
+    db: &mut SqliteConnection,
+    select: &str,
+    what: &str,
+    sender: &mpsc::Sender<BatchResult>,
+) -> Result<Vec<Record>, ConnectorError> {
+    let mut rows = sqlx::query(select).fetch(db);
+    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(|e| db_error(&format!("reading {what} failed"), e))?
+    {
+        batch.push(sqlite_record(&row).map_err(|e| db_error(&format!("reading {what}"), e))?);
+        if batch.len() >= BATCH_SIZE {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE));
+            if sender.send(Ok(full)).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+    Ok(batch)
+}
+
+fn describe_source(source: &SourceSpec) -> String {
+    match source {
+        SourceSpec::Resource(table) => format!("table {table}"),
+        SourceSpec::Query(_) => "the query".to_string(),
+    }
+}
+
+/// A `row_to_json` object as a record: nested values (json, arrays, composites) as JSON text,
+/// numbers of floating-point and numeric columns as floats.
+fn pg_record(value: Value, float_columns: &HashSet<String>) -> Record {
+    match value {
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(key, value)| {
+                let value = match value {
+                    nested @ (Value::Array(_) | Value::Object(_)) => {
+                        Value::String(nested.to_string())
+                    }
+                    Value::Number(n) if !n.is_f64() && float_columns.contains(&key) => n
+                        .as_f64()
+                        .and_then(serde_json::Number::from_f64)
+                        .map(Value::Number)
+                        .unwrap_or(Value::Number(n)),
+                    scalar => scalar,
+                };
+                (key, value)
+            })
+            .collect(),
+        other => crate::flatten::flatten(other),
+    }
+}
+
+/// Opens a SQLite table or query for reading (the file is opened read-only).
+pub async fn open_sqlite_source(
+    conn: &ConnectionSpec,
+    source: &SourceSpec,
+    ctx: &ConnectorContext,
+) -> Result<SqlSource, ConnectorError> {
+    let select = match source {
+        SourceSpec::Resource(_) => inner_select(Engine::Sqlite, source)?,
+        // As a subquery, so a second statement after a `;` is a syntax error.
+        SourceSpec::Query(_) => {
+            format!("SELECT * FROM ({})", inner_select(Engine::Sqlite, source)?)
+        }
+    };
+    let target = sqlite_target(conn, ctx)?;
+    let mut db = sqlite_connect(&target, false).await?;
+    let what = describe_source(source);
+    (&mut db)
+        .prepare(&select)
+        .await
+        .map_err(|e| db_error(&format!("cannot read {what}"), e))?;
+
+    let (sender, receiver) = mpsc::channel::<BatchResult>(2);
+    let task = tokio::spawn(pump_sqlite(db, select, what, sender));
+    Ok(SqlSource { receiver, task })
+}
+
+#[derive(Clone, Copy)]
+enum Storage {
+    Null,
+    Integer,
+    Real,
+    Text,
+    Blob,
+}
+
+fn sqlite_record(row: &SqliteRow) -> Result<Record, sqlx::Error> {
+    let mut record = Record::new();
+    for (i, column) in row.columns().iter().enumerate() {
+        let storage = {
+            let raw = row.try_get_raw(i)?;
+            if raw.is_null() {
+                Storage::Null
+            } else {
+                match raw.type_info().name() {
+                    "INTEGER" | "BIGINT" | "INT4" | "BOOLEAN" => Storage::Integer,
+                    "REAL" => Storage::Real,
+                    "BLOB" => Storage::Blob,
+                    _ => Storage::Text,
+                }
+            }
+        };
+        let value = match storage {
+            Storage::Null => Value::Null,
+            Storage::Integer => {
+                let n: i64 = row.try_get_unchecked(i)?;
+                if column.type_info().name() == "BOOLEAN" && (n == 0 || n == 1) {
+                    Value::Bool(n == 1)
+                } else {
+                    Value::from(n)
+                }
+            }
+            Storage::Real => {
+                let f: f64 = row.try_get_unchecked(i)?;
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .unwrap_or_else(|| Value::String(f.to_string()))
+            }
+            Storage::Text => Value::String(row.try_get_unchecked::<String, _>(i)?),
+            Storage::Blob => {
+                let bytes: Vec<u8> = row.try_get_unchecked(i)?;
+                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
+        };
+        record.insert(column.name().to_string(), value);
+    }
+    Ok(record)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Destinations
+
+/// Inferred column types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ColType {
+    Integer,
+    Float,
+    Boolean,
+    Text,
+}
+
+impl ColType {
+    fn sql(self, engine: Engine) -> &'static str {
+        match (self, engine) {
+            (ColType::Integer, Engine::Postgres) => "BIGINT",
+            (ColType::Integer, Engine::Sqlite) => "INTEGER",
+            (ColType::Float, Engine::Postgres) => "DOUBLE PRECISION",
+            (ColType::Float, Engine::Sqlite) => "REAL",
+            (ColType::Boolean, _) => "BOOLEAN",
+            (ColType::Text, _) => "TEXT",
+        }
+    }
+}
+
+/// The type of `column` from its non-null values in `records`.
+fn infer_type(records: &[Record], column: &str) -> ColType {
+    let mut kind: Option<ColType> = None;
+    for value in records.iter().filter_map(|r| r.get(column)) {
+        let this = match value {
+            Value::Null => continue,
+            Value::Bool(_) => ColType::Boolean,
+            Value::Number(n) if n.is_i64() => ColType::Integer,
+            Value::Number(_) => ColType::Float,
+            _ => return ColType::Text,
+        };
+        kind = Some(match (kind, this) {
+            (None, t) => t,
+            (Some(a), b) if a == b => a,
+            (Some(ColType::Integer), ColType::Float) | (Some(ColType::Float), ColType::Integer) => {
+                ColType::Float
+            }
+            _ => return ColType::Text,
+        });
+    }
+    kind.unwrap_or(ColType::Text)
+}
+
+/// The columns of a batch, in first-seen order.
+fn batch_columns(records: &[Record]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut columns = Vec::new();
+    for record in records {
+        for key in record.keys() {
+            if seen.insert(key.as_str()) {
+                columns.push(key.clone());
+            }
+        }
+    }
+    columns
+}
+
+/// Keeps the last record of each key (records with a null or missing key part are all kept).
+fn last_per_key<'a>(records: &'a [Record], key: &[String]) -> Vec<&'a Record> {
+    let mut slots: Vec<Option<&Record>> = Vec::with_capacity(records.len());
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for record in records {
+        let parts: Vec<&Value> = key
+            .iter()
+            .map(|k| record.get(k).unwrap_or(&Value::Null))
+            .collect();
+        if parts.iter().any(|v| v.is_null()) {
+            slots.push(Some(record));
+            continue;
+        }
+        let id = serde_json::to_string(&parts).unwrap_or_default();
+        if let Some(previous) = index.insert(id, slots.len()) {
+            slots[previous] = None;
+        }
+        slots.push(Some(record));
+    }
+    slots.into_iter().flatten().collect()
+}
+
+enum Conn {
+    Pg(Box<PgConnection>),
+    Sqlite(Box<SqliteConnection>),
+}
+
+/// Writes into a table inside one transaction.
+pub struct SqlDestination {
+    conn: Option<Conn>,
+    engine: Engine,
+    table: String,
+    table_shown: String,
+    mode: WriteMode,
+    key: Vec<String>,
+    /// The table's columns; `None` while the table does not exist.
+    columns: Option<Vec<String>>,
+    /// Whether this run created the table (then new columns may be added).
+    created: bool,
+    /// PostgreSQL upsert: the staging table exists with this many columns.
+    staging_columns: Option<usize>,
+}
+
+/// Opens a PostgreSQL table for writing.
+pub async fn open_postgres_destination(
+    conn: &ConnectionSpec,
+    dest: &DestinationSpec,
+) -> Result<SqlDestination, ConnectorError> {
+    let table = table_sql(Engine::Postgres, &dest.target)?;
+    check_key(Engine::Postgres, dest)?;
+    let target = pg_target(conn)?;
+    let mut pg = pg_connect(&target).await?;
+    (&mut pg)
+        .execute("BEGIN")
+        .await
+        .map_err(|e| db_error("cannot start a transaction", e))?;
+    let mut destination =
+        SqlDestination::new(Conn::Pg(Box::new(pg)), Engine::Postgres, table, dest);
+    destination.prepare().await?;
+    Ok(destination)
+}
+
+/// Opens a SQLite table for writing (the file is created when missing).
+pub async fn open_sqlite_destination(
+    conn: &ConnectionSpec,
+    dest: &DestinationSpec,
+    ctx: &ConnectorContext,
+) -> Result<SqlDestination, ConnectorError> {
+    let table = table_sql(Engine::Sqlite, &dest.target)?;
+    check_key(Engine::Sqlite, dest)?;
+    let target = sqlite_target(conn, ctx)?;
+    let mut db = sqlite_connect(&target, true).await?;
+    (&mut db).execute("BEGIN IMMEDIATE").await.map_err(|e| {
+        db_error(
+            &format!("cannot start a transaction on {}", target.shown),
+            e,
+        )
+    })?;
+    let mut destination =
+        SqlDestination::new(Conn::Sqlite(Box::new(db)), Engine::Sqlite, table, dest);
+    destination.prepare().await?;
+    Ok(destination)
+}
+
+fn check_key(engine: Engine, dest: &DestinationSpec) -> Result<(), ConnectorError> {
+    if dest.mode == WriteMode::Upsert {
+        if dest.key.is_empty() {
+            return Err(ConnectorError::Config(
+                "mode=upsert needs key= (the column or columns that identify a row)".into(),
+            ));
+        }
+        for key in &dest.key {
+            check_column(engine, key).map_err(|e| ConnectorError::Config(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+impl SqlDestination {
+    fn new(conn: Conn, engine: Engine, table: String, dest: &DestinationSpec) -> SqlDestination {
+        SqlDestination {
+            conn: Some(conn),
+            engine,
+            table,
+            table_shown: dest.target.trim().to_string(),
+            mode: dest.mode,
+            key: dest.key.iter().map(|k| k.trim().to_string()).collect(),
+            columns: None,
+            created: false,
+            staging_columns: None,
+        }
+    }
+
+    fn same_name(&self, a: &str, b: &str) -> bool {
+        match self.engine {
+            Engine::Postgres => a == b,
+            Engine::Sqlite => a.eq_ignore_ascii_case(b),
+        }
+    }
+
+    fn has_column(&self, columns: &[String], name: &str) -> bool {
+        columns.iter().any(|c| self.same_name(c, name))
+    }
+
+    /// Runs one statement without results.
+    async fn exec(&mut self, sql: &str, context: &str) -> Result<(), ConnectorError> {
+        let result = match self.conn.as_mut() {
+            Some(Conn::Pg(pg)) => (&mut **pg).execute(sql).await.map(|_| ()),
+            Some(Conn::Sqlite(db)) => (&mut **db).execute(sql).await.map(|_| ()),
+            None => return Err(ConnectorError::Data("the destination is closed".into())),
+        };
+        result.map_err(|e| db_error(context, e))
+    }
+
+    /// Reads the table's shape, checks the upsert key, empties the table for replace.
+    async fn prepare(&mut self) -> Result<(), ConnectorError> {
+        self.columns = self.table_columns().await?;
+        let Some(columns) = self.columns.clone() else {
+            return Ok(());
+        };
+        if self.mode == WriteMode::Upsert {
+            let missing: Vec<&String> = self
+                .key
+                .iter()
+                .filter(|k| !self.has_column(&columns, k))
+                .collect();
+            if !missing.is_empty() {
+                return Err(ConnectorError::Data(format!(
+                    "table {} has no key column {}",
+                    self.table_shown,
+                    missing
+                        .iter()
+                        .map(|k| quote(k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            let unique_sets = self.unique_column_sets().await?;
+            let key_matches = unique_sets.iter().any(|set| {
+                set.len() == self.key.len()
+                    && self
+                        .key
+                        .iter()
+                        .all(|k| set.iter().any(|c| self.same_name(c, k)))
+                    && set
+                        .iter()
+                        .all(|c| self.key.iter().any(|k| self.same_name(c, k)))
+            });
+            if !key_matches {
+                let key_list: Vec<String> = self.key.iter().map(|k| quote(k)).collect();
+                return Err(ConnectorError::Data(format!(
+                    "upsert into the existing table {} needs a primary key or unique index on exactly ({}); the table is not altered. Create one first, e.g. CREATE UNIQUE INDEX ON {} ({})",
+                    self.table_shown,
+                    self.key.join(", "),
+                    self.table,
+                    key_list.join(", ")
+                )));
+            }
+        }
+        if self.mode == WriteMode::Replace {
+            let sql = format!("DELETE FROM {}", self.table);
+            let context = format!("cannot empty table {}", self.table_shown);
+            self.exec(&sql, &context).await?;
+        }
+        Ok(())
+    }
+
+    /// The table's column names, or `None` when it does not exist.
+    async fn table_columns(&mut self) -> Result<Option<Vec<String>>, ConnectorError> {
+        let context = format!("cannot inspect table {}", self.table_shown);
+        match self.conn.as_mut() {
+            Some(Conn::Pg(pg)) => {
+                let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                    .bind(&self.table)
+                    .fetch_one(&mut **pg)
+                    .await
+                    .map_err(|e| db_error(&context, e))?;
+                if !exists {
+                    return Ok(None);
+                }
+                let names: Vec<String> = sqlx::query_scalar(
+                    "SELECT attname::text FROM pg_attribute \
+                     WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped \
+                     ORDER BY attnum",
+                )
+                .bind(&self.table)
+                .fetch_all(&mut **pg)
+                .await
+                .map_err(|e| db_error(&context, e))?;
+                Ok(Some(names))
+            }
+            Some(Conn::Sqlite(db)) => {
+                let name = self.table_shown.clone();
+                let exists: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM sqlite_master \
+                     WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
+                )
+                .bind(&name)
+                .fetch_one(&mut **db)
+                .await
+                .map_err(|e| db_error(&context, e))?;
+                if exists == 0 {
+                    return Ok(None);
+                }
+                let names: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM pragma_table_info(?1)")
+                        .bind(&name)
+                        .fetch_all(&mut **db)
+                        .await
+                        .map_err(|e| db_error(&context, e))?;
+                Ok(Some(names))
+            }
+            None => Err(ConnectorError::Data("the destination is closed".into())),
+        }
+    }
+
+    /// Column sets of the table's primary key and unique indexes (not partial, no expressions).
+    async fn unique_column_sets(&mut self) -> Result<Vec<Vec<String>>, ConnectorError> {
+        let context = format!("cannot inspect the indexes of table {}", self.table_shown);
+        match self.conn.as_mut() {
+            Some(Conn::Pg(pg)) => {
+                let sets: Vec<Vec<String>> = sqlx::query_scalar(
+                    "SELECT array_agg(a.attname::text) FROM pg_index i \
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                     WHERE i.indrelid = to_regclass($1) AND i.indisunique \
+                       AND i.indpred IS NULL AND i.indexprs IS NULL \
+                     GROUP BY i.indexrelid",
+                )
+                .bind(&self.table)
+                .fetch_all(&mut **pg)
+                .await
+                .map_err(|e| db_error(&context, e))?;
+                Ok(sets)
+            }
+            Some(Conn::Sqlite(db)) => {
+                let name = self.table_shown.clone();
+                let mut sets = Vec::new();
+                let primary: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM pragma_table_info(?1) WHERE pk > 0")
+                        .bind(&name)
+                        .fetch_all(&mut **db)
+                        .await
+                        .map_err(|e| db_error(&context, e))?;
+                if !primary.is_empty() {
+                    sets.push(primary);
+                }
+                let indexes: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM pragma_index_list(?1) WHERE \"unique\" = 1 AND partial = 0",
+                )
+                .bind(&name)
+                .fetch_all(&mut **db)
+                .await
+                .map_err(|e| db_error(&context, e))?;
+                for index in indexes {
+                    let columns: Vec<Option<String>> =
+                        sqlx::query_scalar("SELECT name FROM pragma_index_info(?1)")
+                            .bind(&index)
+                            .fetch_all(&mut **db)
+                            .await
+                            .map_err(|e| db_error(&context, e))?;
+                    if columns.iter().all(Option::is_some) {
+                        sets.push(columns.into_iter().flatten().collect());
+                    }
+                }
+                Ok(sets)
+            }
+            None => Err(ConnectorError::Data("the destination is closed".into())),
+        }
+    }
+
+    /// Creates the table, or adds new columns to a table this run created, or refuses.
+    async fn ensure_columns(
+        &mut self,
+        records: &[Record],
+        columns: &[String],
+    ) -> Result<(), ConnectorError> {
+        for column in columns {
+            check_column(self.engine, column)?;
+        }
+        match self.columns.clone() {
+            None => {
+                if self.mode == WriteMode::Upsert {
+                    let missing: Vec<&String> = self
+                        .key
+                        .iter()
+                        .filter(|k| !self.has_column(columns, k))
+                        .collect();
+                    if !missing.is_empty() {
+                        return Err(ConnectorError::Data(format!(
+                            "the key column {} is not in the records; key= names columns after mapping",
+                            missing.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                }
+                let mut definitions: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("{} {}", quote(c), infer_type(records, c).sql(self.engine)))
+                    .collect();
+                if self.mode == WriteMode::Upsert {
+                    let key: Vec<String> = self.key.iter().map(|k| quote(k)).collect();
+                    definitions.push(format!("UNIQUE ({})", key.join(", ")));
+                }
+                let sql = format!("CREATE TABLE {} ({})", self.table, definitions.join(", "));
+                let context = format!("cannot create table {}", self.table_shown);
+                self.exec(&sql, &context).await?;
+                self.columns = Some(columns.to_vec());
+                self.created = true;
+            }
+            Some(existing) => {
+                let new: Vec<&String> = columns
+                    .iter()
+                    .filter(|c| !self.has_column(&existing, c))
+                    .collect();
+                if new.is_empty() {
+                    return Ok(());
+                }
+                if !self.created {
+                    let list: Vec<String> = new.iter().map(|c| quote(c)).collect();
+                    return Err(ConnectorError::Data(format!(
+                        "table {} has no column {}; an existing table is not altered. Add the column(s) to the table, or use map= to write only the columns it has",
+                        self.table_shown,
+                        list.join(", ")
+                    )));
+                }
+                let mut all = existing;
+                for column in new {
+                    let sql = format!(
+                        "ALTER TABLE {} ADD COLUMN {} {}",
+                        self.table,
+                        quote(column),
+                        infer_type(records, column).sql(self.engine)
+                    );
+                    let context =
+                        format!("cannot add column {column} to table {}", self.table_shown);
+                    self.exec(&sql, &context).await?;
+                    all.push(column.clone());
+                }
+                self.columns = Some(all);
+            }
+        }
+        Ok(())
+    }
+
+    /// The `ON CONFLICT` clause of an upsert.
+    fn conflict_clause(&self, columns: &[String], excluded: &str) -> String {
+        let key: Vec<String> = self.key.iter().map(|k| quote(k)).collect();
+        let updates: Vec<String> = columns
+            .iter()
+            .filter(|c| !self.key.iter().any(|k| self.same_name(k, c)))
+            .map(|c| format!("{q} = {excluded}.{q}", q = quote(c)))
+            .collect();
+        if updates.is_empty() {
+            format!(" ON CONFLICT ({}) DO NOTHING", key.join(", "))
+        } else {
+            format!(
+                " ON CONFLICT ({}) DO UPDATE SET {}",
+                key.join(", "),
+                updates.join(", ")
+            )
+        }
+    }
+
+    async fn write_postgres(
+        &mut self,
+        records: &[&Record],
+        columns: &[String],
+    ) -> Result<(), ConnectorError> {
+        let column_list: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+        let column_list = column_list.join(", ");
+        let data = copy_csv(records, columns);
+        let context = format!("writing to table {} failed", self.table_shown);
+        let upsert = self.mode == WriteMode::Upsert;
+        if upsert {
+            let table_width = self.columns.as_ref().map(Vec::len).unwrap_or(0);
+            let sql = match self.staging_columns {
+                Some(width) if width == table_width => format!("TRUNCATE {STAGING_TABLE}"),
+                Some(_) => format!(
+                    "DROP TABLE {STAGING_TABLE}; CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+                    STAGING_TABLE.trim_start_matches("pg_temp."),
+                    self.table
+                ),
+                None => format!(
+                    "CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+                    STAGING_TABLE.trim_start_matches("pg_temp."),
+                    self.table
+                ),
+            };
+            self.exec(&sql, &context).await?;
+            self.staging_columns = Some(table_width);
+        }
+        let copy_target = if upsert {
+            STAGING_TABLE
+        } else {
+            self.table.as_str()
+        };
+        let statement = format!("COPY {copy_target} ({column_list}) FROM STDIN WITH (FORMAT csv)");
+        let Some(Conn::Pg(pg)) = self.conn.as_mut() else {
+            return Err(ConnectorError::Data("the destination is closed".into()));
+        };
+        let mut copy = pg
+            .copy_in_raw(&statement)
+            .await
+            .map_err(|e| db_error(&context, e))?;
+        if let Err(error) = copy.send(data).await {
+            let _ = copy.abort("send failed").await;
+            return Err(db_error(&context, error));
+        }
+        copy.finish().await.map_err(|e| db_error(&context, e))?;
+        if upsert {
+            let sql = format!(
+                "INSERT INTO {} ({column_list}) SELECT {column_list} FROM {STAGING_TABLE}{}",
+                self.table,
+                self.conflict_clause(columns, "EXCLUDED")
+            );
+            self.exec(&sql, &context).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_sqlite(
+        &mut self,
+        records: &[&Record],
+        columns: &[String],
+    ) -> Result<(), ConnectorError> {
+        if columns.len() > SQLITE_MAX_PARAMS {
+            return Err(ConnectorError::Data(format!(
+                "records have {} columns; SQLite accepts at most {SQLITE_MAX_PARAMS} per statement",
+                columns.len()
+            )));
+        }
+        let rows_per_statement = (SQLITE_MAX_PARAMS / columns.len().max(1)).clamp(1, BATCH_SIZE);
+        let column_list: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+        let placeholders = format!("({})", vec!["?"; columns.len()].join(", "));
+        let conflict = if self.mode == WriteMode::Upsert {
+            self.conflict_clause(columns, "excluded")
+        } else {
+            String::new()
+        };
+        let context = format!("writing to table {} failed", self.table_shown);
+        let Some(Conn::Sqlite(db)) = self.conn.as_mut() else {
+            return Err(ConnectorError::Data("the destination is closed".into()));
+        };
+        for chunk in records.chunks(rows_per_statement) {
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES {}{}",
+                self.table,
+                column_list.join(", "),
+                vec![placeholders.as_str(); chunk.len()].join(", "),
+                conflict
+            );
+            let mut query = sqlx::query(&sql);
+            for record in chunk {
+                for column in columns {
+                    query = match record.get(column) {
+                        None | Some(Value::Null) => query.bind(None::<String>),
+                        Some(Value::Bool(b)) => query.bind(*b),
+                        Some(Value::Number(n)) => {
+                            if let Some(i) = n.as_i64() {
+                                query.bind(i)
+                            } else if n.is_u64() {
+                                query.bind(n.to_string())
+                            } else {
+                                query.bind(n.as_f64().unwrap_or(f64::NAN))
+                            }
+                        }
+                        Some(Value::String(s)) => query.bind(s.as_str()),
+                        Some(other) => query.bind(other.to_string()),
+                    };
+                }
+            }
+            query
+                .execute(&mut **db)
+                .await
+                .map_err(|e| db_error(&context, e))?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, statement: &str) -> Result<(), ConnectorError> {
+        let context = format!("{statement} on table {} failed", self.table_shown);
+        let result = match self.conn.take() {
+            Some(Conn::Pg(mut pg)) => {
+                let result = (&mut *pg).execute(statement).await.map(|_| ());
+                let _ = pg.close().await;
+                result
+            }
+            Some(Conn::Sqlite(mut db)) => {
+                let result = (&mut *db).execute(statement).await.map(|_| ());
+                let _ = db.close().await;
+                result
+            }
+            None => Ok(()),
+        };
+        result.map_err(|e| db_error(&context, e))
+    }
+}
+
+/// Records as CSV for `COPY … (FORMAT csv)`: null → unquoted empty, text always quoted.
+fn copy_csv(records: &[&Record], columns: &[String]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.len() * columns.len() * 12);
+    for record in records {
+        for (i, column) in columns.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match record.get(column) {
+                None | Some(Value::Null) => {}
+                Some(Value::Bool(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+                Some(Value::Number(n)) => out.extend_from_slice(n.to_string().as_bytes()),
+                Some(Value::String(s)) => push_quoted(&mut out, s),
+                Some(other) => push_quoted(&mut out, &other.to_string()),
+            }
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+fn push_quoted(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    for byte in text.bytes() {
+        if byte == b'"' {
+            out.push(b'"');
+        }
+        out.push(byte);
+    }
+    out.push(b'"');
+}
+
+#[async_trait]
+impl Destination for SqlDestination {
+    async fn write_batch(&mut self, records: &[Record]) -> Result<u64, ConnectorError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let columns = batch_columns(records);
+        if columns.is_empty() {
+            return Err(ConnectorError::Data(
+                "the records have no fields to write".into(),
+            ));
+        }
+        self.ensure_columns(records, &columns).await?;
+        let rows: Vec<&Record> = if self.mode == WriteMode::Upsert {
+            last_per_key(records, &self.key)
+        } else {
+            records.iter().collect()
+        };
+        match self.engine {
+            Engine::Postgres => self.write_postgres(&rows, &columns).await?,
+            Engine::Sqlite => self.write_sqlite(&rows, &columns).await?,
+        }
+        Ok(records.len() as u64)
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), ConnectorError> {
+        self.finish("COMMIT").await
+    }
+
+    async fn rollback(mut self: Box<Self>) -> Result<(), ConnectorError> {
+        self.finish("ROLLBACK").await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests of connections
+
+/// `test connection` for PostgreSQL: connects and asks for the server version.
+pub async fn test_postgres(conn: &ConnectionSpec) -> Result<String, ConnectorError> {
+    let target = pg_target(conn)?;
+    let mut pg = pg_connect(&target).await?;
+    let version: String = sqlx::query_scalar("SELECT current_setting('server_version')")
+        .fetch_one(&mut pg)
+        .await
+        .map_err(|e| db_error(&format!("PostgreSQL at {}", target.shown), e))?;
+    let _ = pg.close().await;
+    let version = version.split_whitespace().next().unwrap_or("").to_string();
+    Ok(format!(
+        "connected to PostgreSQL {version} at {}",
+        target.shown
+    ))
+}
+
+/// `test connection` for SQLite: opens the file read-only when it exists.
+pub async fn test_sqlite(
+    conn: &ConnectionSpec,
+    ctx: &ConnectorContext,
+) -> Result<String, ConnectorError> {
+    let target = sqlite_target(conn, ctx)?;
+    if !Path::new(&target.path).exists() {
+        return Ok(format!(
+            "SQLite file {} does not exist yet; it is created when a flow first writes to it",
+            target.shown
+        ));
+    }
+    if !target.path.is_file() {
+        return Err(ConnectorError::Config(format!(
+            "connection {}: path {} is not a file",
+            conn.name, target.shown
+        )));
+    }
+    let mut db = sqlite_connect(&target, false).await?;
+    let context = format!("cannot read SQLite file {}", target.shown);
+    let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+        .fetch_one(&mut db)
+        .await
+        .map_err(|e| db_error(&context, e))?;
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+    )
+    .fetch_one(&mut db)
+    .await
+    .map_err(|e| db_error(&context, e))?;
+    let _ = db.close().await;
+    let noun = if tables == 1 { "table" } else { "tables" };
+    Ok(format!(
+        "opened SQLite {version} database {} ({tables} {noun})",
+        target.shown
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn records(values: Vec<Value>) -> Vec<Record> {
+        values
+            .into_iter()
+            .filter_map(|v| v.as_object().cloned())
+            .collect()
+    }
+
+    #[test]
+    fn table_names() {
+        assert_eq!(table_sql(Engine::Postgres, "orders").unwrap(), "\"orders\"");
+        assert_eq!(
+            table_sql(Engine::Postgres, "sales.orders").unwrap(),
+            "\"sales\".\"orders\""
+        );
+        assert_eq!(table_sql(Engine::Sqlite, "a.b").unwrap(), "\"a.b\"");
+        assert!(table_sql(Engine::Postgres, "a b").is_err());
+        assert!(table_sql(Engine::Postgres, "x\"; DROP TABLE y; --").is_err());
+        assert!(table_sql(Engine::Postgres, "a.b.c").is_err());
+        assert!(table_sql(Engine::Postgres, "").is_err());
+        assert_eq!(quote("we\"ird"), "\"we\"\"ird\"");
+    }
+
+    #[test]
+    fn queries() {
+        assert_eq!(check_query(" select 1; ").unwrap(), "select 1");
+        assert!(check_query("WITH a AS (SELECT 1) SELECT * FROM a").is_ok());
+        assert!(check_query("(SELECT 1)").is_ok());
+        assert!(check_query("DELETE FROM t").is_err());
+        assert!(check_query("selectivity").is_err());
+    }
+
+    #[test]
+    fn type_inference() {
+        let batch = records(vec![
+            json!({"i": 1, "f": 1, "b": true, "t": "x", "n": null, "m": 1}),
+            json!({"i": 2, "f": 2.5, "b": false, "t": 3, "n": null, "m": true}),
+        ]);
+        assert_eq!(infer_type(&batch, "i"), ColType::Integer);
+        assert_eq!(infer_type(&batch, "f"), ColType::Float);
+        assert_eq!(infer_type(&batch, "b"), ColType::Boolean);
+        assert_eq!(infer_type(&batch, "t"), ColType::Text);
+        assert_eq!(infer_type(&batch, "n"), ColType::Text);
+        assert_eq!(infer_type(&batch, "m"), ColType::Text);
+        assert_eq!(infer_type(&batch, "absent"), ColType::Text);
+    }
+
+    #[test]
+    fn dedupe_keeps_the_last() {
+        let batch = records(vec![
+            json!({"id": 1, "v": "a"}),
+            json!({"id": 2, "v": "b"}),
+            json!({"id": 1, "v": "c"}),
+            json!({"id": null, "v": "d"}),
+            json!({"v": "e"}),
+        ]);
+        let kept = last_per_key(&batch, &["id".to_string()]);
+        let values: Vec<&str> = kept.iter().filter_map(|r| r["v"].as_str()).collect();
+        assert_eq!(values, ["b", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn copy_encoding() {
+        let batch = records(vec![
+            json!({"a": 1, "b": "x\"y", "c": null, "d": true, "e": ""}),
+        ]);
+        let refs: Vec<&Record> = batch.iter().collect();
+        let columns: Vec<String> = ["a", "b", "c", "d", "e", "z"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            String::from_utf8(copy_csv(&refs, &columns)).unwrap(),
+            "1,\"x\"\"y\",,true,\"\",\n"
+        );
+    }
+}

@@ -1,0 +1,50 @@
+//! The scheduler: fires due schedules. Each firing is claimed in the database (the schedule's
+//! next time moves on only for the process that saw it due), so with several replicas exactly
+//! one runs it; the flow's run lease keeps a long run from overlapping the next firing.
+
+use std::sync::Arc;
+
+use crate::flows::StoredScheduleSpec;
+use crate::service::{Workspace, WorkspaceError};
+
+impl Workspace {
+    /// Starts the runs of every schedule due now; returns how many were started.
+    pub async fn fire_due_schedules(self: &Arc<Self>) -> Result<usize, WorkspaceError> {
+        let now = store::now_millis();
+        let mut started = 0;
+        for schedule in self.store.schedules(None).await? {
+            if schedule.next_at > now {
+                break;
+            }
+            let Ok(spec) = serde_json::from_str::<StoredScheduleSpec>(&schedule.spec) else {
+                tracing::warn!(flow = %schedule.flow_name, "skipping a damaged schedule");
+                continue;
+            };
+            let Some(next) = crate::schedule::next_fire(&spec.spec(), now) else {
+                continue;
+            };
+            if !self
+                .store
+                .claim_schedule(&schedule.flow_id, schedule.next_at, next)
+                .await?
+            {
+                continue;
+            }
+            let tenant = self.store.tenant_by_id(&schedule.tenant_id).await?;
+            let workspace = self.clone();
+            started += 1;
+            tokio::spawn(async move {
+                match workspace
+                    .run_flow(&tenant.id, &tenant.name, &schedule.flow_name, "schedule")
+                    .await
+                {
+                    Ok(summary) => tracing::info!(tenant = %tenant.name, %summary, "scheduled run"),
+                    Err(error) => {
+                        tracing::warn!(tenant = %tenant.name, flow = %schedule.flow_name, %error, "scheduled run did not succeed")
+                    }
+                }
+            });
+        }
+        Ok(started)
+    }
+}

@@ -1,0 +1,653 @@
+//! The workspace service: executes parsed commands for a tenant, with role checks, over the
+//! store; runs flows; imports templates.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use store::{MasterKey, Role, Store, StoreError};
+
+use crate::command::{self, Command, FlowDefinition, ListWhat, ParseError};
+use crate::connections;
+use crate::connectors::{self, ConnectionSpec, ConnectorContext, ConnectorError};
+use crate::flows::{StoredDefinition, StoredScheduleSpec};
+use crate::table;
+use crate::TemplateCatalog;
+
+/// Who runs a command.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub role: Role,
+}
+
+/// Why a command did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// The command line is not a valid command.
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    /// The caller's role may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The command is well-formed but cannot be done (unknown object, bad parameter…).
+    #[error("{0}")]
+    Rejected(String),
+    /// A connector failed (the message names the connection, never a secret).
+    #[error("{0}")]
+    Connector(#[from] ConnectorError),
+    #[error("{0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for WorkspaceError {
+    fn from(error: StoreError) -> WorkspaceError {
+        match error {
+            StoreError::NotFound(what) => {
+                WorkspaceError::Rejected(format!("{what} does not exist"))
+            }
+            StoreError::Conflict(what) => {
+                WorkspaceError::Rejected(format!("{what} already exists"))
+            }
+            StoreError::Invalid(message) => WorkspaceError::Rejected(message),
+            other => WorkspaceError::Store(other),
+        }
+    }
+}
+
+/// The workspaces of all tenants.
+pub struct Workspace {
+    pub(crate) store: Store,
+    pub(crate) master_key: MasterKey,
+    pub(crate) catalog: Arc<TemplateCatalog>,
+    data_dir: PathBuf,
+}
+
+impl Workspace {
+    /// A workspace service; tenants' files live under `data_dir/tenants/<tenant>`.
+    pub fn new(
+        store: Store,
+        master_key: MasterKey,
+        catalog: Arc<TemplateCatalog>,
+        data_dir: PathBuf,
+    ) -> Workspace {
+        Workspace {
+            store,
+            master_key,
+            catalog,
+            data_dir,
+        }
+    }
+
+    /// The folder of a tenant's files (created on demand).
+    pub fn tenant_dir(&self, tenant_name: &str) -> PathBuf {
+        self.data_dir.join("tenants").join(tenant_name)
+    }
+
+    pub(crate) fn context(&self, tenant_name: &str) -> ConnectorContext {
+        ConnectorContext {
+            tenant_dir: self.tenant_dir(tenant_name),
+        }
+    }
+
+    /// Parses and executes one command line; the answer is text to show as it is.
+    pub async fn execute(&self, actor: &Actor, line: &str) -> Result<String, WorkspaceError> {
+        let command = command::parse(line)?;
+        if command.modifies() && !actor.role.can_modify_workspace() {
+            return Err(WorkspaceError::PermissionDenied(format!(
+                "Your role ({}) may list, show and test, but not change the workspace: '{}' needs the user or admin role",
+                actor.role,
+                line.trim()
+            )));
+        }
+        match command {
+            Command::List(what) => self.list(actor, what).await,
+            Command::ShowConnection(name) => self.show_connection(actor, &name).await,
+            Command::ShowFlow(name) => self.show_flow(actor, &name).await,
+            Command::ShowRun(id) => self.show_run(actor, id).await,
+            Command::CreateConnection { name, kind, params } => {
+                connections::check(kind, &params).map_err(WorkspaceError::Rejected)?;
+                let (plain, sealed) = connections::seal(&params, &self.master_key);
+                self.store
+                    .insert_connection(&actor.tenant_id, &name, kind.as_str(), &plain, &sealed)
+                    .await?;
+                Ok(format!(
+                    "Created {} connection '{name}'.{}",
+                    kind.as_str(),
+                    placeholder_note(&name, &params)
+                ))
+            }
+            Command::SetConnection { name, params } => {
+                let mut spec = self.connection(actor, &name).await?;
+                spec.params.extend(params);
+                connections::check(spec.kind, &spec.params).map_err(WorkspaceError::Rejected)?;
+                let (plain, sealed) = connections::seal(&spec.params, &self.master_key);
+                self.store
+                    .update_connection(&actor.tenant_id, &name, &plain, &sealed)
+                    .await?;
+                Ok(format!(
+                    "Updated connection '{name}'.{}",
+                    placeholder_note(&name, &spec.params)
+                ))
+            }
+            Command::TestConnection(name) => {
+                let spec = self.connection(actor, &name).await?;
+                ensure_filled(&spec)?;
+                let report =
+                    connectors::test_connection(&spec, &self.context(&actor.tenant_name)).await?;
+                Ok(format!("Connection '{name}' works: {report}"))
+            }
+            Command::DeleteConnection(name) => {
+                let users: Vec<String> = self
+                    .flow_definitions(actor)
+                    .await?
+                    .into_iter()
+                    .filter(|(_, d)| d.from_connection == name || d.to_connection == name)
+                    .map(|(flow, _)| flow)
+                    .collect();
+                if !users.is_empty() {
+                    return Err(WorkspaceError::Rejected(format!(
+                        "connection '{name}' is used by flow(s) {}: delete them first",
+                        users.join(", ")
+                    )));
+                }
+                self.store
+                    .delete_connection(&actor.tenant_id, &name)
+                    .await?;
+                Ok(format!("Deleted connection '{name}'."))
+            }
+            Command::CreateFlow { name, flow } => {
+                self.check_flow(actor, &flow).await?;
+                let stored = StoredDefinition::from_definition(&flow, None);
+                self.store
+                    .insert_flow(&actor.tenant_id, &name, &to_json(&stored))
+                    .await?;
+                Ok(format!(
+                    "Created flow '{name}': {}. Run it with: run flow {name}",
+                    describe_flow(&stored)
+                ))
+            }
+            Command::DeleteFlow(name) => {
+                self.store.delete_flow(&actor.tenant_id, &name).await?;
+                Ok(format!(
+                    "Deleted flow '{name}' (and its schedule; its run history is kept)."
+                ))
+            }
+            Command::RunFlow(name) => {
+                let summary = self
+                    .run_flow(&actor.tenant_id, &actor.tenant_name, &name, "manual")
+                    .await?;
+                Ok(summary)
+            }
+            Command::ScheduleFlow { name, schedule } => {
+                let flow = self.store.flow(&actor.tenant_id, &name).await?;
+                let stored = StoredScheduleSpec::from_spec(&schedule);
+                let now = store::now_millis();
+                let next = crate::schedule::next_fire(&schedule, now)
+                    .ok_or_else(|| WorkspaceError::Rejected("the schedule never fires".into()))?;
+                self.store
+                    .put_schedule(&actor.tenant_id, &flow.id, &to_json(&stored), next)
+                    .await?;
+                Ok(format!(
+                    "Scheduled flow '{name}' {}; next run at {}.",
+                    stored.describe(),
+                    rfc3339(next)
+                ))
+            }
+            Command::UnscheduleFlow(name) => {
+                let flow = self.store.flow(&actor.tenant_id, &name).await?;
+                if self.store.delete_schedule(&flow.id).await? {
+                    Ok(format!("Flow '{name}' is no longer scheduled."))
+                } else {
+                    Err(WorkspaceError::Rejected(format!(
+                        "flow '{name}' has no schedule"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// A tenant's connection with its secrets decrypted.
+    pub(crate) async fn connection(
+        &self,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<ConnectionSpec, WorkspaceError> {
+        let stored = self.store.connection(&actor.tenant_id, name).await?;
+        connections::open(
+            &stored.name,
+            &stored.kind,
+            &stored.params,
+            &stored.sealed_secrets,
+            &self.master_key,
+        )
+        .map_err(WorkspaceError::Rejected)
+    }
+
+    async fn flow_definitions(
+        &self,
+        actor: &Actor,
+    ) -> Result<Vec<(String, StoredDefinition)>, WorkspaceError> {
+        let flows = self.store.flows(&actor.tenant_id).await?;
+        Ok(flows
+            .into_iter()
+            .filter_map(|f| {
+                serde_json::from_str(&f.definition)
+                    .ok()
+                    .map(|d| (f.name, d))
+            })
+            .collect())
+    }
+
+    /// Checks that a flow's connections exist and fit their roles.
+    pub(crate) async fn check_flow(
+        &self,
+        actor: &Actor,
+        flow: &FlowDefinition,
+    ) -> Result<(), WorkspaceError> {
+        use crate::connectors::{ConnectionType, SourceSpec, WriteMode};
+        let source = self
+            .store
+            .connection(&actor.tenant_id, &flow.from.connection)
+            .await
+            .map_err(|_| {
+                WorkspaceError::Rejected(format!(
+                    "source connection '{}' does not exist: create it first",
+                    flow.from.connection
+                ))
+            })?;
+        let target = self
+            .store
+            .connection(&actor.tenant_id, &flow.to.connection)
+            .await
+            .map_err(|_| {
+                WorkspaceError::Rejected(format!(
+                    "destination connection '{}' does not exist: create it first",
+                    flow.to.connection
+                ))
+            })?;
+        let source_kind = ConnectionType::parse(&source.kind);
+        let target_kind = ConnectionType::parse(&target.kind);
+        if matches!(flow.from.source, SourceSpec::Query(_))
+            && !matches!(
+                source_kind,
+                Some(ConnectionType::Postgres | ConnectionType::Sqlite)
+            )
+        {
+            return Err(WorkspaceError::Rejected(format!(
+                "query= needs a database source; '{}' is a {} connection",
+                source.name, source.kind
+            )));
+        }
+        match target_kind {
+            Some(ConnectionType::Http) => {
+                return Err(WorkspaceError::Rejected(format!(
+                    "'{}' is an http connection: http connections can only be read",
+                    target.name
+                )))
+            }
+            Some(ConnectionType::File) if flow.mode == WriteMode::Upsert => {
+                return Err(WorkspaceError::Rejected(
+                    "mode=upsert needs a database destination (postgres or sqlite)".into(),
+                ))
+            }
+            Some(ConnectionType::File) => {
+                let name = &flow.to.target;
+                if name.contains('/') || name.contains('\\') || name.contains("..") {
+                    return Err(WorkspaceError::Rejected(format!(
+                        "file name '{name}' must not contain '/', '\\' or '..'"
+                    )));
+                }
+            }
+            _ => {}
+        }
+        if source_kind == Some(ConnectionType::File) {
+            if let SourceSpec::Resource(name) = &flow.from.source {
+                if name.contains('/') || name.contains('\\') || name.contains("..") {
+                    return Err(WorkspaceError::Rejected(format!(
+                        "file name '{name}' must not contain '/', '\\' or '..'"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn list(&self, actor: &Actor, what: ListWhat) -> Result<String, WorkspaceError> {
+        match what {
+            ListWhat::Commands => Ok(command::COMMAND_REFERENCE.to_string()),
+            ListWhat::Connections => {
+                let rows: Vec<Vec<String>> = self
+                    .store
+                    .connections(&actor.tenant_id)
+                    .await?
+                    .into_iter()
+                    .map(|c| {
+                        let params: BTreeMap<String, String> =
+                            serde_json::from_str(&c.params).unwrap_or_default();
+                        let location = params
+                            .get("url")
+                            .or(params.get("path"))
+                            .cloned()
+                            .unwrap_or_else(|| "(secret url)".into());
+                        vec![c.name, c.kind, location]
+                    })
+                    .collect();
+                Ok(if rows.is_empty() {
+                    "No connections yet. Create one with: create connection NAME type=http url=https://…".into()
+                } else {
+                    format!(
+                        "{} connection(s):\n{}",
+                        rows.len(),
+                        table::render(&["name", "type", "location"], &rows)
+                    )
+                })
+            }
+            ListWhat::Flows => {
+                let flows = self.flow_definitions(actor).await?;
+                let schedules = self.store.schedules(Some(&actor.tenant_id)).await?;
+                let rows: Vec<Vec<String>> = flows
+                    .iter()
+                    .map(|(name, d)| {
+                        let schedule = schedules
+                            .iter()
+                            .find(|s| &s.flow_name == name)
+                            .and_then(|s| serde_json::from_str::<StoredScheduleSpec>(&s.spec).ok())
+                            .map(|s| s.describe())
+                            .unwrap_or_else(|| "-".into());
+                        let from = d
+                            .resource
+                            .as_ref()
+                            .map(|r| format!("{}:{r}", d.from_connection))
+                            .unwrap_or_else(|| format!("{} (query)", d.from_connection));
+                        vec![
+                            name.clone(),
+                            from,
+                            format!("{}:{}", d.to_connection, d.target),
+                            d.mode.clone(),
+                            schedule,
+                        ]
+                    })
+                    .collect();
+                Ok(if rows.is_empty() {
+                    "No flows yet. Create one with: create flow NAME from=CONNECTION:RESOURCE to=CONNECTION:TABLE".into()
+                } else {
+                    format!(
+                        "{} flow(s):\n{}",
+                        rows.len(),
+                        table::render(&["name", "from", "to", "mode", "schedule"], &rows)
+                    )
+                })
+            }
+            ListWhat::Schedules => {
+                let rows: Vec<Vec<String>> = self
+                    .store
+                    .schedules(Some(&actor.tenant_id))
+                    .await?
+                    .into_iter()
+                    .map(|s| {
+                        let spec = serde_json::from_str::<StoredScheduleSpec>(&s.spec)
+                            .map(|s| s.describe())
+                            .unwrap_or_default();
+                        vec![s.flow_name, spec, rfc3339(s.next_at)]
+                    })
+                    .collect();
+                Ok(if rows.is_empty() {
+                    "No schedules. Schedule a flow with: schedule flow NAME every=1h (or cron=\"0 2 * * *\")".into()
+                } else {
+                    format!(
+                        "{} schedule(s):\n{}",
+                        rows.len(),
+                        table::render(&["flow", "when", "next run (UTC)"], &rows)
+                    )
+                })
+            }
+            ListWhat::Templates => {
+                let rows: Vec<Vec<String>> = self
+                    .catalog
+                    .all()
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.id.to_string(),
+                            t.name.clone(),
+                            format!("{:?}", t.kind).to_lowercase(),
+                            t.tags
+                                .iter()
+                                .take(4)
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        ]
+                    })
+                    .collect();
+                Ok(format!(
+                    "{} template(s); import one with import_template {{\"template_id\": ID}}:\n{}",
+                    rows.len(),
+                    table::render(&["id", "name", "kind", "tags"], &rows)
+                ))
+            }
+            ListWhat::Runs(flow) => {
+                let rows: Vec<Vec<String>> = self
+                    .store
+                    .runs(&actor.tenant_id, flow.as_deref(), 50)
+                    .await?
+                    .into_iter()
+                    .map(|r| {
+                        vec![
+                            r.id.to_string(),
+                            r.flow_name,
+                            r.status,
+                            r.trigger,
+                            r.rows_read.to_string(),
+                            r.rows_written.to_string(),
+                            rfc3339(r.started_at),
+                            r.finished_at
+                                .map(|f| format_duration(f - r.started_at))
+                                .unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect();
+                Ok(if rows.is_empty() {
+                    "No runs yet. Run a flow with: run flow NAME".into()
+                } else {
+                    format!(
+                        "{} run(s), newest first:\n{}",
+                        rows.len(),
+                        table::render(
+                            &[
+                                "id",
+                                "flow",
+                                "status",
+                                "trigger",
+                                "read",
+                                "written",
+                                "started (UTC)",
+                                "duration"
+                            ],
+                            &rows
+                        )
+                    )
+                })
+            }
+        }
+    }
+
+    async fn show_connection(&self, actor: &Actor, name: &str) -> Result<String, WorkspaceError> {
+        let spec = self.connection(actor, name).await?;
+        let mut out = format!("Connection '{name}' ({})\n", spec.kind.as_str());
+        for (key, value) in &spec.params {
+            out.push_str(&format!(
+                "  {key} = {}\n",
+                connections::display_value(key, value)
+            ));
+        }
+        let missing = connections::unfilled(&spec.params);
+        if !missing.is_empty() {
+            out.push_str(&format!("  placeholders to fill: {}\n", missing.join(", ")));
+        }
+        Ok(out.trim_end().to_string())
+    }
+
+    async fn show_flow(&self, actor: &Actor, name: &str) -> Result<String, WorkspaceError> {
+        let flow = self.store.flow(&actor.tenant_id, name).await?;
+        let stored: StoredDefinition = serde_json::from_str(&flow.definition)
+            .map_err(|e| WorkspaceError::Rejected(format!("flow '{name}' is damaged: {e}")))?;
+        let mut out = format!("Flow '{name}': {}\n", describe_flow(&stored));
+        if let Some(query) = &stored.query {
+            out.push_str(&format!("  query: {query}\n"));
+        }
+        if let Some(map) = &stored.map {
+            let columns: Vec<String> = map
+                .iter()
+                .map(|(f, t)| {
+                    if f == t {
+                        f.clone()
+                    } else {
+                        format!("{f} → {t}")
+                    }
+                })
+                .collect();
+            out.push_str(&format!("  columns: {}\n", columns.join(", ")));
+        }
+        if let Some(canvas) = &stored.canvas {
+            out.push_str("  canvas (composer):\n");
+            for node in &canvas.nodes {
+                out.push_str(&format!(
+                    "    [{}] {} at ({}, {}): {}\n",
+                    node.id, node.kind, node.x, node.y, node.label
+                ));
+            }
+            for edge in &canvas.edges {
+                out.push_str(&format!("    {} → {}\n", edge.from, edge.to));
+            }
+        }
+        if let Some(schedule) = self
+            .store
+            .schedules(Some(&actor.tenant_id))
+            .await?
+            .into_iter()
+            .find(|s| s.flow_id == flow.id)
+        {
+            let spec = serde_json::from_str::<StoredScheduleSpec>(&schedule.spec)
+                .map(|s| s.describe())
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  schedule: {spec}, next run {}\n",
+                rfc3339(schedule.next_at)
+            ));
+        }
+        if let Some(last) = self
+            .store
+            .runs(&actor.tenant_id, Some(name), 1)
+            .await?
+            .into_iter()
+            .next()
+        {
+            out.push_str(&format!(
+                "  last run: {} {} ({} read, {} written)\n",
+                last.id, last.status, last.rows_read, last.rows_written
+            ));
+        }
+        Ok(out.trim_end().to_string())
+    }
+
+    async fn show_run(&self, actor: &Actor, id: i64) -> Result<String, WorkspaceError> {
+        let run = self.store.run(&actor.tenant_id, id).await?;
+        let mut out = format!(
+            "Run {} of flow '{}' ({}): {}\n  rows read: {}\n  rows written: {}\n  started: {}\n",
+            run.id,
+            run.flow_name,
+            run.trigger,
+            run.status,
+            run.rows_read,
+            run.rows_written,
+            rfc3339(run.started_at)
+        );
+        if let Some(finished) = run.finished_at {
+            out.push_str(&format!(
+                "  duration: {}\n",
+                format_duration(finished - run.started_at)
+            ));
+        }
+        if let Some(error) = &run.error {
+            out.push_str(&format!("  error: {error}\n"));
+        }
+        if !run.log.is_empty() {
+            out.push_str("  log:\n");
+            for line in run.log.lines() {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
+        Ok(out.trim_end().to_string())
+    }
+}
+
+/// A reminder of the placeholders a connection still holds.
+fn placeholder_note(name: &str, params: &BTreeMap<String, String>) -> String {
+    let missing = connections::unfilled(params);
+    if missing.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Fill its placeholders before use: set connection {name} {}",
+            missing
+                .iter()
+                .map(|p| format!("KEY=<{p}>"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    }
+}
+
+/// Refuses to use a connection that still holds placeholders.
+pub(crate) fn ensure_filled(spec: &ConnectionSpec) -> Result<(), WorkspaceError> {
+    let missing = connections::unfilled(&spec.params);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(WorkspaceError::Rejected(format!(
+            "connection '{}' still has placeholders to fill ({}): use set connection {} key=value",
+            spec.name,
+            missing.join(", "),
+            spec.name
+        )))
+    }
+}
+
+pub(crate) fn describe_flow(d: &StoredDefinition) -> String {
+    let from = match (&d.resource, &d.query) {
+        (Some(resource), _) => format!("{}:{resource}", d.from_connection),
+        _ => format!("{} (query)", d.from_connection),
+    };
+    let key = if d.key.is_empty() {
+        String::new()
+    } else {
+        format!(" on {}", d.key.join(", "))
+    };
+    format!(
+        "{from} → {}:{} ({}{key})",
+        d.to_connection, d.target, d.mode
+    )
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
+}
+
+pub(crate) fn rfc3339(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+pub(crate) fn format_duration(millis: i64) -> String {
+    if millis < 1000 {
+        format!("{millis} ms")
+    } else if millis < 60_000 {
+        format!("{:.1} s", millis as f64 / 1000.0)
+    } else {
+        format!("{}m {}s", millis / 60_000, (millis % 60_000) / 1000)
+    }
+}
