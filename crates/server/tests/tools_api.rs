@@ -20,13 +20,20 @@ async fn lists_tools_with_schemas_and_count() {
         [
             "search_knowledge_base",
             "search_templates",
-            "create_support_ticket"
+            "create_support_ticket",
+            "host_list_commands",
+            "host_cli",
+            "import_template"
         ]
     );
     for tool in tools {
         assert_eq!(tool["parameters"]["type"], "object", "{tool}");
         assert!(tool["description"].as_str().is_some_and(|d| !d.is_empty()));
-        assert_eq!(tool["agentic"], false);
+        let billed = matches!(
+            tool["name"].as_str(),
+            Some("host_list_commands" | "host_cli" | "import_template")
+        );
+        assert_eq!(tool["agentic"], billed, "{tool}");
     }
     assert_eq!(tools[0]["parameters"]["required"], json!(["query"]));
 }

@@ -129,7 +129,7 @@ impl Store {
         offset: i64,
     ) -> Result<Vec<Session>, StoreError> {
         let rows = sqlx::query(&format!(
-            "{SESSION_SELECT} WHERE s.user_id = $1 ORDER BY s.updated_at DESC, s.id DESC LIMIT $2 OFFSET $3"
+            "{SESSION_SELECT} WHERE s.user_id = $1 ORDER BY s.updated_at DESC, s.created_at DESC, s.id DESC LIMIT $2 OFFSET $3"
         ))
         .bind(user_id)
         .bind(limit)

@@ -192,6 +192,22 @@ async fn start() -> (String, Server) {
         )
         .route("/html", get(|| async { "<html>hello</html>" }))
         .route(
+            "/hop_in",
+            get(|| async { (StatusCode::FOUND, [("location", "/plain")]) }),
+        )
+        .route(
+            // The same server under another name: another origin.
+            "/hop_out",
+            get(|headers: HeaderMap| async move {
+                let host = headers
+                    .get("host")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .replace("127.0.0.1", "localhost");
+                (StatusCode::FOUND, [("location", format!("http://{host}/plain"))])
+            }),
+        )
+        .route(
             "/paged_broken",
             get(|Query(q): Query<HashMap<String, String>>| async move {
                 let page = num(&q, "page", 1);
@@ -503,4 +519,23 @@ async fn test_connection_reports_status_and_records() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");
+}
+
+#[tokio::test]
+async fn redirects_keep_credentials_at_home() {
+    let (base, _) = start().await;
+    assert_eq!(
+        ids(&read(&http(&base, &[]), "/hop_in").await.unwrap()),
+        [1, 2, 3]
+    );
+    // Without credentials a redirect to another host is followed...
+    assert_eq!(
+        ids(&read(&http(&base, &[]), "/hop_out").await.unwrap()),
+        [1, 2, 3]
+    );
+    // ...with them it is not.
+    let conn = http(&base, &[("header.X-API-Key", "abc123")]);
+    assert_eq!(ids(&read(&conn, "/hop_in").await.unwrap()), [1, 2, 3]);
+    let err = read(&conn, "/hop_out").await.unwrap_err();
+    assert!(err.to_string().contains("302"), "{err}");
 }

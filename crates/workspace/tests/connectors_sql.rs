@@ -72,14 +72,7 @@ impl TestDb {
     }
 
     async fn cleanup(self) {
-        if let Some((url, schema)) = &self.pg {
-            if let Ok(mut admin) = sqlx::PgConnection::connect(url).await {
-                let _ = sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-                    .execute(&mut admin)
-                    .await;
-                admin.close().await.ok();
-            }
-        }
+        drop_schema(self.pg.clone()).await;
     }
 
     fn is_pg(&self) -> bool {
@@ -154,6 +147,17 @@ impl TestDb {
     }
 }
 
+async fn drop_schema(pg: Option<(String, String)>) {
+    if let Some((url, schema)) = pg {
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&url).await {
+            let _ = sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+                .execute(&mut admin)
+                .await;
+            admin.close().await.ok();
+        }
+    }
+}
+
 fn rec(value: Value) -> Record {
     workspace::flatten::flatten(value)
 }
@@ -162,6 +166,26 @@ fn column(rows: &[Record], name: &str) -> Vec<Value> {
     rows.iter()
         .map(|r| r.get(name).cloned().unwrap_or(Value::Null))
         .collect()
+}
+
+/// Runs a scenario on PostgreSQL when configured, in its own schema, dropped even when the
+/// scenario panics.
+macro_rules! on_postgres {
+    ($postgres:ident, $scenario:ident) => {
+        #[tokio::test]
+        async fn $postgres() {
+            if let Some(db) = TestDb::postgres(stringify!($scenario)).await {
+                use futures::FutureExt as _;
+                let outcome = std::panic::AssertUnwindSafe($scenario(&db))
+                    .catch_unwind()
+                    .await;
+                db.cleanup().await;
+                if let Err(panic) = outcome {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        }
+    };
 }
 
 /// Runs a scenario on SQLite and, when configured, on PostgreSQL.
@@ -174,13 +198,7 @@ macro_rules! on_both {
             db.cleanup().await;
         }
 
-        #[tokio::test]
-        async fn $postgres() {
-            if let Some(db) = TestDb::postgres(stringify!($scenario)).await {
-                $scenario(&db).await;
-                db.cleanup().await;
-            }
-        }
+        on_postgres!($postgres, $scenario);
     };
 }
 
@@ -681,11 +699,9 @@ async fn sqlite_paths_stay_in_the_tenant_folder() {
     assert!(!tenant.join("none.db").exists());
 }
 
-#[tokio::test]
-async fn postgres_values_are_converted() {
-    let Some(db) = TestDb::postgres("values").await else {
-        return;
-    };
+on_postgres!(postgres_values_are_converted, values_are_converted);
+
+async fn values_are_converted(db: &TestDb) {
     db.exec(
         "CREATE TABLE v (i2 smallint, i8 bigint, f4 real, n numeric(12,2), b boolean, t text, \
          ts timestamptz, d date, j jsonb, arr int[], by bytea, u uuid); \
@@ -739,7 +755,6 @@ async fn postgres_values_are_converted() {
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
-    db.cleanup().await;
 }
 
 #[tokio::test]
@@ -763,4 +778,81 @@ async fn postgres_errors_do_not_show_passwords() {
     assert!(matches!(err, ConnectorError::Remote(_)), "{text}");
     assert!(text.contains("127.0.0.1:1/db"), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
+}
+
+/// A flow from one table to another of the same SQLite file: the reader must not block the
+/// writer (the data is larger than SQLite's default page cache).
+#[tokio::test]
+async fn sqlite_copy_within_one_file() {
+    for journal in ["wal", "delete"] {
+        let db = TestDb::sqlite();
+        let batches: Vec<Vec<Record>> = (0..12)
+            .map(|b| {
+                (0..1000)
+                    .map(|i| {
+                        let mut r = Record::new();
+                        r.insert("id".into(), json!(b * 1000 + i));
+                        for c in 0..5 {
+                            r.insert(format!("c{c}"), json!("x".repeat(80)));
+                        }
+                        r
+                    })
+                    .collect()
+            })
+            .collect();
+        db.write("a", WriteMode::Append, &[], &batches)
+            .await
+            .unwrap();
+        if journal == "delete" {
+            // As a file made by another program, in rollback-journal mode: the reader opens
+            // first, so the writer cannot switch the file to WAL.
+            db.exec("PRAGMA journal_mode = DELETE").await;
+        }
+        let copy = async {
+            let mut source = open_source(&db.conn, &SourceSpec::Resource("a".into()), &db.ctx)
+                .await
+                .unwrap();
+            let spec = DestinationSpec {
+                target: "b".into(),
+                mode: WriteMode::Replace,
+                key: vec![],
+            };
+            let mut destination = open_destination(&db.conn, &spec, &db.ctx).await.unwrap();
+            while let Some(batch) = source.next_batch().await.unwrap() {
+                destination.write_batch(&batch).await.unwrap();
+            }
+            destination.commit().await.unwrap();
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), copy)
+            .await
+            .expect("the copy finishes");
+        let rows = db.query("SELECT count(*) AS n FROM b").await.unwrap();
+        assert_eq!(rows[0]["n"], json!(12000), "{journal}");
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_sslmode_require() {
+    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("note: TEST_DATABASE_URL is not set; skipping postgres_sslmode_require");
+        return;
+    };
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let conn = ConnectionSpec {
+        name: "wh".into(),
+        kind: ConnectionType::Postgres,
+        params: BTreeMap::from([(
+            "url".to_string(),
+            format!("{url}{separator}sslmode=require"),
+        )]),
+    };
+    let ctx = ConnectorContext {
+        tenant_dir: std::env::temp_dir(),
+    };
+    match test_connection(&conn, &ctx).await {
+        Ok(text) => assert!(text.starts_with("connected to PostgreSQL"), "{text}"),
+        // A server without TLS refuses clearly; the client side is never the problem.
+        Err(err) => assert!(err.to_string().to_lowercase().contains("tls"), "{err}"),
+    }
 }

@@ -14,6 +14,8 @@
 //!   a cursor or link seen before fails the run (the API is looping).
 //! - A `Link: rel="next"` URL on another host than `url` is refused when the connection sends
 //!   credentials (`auth`, headers), so secrets never leave for a host the user did not name.
+//! - Redirects (at most 10) to another host are not followed when the connection sends
+//!   credentials: the run fails with the 3xx status instead.
 //! - `Retry-After` is honoured in seconds (up to 5 minutes); otherwise the backoff is 0.5 s,
 //!   1 s, 2 s, … up to 30 s. Timeouts count as connection errors and are retried.
 //! - A `records=` path that ends at `null` gives an empty page; a path that is missing fails
@@ -220,7 +222,24 @@ impl HttpConfig {
             },
         };
 
+        // Redirects: at most 10, and to another host only when no credentials would follow
+        // (reqwest drops `Authorization` on such redirects, but not custom headers).
+        let credentials = sends_credentials;
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            let same_origin = attempt
+                .previous()
+                .first()
+                .is_some_and(|first| first.origin() == attempt.url().origin());
+            if attempt.previous().len() > 10 {
+                attempt.error("too many redirects")
+            } else if same_origin || !credentials {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
         let client = reqwest::Client::builder()
+            .redirect(redirects)
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("integrator-agent/", env!("CARGO_PKG_VERSION")))
@@ -305,14 +324,11 @@ impl HttpConfig {
     }
 
     async fn get_once(&self, url: &Url, shown: &str) -> Attempt {
-        let response = match self
-            .client
-            .get(url.clone())
-            .headers(self.headers.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-        {
+        let mut request = self.client.get(url.clone()).headers(self.headers.clone());
+        if !self.headers.contains_key(reqwest::header::ACCEPT) {
+            request = request.header(reqwest::header::ACCEPT, "application/json");
+        }
+        let response = match request.send().await {
             Ok(response) => response,
             Err(error) => {
                 let reason = describe_reqwest_error(&error);

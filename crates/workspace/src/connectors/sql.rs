@@ -36,6 +36,10 @@
 //! parameters, at most 32,766 per statement. Within a batch, several records with the same
 //! key are reduced to the last one before an upsert.
 //!
+//! **SQLite files** written by a flow are switched to WAL journaling (when no other connection
+//! is reading at that moment), so a flow from one table to another of the same file does not
+//! block itself; the writer also gets a 64 MiB page cache.
+//!
 //! **Names.** Table names may contain letters, digits, `_`, `-` and `.`; in PostgreSQL
 //! `schema.table` names a table in a schema, in SQLite the dot is part of the table name. Every
 //! identifier is double-quoted, so column names from the data (`customer.id`, `First Name`)
@@ -273,9 +277,26 @@ async fn sqlite_connect(
         .create_if_missing(write)
         .read_only(!write)
         .busy_timeout(SQLITE_BUSY_TIMEOUT);
-    SqliteConnection::connect_with(&options)
+    let mut db = SqliteConnection::connect_with(&options)
         .await
-        .map_err(|e| db_error(&format!("cannot open SQLite file {}", target.shown), e))
+        .map_err(|e| db_error(&format!("cannot open SQLite file {}", target.shown), e))?;
+    if write {
+        // WAL, so a reader of the same file (a flow from one table to another of the same
+        // file) never blocks this writer for long, or the reverse. Switching needs a moment
+        // without other connections: when another is reading, stay as the file is (no wait).
+        // A larger cache delays spilling to the file, which needs the lock readers hold.
+        let _ = (&mut db).execute("PRAGMA busy_timeout = 0").await;
+        let _ = (&mut db).execute("PRAGMA journal_mode = WAL").await;
+        let setup = format!(
+            "PRAGMA busy_timeout = {}; PRAGMA cache_size = -65536",
+            SQLITE_BUSY_TIMEOUT.as_millis()
+        );
+        (&mut db)
+            .execute(setup.as_str())
+            .await
+            .map_err(|e| db_error(&format!("cannot set up SQLite file {}", target.shown), e))?;
+    }
+    Ok(db)
 }
 
 // ---------------------------------------------------------------------------------------------
