@@ -42,6 +42,8 @@ pub struct KnowledgeService {
     /// window does not index them again.
     recent: Mutex<HashMap<String, i64>>,
     sync_lock: tokio::sync::Mutex<()>,
+    /// When the previous sync began (this process's clock).
+    last_sync: Mutex<Option<i64>>,
 }
 
 impl KnowledgeService {
@@ -60,6 +62,7 @@ impl KnowledgeService {
             store,
             recent: Mutex::new(HashMap::new()),
             sync_lock: tokio::sync::Mutex::new(()),
+            last_sync: Mutex::new(None),
         };
         service.refresh_shipped_corpus(catalog, docs).await?;
         service.sync().await?;
@@ -112,46 +115,53 @@ impl KnowledgeService {
     /// Returns how many documents were (re)indexed.
     pub async fn sync(&self) -> Result<usize, KnowledgeError> {
         let _one_at_a_time = self.sync_lock.lock().await;
+        let started = store::now_millis();
         let mut marks = self.kb.marks();
         let mut documents = Vec::new();
         let mut seen = Vec::new();
+        // Re-read a window before the marks (late commits, clock skew) — but only the part of
+        // it that could have changed since the previous sync began, so an idle server reads
+        // nothing.
+        let window_start = |mark: i64| {
+            let start = mark.saturating_sub(SYNC_WINDOW_MS);
+            match self.last_sync_started() {
+                Some(previous) => start.max(previous.saturating_sub(SYNC_WINDOW_MS)),
+                None => start,
+            }
+        };
 
-        let mut since = marks.articles_since.saturating_sub(SYNC_WINDOW_MS);
+        let mut position = (window_start(marks.articles_since), String::new());
         loop {
-            let batch = self.store.articles_changed_since(since, SYNC_BATCH).await?;
-            let full = batch.len() as i64 == SYNC_BATCH;
+            let batch = self.store.articles_changed_after(position.0, &position.1, SYNC_BATCH).await?;
             for article in &batch {
                 marks.articles_since = marks.articles_since.max(article.updated_at);
-                since = since.max(article.updated_at);
                 let id = format!("article:{}", article.id);
                 if self.is_new_version(&id, article.updated_at) {
                     seen.push((id, article.updated_at));
                     documents.push(article_document(article));
                 }
             }
-            if !full {
-                break;
+            match batch.last() {
+                Some(last) if batch.len() as i64 == SYNC_BATCH => position = (last.updated_at, last.id.clone()),
+                _ => break,
             }
-            since += 1;
         }
 
-        let mut since = marks.tickets_since.saturating_sub(SYNC_WINDOW_MS);
+        let mut position = (window_start(marks.tickets_since), String::new());
         loop {
-            let batch = self.store.tickets_changed_since(since, SYNC_BATCH).await?;
-            let full = batch.len() as i64 == SYNC_BATCH;
+            let batch = self.store.tickets_changed_after(position.0, &position.1, SYNC_BATCH).await?;
             for ticket in &batch {
                 marks.tickets_since = marks.tickets_since.max(ticket.updated_at);
-                since = since.max(ticket.updated_at);
                 let id = format!("ticket:{}", ticket.id);
                 if self.is_new_version(&id, ticket.updated_at) {
                     seen.push((id, ticket.updated_at));
                     documents.push(ticket_document(ticket));
                 }
             }
-            if !full {
-                break;
+            match batch.last() {
+                Some(last) if batch.len() as i64 == SYNC_BATCH => position = (last.updated_at, last.id.clone()),
+                _ => break,
             }
-            since += 1;
         }
 
         let count = documents.len();
@@ -160,7 +170,14 @@ impl KnowledgeService {
             blocking(move || kb.apply(&documents, &[], marks)).await??;
             self.remember(seen);
         }
+        if let Ok(mut last) = self.last_sync.lock() {
+            *last = Some(started);
+        }
         Ok(count)
+    }
+
+    fn last_sync_started(&self) -> Option<i64> {
+        self.last_sync.lock().ok().and_then(|last| *last)
     }
 
     /// Makes one ticket searchable at once (without waiting for the next sync).
@@ -198,11 +215,11 @@ impl KnowledgeService {
     }
 
     fn remember(&self, seen: Vec<(String, i64)>) {
-        let horizon = self
-            .kb
-            .marks()
+        let marks = self.kb.marks();
+        let horizon = marks
             .articles_since
-            .min(self.kb.marks().tickets_since)
+            .max(marks.tickets_since)
+            .min(store::now_millis())
             .saturating_sub(SYNC_WINDOW_MS * 2);
         if let Ok(mut recent) = self.recent.lock() {
             recent.extend(seen);

@@ -137,16 +137,20 @@ impl Store {
         Ok(())
     }
 
-    /// Tickets changed at or after `since` (milliseconds), oldest first, at most `limit`.
-    pub async fn tickets_changed_since(
+    /// Tickets changed after the position `(updated_at, id)`, in that order, at most `limit`:
+    /// page through changes by passing the last row's position.
+    pub async fn tickets_changed_after(
         &self,
-        since: i64,
+        updated_at: i64,
+        id: &str,
         limit: i64,
     ) -> Result<Vec<Ticket>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {TICKET_COLUMNS} FROM tickets WHERE updated_at >= $1 ORDER BY updated_at, id LIMIT $2"
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE updated_at > $1 OR (updated_at = $1 AND id > $2) \
+             ORDER BY updated_at, id LIMIT $3"
         ))
-        .bind(since)
+        .bind(updated_at)
+        .bind(id)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
