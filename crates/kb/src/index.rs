@@ -23,7 +23,7 @@ use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocumen
 pub const GLOBAL_TENANT: &str = "*";
 
 /// Bumped whenever the schema or analysis changes: an index of another version is rebuilt.
-const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_VERSION: u32 = 2;
 const ANALYZER: &str = "en_text";
 const WRITER_MEMORY: usize = 50_000_000;
 const SNIPPET_CHARS: usize = 220;
@@ -161,7 +161,7 @@ fn build_schema() -> (Schema, Fields) {
     let fields = Fields {
         id: builder.add_text_field("id", STRING | STORED),
         kind: builder.add_text_field("kind", STRING | STORED),
-        tenant: builder.add_text_field("tenant", STRING),
+        tenant: builder.add_text_field("tenant", STRING | STORED),
         title: builder.add_text_field("title", text.clone()),
         body: builder.add_text_field("body", text),
         link: builder.add_text_field("link", STORED),
@@ -289,19 +289,27 @@ impl KnowledgeBase {
     ) -> Result<Vec<SearchHit>, KbError> {
         let limit = limit.max(1);
         let searcher = self.reader.searcher();
-        let visibility = self.visibility_filter(tenant_id, kinds);
+        let visible = Visible { tenant_id, kinds };
         let (text_query, _errors) = self.parser.parse_query_lenient(&sanitize(query));
-        let exact = BooleanQuery::new(vec![
-            (Occur::Must, text_query),
-            (Occur::Must, visibility.box_clone()),
-        ]);
-        let mut hits = self.collect(&searcher, &exact, limit, &HashSet::new())?;
+        // Without a kind filter, the text query runs alone (so top-k pruning applies) and hits
+        // another tenant may not see are dropped afterwards; a kind filter is part of the query.
+        let exact: Box<dyn Query> = if kinds.is_empty() {
+            text_query
+        } else {
+            Box::new(BooleanQuery::new(vec![
+                (Occur::Must, text_query),
+                (Occur::Must, self.visibility_filter(tenant_id, kinds)),
+            ]))
+        };
+        let mut hits = self.collect(&searcher, exact.as_ref(), limit, &HashSet::new(), &visible)?;
         if hits.len() < limit {
             if let Some(fuzzy) = self.fuzzy_query(query) {
-                let fuzzy =
-                    BooleanQuery::new(vec![(Occur::Must, fuzzy), (Occur::Must, visibility)]);
+                let fuzzy = BooleanQuery::new(vec![
+                    (Occur::Must, fuzzy),
+                    (Occur::Must, self.visibility_filter(tenant_id, kinds)),
+                ]);
                 let seen: HashSet<String> = hits.iter().map(|h| h.id.clone()).collect();
-                let more = self.collect(&searcher, &fuzzy, limit - hits.len(), &seen)?;
+                let more = self.collect(&searcher, &fuzzy, limit - hits.len(), &seen, &visible)?;
                 hits.extend(more);
             }
         }
@@ -363,17 +371,33 @@ impl KnowledgeBase {
         query: &dyn Query,
         limit: usize,
         skip: &HashSet<String>,
+        visible: &Visible,
     ) -> Result<Vec<SearchHit>, KbError> {
-        let top = searcher.search(query, &TopDocs::with_limit(limit * 3 + skip.len()))?;
-        let mut ranked = Vec::with_capacity(top.len());
-        for (score, address) in top {
-            let document: TantivyDocument = searcher.doc(address)?;
-            let id = stored_text(&document, self.fields.id);
-            if skip.contains(&id) {
-                continue;
+        let mut wanted = limit * 3 + skip.len();
+        let mut ranked = Vec::new();
+        loop {
+            let top = searcher.search(query, &TopDocs::with_limit(wanted))?;
+            let exhausted = top.len() < wanted;
+            ranked.clear();
+            let mut hidden = 0;
+            for (score, address) in top {
+                let document: TantivyDocument = searcher.doc(address)?;
+                let id = stored_text(&document, self.fields.id);
+                let kind = DocKind::parse(&stored_text(&document, self.fields.kind));
+                if !visible.allows(&stored_text(&document, self.fields.tenant), kind) {
+                    hidden += 1;
+                    continue;
+                }
+                if skip.contains(&id) {
+                    continue;
+                }
+                ranked.push((score * kind.rank_weight(), id, kind, document));
             }
-            let kind = DocKind::parse(&stored_text(&document, self.fields.kind));
-            ranked.push((score * kind.rank_weight(), id, kind, document));
+            // Hits hidden from this tenant took places: look further down when that left too few.
+            if exhausted || hidden == 0 || ranked.len() >= limit * 3 || wanted >= 4096 {
+                break;
+            }
+            wanted *= 4;
         }
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
         ranked.truncate(limit);
@@ -400,6 +424,19 @@ impl KnowledgeBase {
             })
             .collect();
         Ok(hits)
+    }
+}
+
+/// What one search may return.
+struct Visible<'a> {
+    tenant_id: &'a str,
+    kinds: &'a [DocKind],
+}
+
+impl Visible<'_> {
+    fn allows(&self, tenant: &str, kind: DocKind) -> bool {
+        (tenant == GLOBAL_TENANT || tenant == self.tenant_id)
+            && (self.kinds.is_empty() || self.kinds.contains(&kind))
     }
 }
 
