@@ -59,6 +59,8 @@ impl Modify for BearerAuth {
         routes::ops::metrics,
         routes::ops::openapi,
         routes::ops::docs,
+        routes::downloads::index,
+        routes::downloads::file,
     ),
     components(schemas(
         ErrorBody,

@@ -198,16 +198,35 @@ async fn every_article_of_a_large_import_is_indexed() {
     let data = Data::new().await;
     let server = Server::start(&data, &[]).await;
     let indexed = || async {
-        let response = server.client.get(server.url("/health")).send().await.expect("health");
-        common::status_and_json(response).await.1["indexed_documents"].as_u64().unwrap_or(0)
+        let response = server
+            .client
+            .get(server.url("/health"))
+            .send()
+            .await
+            .expect("health");
+        common::status_and_json(response).await.1["indexed_documents"]
+            .as_u64()
+            .unwrap_or(0)
     };
     let before = indexed().await;
     let articles = tempfile::tempdir().expect("dir");
     // More than one sync page, written faster than one per millisecond.
     for n in 0..2500 {
-        std::fs::write(articles.path().join(format!("a{n:04}.md")), format!("# Article {n}\n\nBody of article number {n}.")).expect("write");
+        std::fs::write(
+            articles.path().join(format!("a{n:04}.md")),
+            format!("# Article {n}\n\nBody of article number {n}."),
+        )
+        .expect("write");
     }
-    data.cli_ok(&["kb", "import", articles.path().to_str().expect("path")]).await;
-    let all = eventually(60, || async { (indexed().await == before + 2500).then_some(()) }).await;
-    assert!(all.is_some(), "indexed {} of 2500", indexed().await - before);
+    data.cli_ok(&["kb", "import", articles.path().to_str().expect("path")])
+        .await;
+    let all = eventually(60, || async {
+        (indexed().await == before + 2500).then_some(())
+    })
+    .await;
+    assert!(
+        all.is_some(),
+        "indexed {} of 2500",
+        indexed().await - before
+    );
 }

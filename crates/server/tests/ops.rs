@@ -87,6 +87,19 @@ async fn openapi_covers_every_endpoint_and_docs_render_it() {
         "/metrics",
         "/openapi.json",
         "/docs",
+        "/downloads",
+        "/downloads/{file}",
+        "/rest/v1/ai-agent/api/chat",
+        "/rest/v1/ai-agent/api/chat/stream",
+        "/rest/v1/ai-agent/api/sessions",
+        "/rest/v1/ai-agent/api/sessions/{session_id}",
+        "/rest/v1/ai-agent/api/sessions/{session_id}/chat",
+        "/rest/v1/ai-agent/api/sessions/{session_id}/chat/stream",
+        "/rest/v1/ai-agent/api/sessions/{session_id}/messages",
+        "/rest/v1/ai-agent/api/sessions/{session_id}/stop",
+        "/rest/v1/ai-agent/api/usage",
+        "/rest/v1/ai-agent/api-key",
+        "/rest/v1/ai-agent/api-key/delete",
     ] {
         assert!(
             paths.contains_key(path),
@@ -172,4 +185,60 @@ async fn restart_with_the_same_data_keeps_accounts_tickets_and_index() {
         200,
         "survives kill -9 too"
     );
+}
+
+#[tokio::test]
+async fn client_scripts_are_downloadable() {
+    let data = Data::new().await;
+    let server = Server::start(&data, &[]).await;
+    let index = server
+        .client
+        .get(server.url("/downloads"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    for (file, content_type, starts) in [
+        ("etlworks_agent.py", "text/x-python", "#!"),
+        ("etlworks-agent.sh", "text/x-shellscript", "#!"),
+        ("etlworks-agent.ps1", "text/plain", ""),
+        ("langchain_tool.py", "text/x-python", ""),
+        ("crewai_tool.py", "text/x-python", ""),
+        ("autogen_tool.py", "text/x-python", ""),
+    ] {
+        assert!(index.contains(&format!("/downloads/{file}")), "{index}");
+        let response = server
+            .client
+            .get(server.url(&format!("/downloads/{file}")))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 200, "{file}");
+        let header = response.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(header.starts_with(content_type), "{file}: {header}");
+        let body = response.text().await.expect("text");
+        assert!(body.starts_with(starts) && body.len() > 500, "{file}");
+    }
+    let response = server
+        .client
+        .get(server.url("/downloads/../Cargo.toml"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 404);
+    let (status, body) = common::status_and_json(
+        server
+            .client
+            .get(server.url("/downloads/nope.py"))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
 }

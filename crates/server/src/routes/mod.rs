@@ -2,6 +2,7 @@
 
 pub mod billing;
 pub mod chat;
+pub mod downloads;
 pub mod ops;
 pub mod tools;
 
@@ -57,6 +58,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .route("/docs", get(ops::docs))
+        .route("/downloads", get(downloads::index))
+        .route("/downloads/{file}", get(downloads::file))
         .route_layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
