@@ -132,7 +132,10 @@ impl KnowledgeService {
 
         let mut position = (window_start(marks.articles_since), String::new());
         loop {
-            let batch = self.store.articles_changed_after(position.0, &position.1, SYNC_BATCH).await?;
+            let batch = self
+                .store
+                .articles_changed_after(position.0, &position.1, SYNC_BATCH)
+                .await?;
             for article in &batch {
                 marks.articles_since = marks.articles_since.max(article.updated_at);
                 let id = format!("article:{}", article.id);
@@ -142,14 +145,19 @@ impl KnowledgeService {
                 }
             }
             match batch.last() {
-                Some(last) if batch.len() as i64 == SYNC_BATCH => position = (last.updated_at, last.id.clone()),
+                Some(last) if batch.len() as i64 == SYNC_BATCH => {
+                    position = (last.updated_at, last.id.clone())
+                }
                 _ => break,
             }
         }
 
         let mut position = (window_start(marks.tickets_since), String::new());
         loop {
-            let batch = self.store.tickets_changed_after(position.0, &position.1, SYNC_BATCH).await?;
+            let batch = self
+                .store
+                .tickets_changed_after(position.0, &position.1, SYNC_BATCH)
+                .await?;
             for ticket in &batch {
                 marks.tickets_since = marks.tickets_since.max(ticket.updated_at);
                 let id = format!("ticket:{}", ticket.id);
@@ -159,7 +167,9 @@ impl KnowledgeService {
                 }
             }
             match batch.last() {
-                Some(last) if batch.len() as i64 == SYNC_BATCH => position = (last.updated_at, last.id.clone()),
+                Some(last) if batch.len() as i64 == SYNC_BATCH => {
+                    position = (last.updated_at, last.id.clone())
+                }
                 _ => break,
             }
         }
