@@ -14,6 +14,7 @@ use agent::{
 };
 use anyhow::Context;
 use axum::body::Bytes;
+use axum::serve::ListenerExt;
 use billing::{Billing, BillingClock};
 use store::Store;
 use workspace::{TemplateCatalog, Workspace};
@@ -188,6 +189,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     println!("Integrator Agent listening on {base_url}");
     tracing::info!(%addr, "listening");
+    // Tokens must leave as soon as they are written: no Nagle delay on streamed responses.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, crate::routes::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
