@@ -22,6 +22,18 @@ async fn start(upstream: &Upstream, data: &Data) -> Server {
     .await
 }
 
+/// Reads a streamed response into `raw` until it holds at least `tokens` token events.
+async fn read_until_tokens<S, B>(body: &mut S, raw: &mut String, tokens: usize)
+where
+    S: futures::Stream<Item = reqwest::Result<B>> + Unpin,
+    B: AsRef<[u8]>,
+{
+    while raw.matches("\"type\":\"token\"").count() < tokens {
+        let chunk = body.next().await.expect("more").expect("bytes");
+        raw.push_str(&String::from_utf8_lossy(chunk.as_ref()));
+    }
+}
+
 async fn new_session(server: &Server, key: &str) -> String {
     let (status, body) = server.post("/sessions", key, &json!({})).await;
     assert_eq!(status, 200, "{body}");
@@ -310,10 +322,7 @@ async fn stop_keeps_what_was_generated_and_ends_the_stream() {
         .await;
     let mut body = response.bytes_stream();
     let mut raw = String::new();
-    while !raw.contains("\"type\":\"token\"") {
-        let chunk = body.next().await.expect("more").expect("bytes");
-        raw.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    read_until_tokens(&mut body, &mut raw, 1).await;
     let (status, stopped) = server
         .post(&format!("/sessions/{session}/stop"), &key, &json!({}))
         .await;
@@ -374,11 +383,7 @@ async fn a_client_that_disconnects_cancels_the_turn() {
         .await;
     let mut body = response.bytes_stream();
     let mut raw = String::new();
-    while raw.matches("\"type\":\"token\"").count() < 3 {
-        raw.push_str(&String::from_utf8_lossy(
-            &body.next().await.expect("more").expect("bytes"),
-        ));
-    }
+    read_until_tokens(&mut body, &mut raw, 3).await;
     drop(body);
     let history = eventually(10, || async {
         let (_, history) = server
@@ -424,11 +429,7 @@ async fn a_crash_mid_stream_keeps_the_user_message_and_no_half_answer() {
         .await;
     let mut body = response.bytes_stream();
     let mut raw = String::new();
-    while !raw.contains("\"type\":\"token\"") {
-        raw.push_str(&String::from_utf8_lossy(
-            &body.next().await.expect("more").expect("bytes"),
-        ));
-    }
+    read_until_tokens(&mut body, &mut raw, 1).await;
     server.kill().await;
     drop(body);
 

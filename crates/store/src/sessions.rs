@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use crate::leases::SESSION_LEASE;
 use crate::{new_id, now_millis, Store, StoreError};
 
 /// Who wrote a stored message.
@@ -245,15 +246,7 @@ impl Store {
         session_id: &str,
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
-        let now = now_millis();
-        let done =
-            sqlx::query("UPDATE sessions SET busy_until = $1 WHERE id = $2 AND busy_until < $3")
-                .bind(now + lease_ms)
-                .bind(session_id)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        self.take_lease(SESSION_LEASE, session_id, lease_ms).await
     }
 
     /// Extends a lease this process holds.
@@ -262,29 +255,17 @@ impl Store {
         session_id: &str,
         lease_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET busy_until = $1 WHERE id = $2")
-            .bind(now_millis() + lease_ms)
-            .bind(session_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.renew_lease(SESSION_LEASE, session_id, lease_ms).await
     }
 
     /// Clears every lease: for a process that knows it is the only server on this database
     /// (SQLite), so that leases left by a crash do not hold sessions until they expire.
     pub async fn release_all_session_leases(&self) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET busy_until = 0 WHERE busy_until > 0")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.release_all_leases(SESSION_LEASE).await
     }
 
     /// Gives the lease back.
     pub async fn release_session_lease(&self, session_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET busy_until = 0 WHERE id = $1")
-            .bind(session_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.release_lease(SESSION_LEASE, session_id).await
     }
 }

@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use crate::leases::FLOW_LEASE;
 use crate::{new_id, now_millis, Store, StoreError};
 
 /// A stored connection; `sealed_secrets` is ciphertext from the master key.
@@ -251,35 +252,17 @@ impl Store {
 
     /// Takes a flow's run lease unless a run holds it; true on success.
     pub async fn try_lease_flow(&self, flow_id: &str, lease_ms: i64) -> Result<bool, StoreError> {
-        let now = now_millis();
-        let done = sqlx::query(
-            "UPDATE ws_flows SET running_until = $1 WHERE id = $2 AND running_until < $3",
-        )
-        .bind(now + lease_ms)
-        .bind(flow_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.take_lease(FLOW_LEASE, flow_id, lease_ms).await
     }
 
     /// Extends a flow's run lease.
     pub async fn renew_flow_lease(&self, flow_id: &str, lease_ms: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE ws_flows SET running_until = $1 WHERE id = $2")
-            .bind(now_millis() + lease_ms)
-            .bind(flow_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.renew_lease(FLOW_LEASE, flow_id, lease_ms).await
     }
 
     /// Gives a flow's run lease back.
     pub async fn release_flow_lease(&self, flow_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE ws_flows SET running_until = 0 WHERE id = $1")
-            .bind(flow_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.release_lease(FLOW_LEASE, flow_id).await
     }
 
     /// Records the start of a run; returns its id.
@@ -368,9 +351,7 @@ impl Store {
             .bind(now_millis())
             .execute(&self.pool)
             .await?;
-        sqlx::query("UPDATE ws_flows SET running_until = 0 WHERE running_until > 0")
-            .execute(&self.pool)
-            .await?;
+        self.release_all_leases(FLOW_LEASE).await?;
         Ok(done.rows_affected())
     }
 

@@ -1,0 +1,86 @@
+//! Time-limited leases held in a row's column: how one process (of possibly several replicas)
+//! claims a session for a turn or a flow for a run. A lease that is not renewed expires, so a
+//! crashed holder never blocks the row for longer than one lease.
+
+use crate::{now_millis, Store, StoreError};
+
+/// A table and the column in which its rows' leases expire (milliseconds; 0 = free).
+#[derive(Clone, Copy)]
+pub(crate) struct LeaseColumn {
+    pub table: &'static str,
+    pub column: &'static str,
+}
+
+/// The lease of a chat session (one turn at a time).
+pub(crate) const SESSION_LEASE: LeaseColumn = LeaseColumn {
+    table: "sessions",
+    column: "busy_until",
+};
+/// The lease of a flow (one run at a time).
+pub(crate) const FLOW_LEASE: LeaseColumn = LeaseColumn {
+    table: "ws_flows",
+    column: "running_until",
+};
+
+impl Store {
+    /// Takes the row's lease for `lease_ms` unless someone holds it; true on success.
+    pub(crate) async fn take_lease(
+        &self,
+        lease: LeaseColumn,
+        id: &str,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let LeaseColumn { table, column } = lease;
+        let done = sqlx::query(&format!(
+            "UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} < $3"
+        ))
+        .bind(now + lease_ms)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends a lease this process holds.
+    pub(crate) async fn renew_lease(
+        &self,
+        lease: LeaseColumn,
+        id: &str,
+        lease_ms: i64,
+    ) -> Result<(), StoreError> {
+        let LeaseColumn { table, column } = lease;
+        sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE id = $2"))
+            .bind(now_millis() + lease_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives a lease back.
+    pub(crate) async fn release_lease(
+        &self,
+        lease: LeaseColumn,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let LeaseColumn { table, column } = lease;
+        sqlx::query(&format!("UPDATE {table} SET {column} = 0 WHERE id = $1"))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Frees every lease of a table (for a process that knows it is the only server).
+    pub(crate) async fn release_all_leases(&self, lease: LeaseColumn) -> Result<(), StoreError> {
+        let LeaseColumn { table, column } = lease;
+        sqlx::query(&format!(
+            "UPDATE {table} SET {column} = 0 WHERE {column} > 0"
+        ))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
