@@ -6,14 +6,15 @@
 //! keeps what was generated marked as interrupted, and ends.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use billing::{Billing, BillingError, Charge, Payer};
+use billing::{Billing, BillingError, Charge, Payer, Reservation};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use serde_json::Value;
-use store::{MessageRole, Store};
+use store::{MessageRole, Store, StoredMessage};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -71,6 +72,8 @@ pub struct TurnRequest {
     pub message: String,
     pub include_tools: bool,
     pub system_prompt: Option<String>,
+    /// The session does not exist yet: the turn creates it (with the user message).
+    pub new_session: bool,
 }
 
 /// A running turn: its events, and a guard that cancels it when dropped.
@@ -93,9 +96,20 @@ pub struct Agent {
 struct Emitter {
     sender: mpsc::Sender<AgentEvent>,
     cancel: CancellationToken,
+    announced: AtomicBool,
 }
 
 impl Emitter {
+    /// Sends the `session` event, once: the first event of every turn.
+    async fn announce(&self, session_id: &str) {
+        if !self.announced.swap(true, Ordering::Relaxed) {
+            self.send(AgentEvent::Session {
+                session_id: session_id.to_string(),
+            })
+            .await;
+        }
+    }
+
     /// Sends an event; a client that went away cancels the turn.
     async fn send(&self, event: AgentEvent) {
         if self.sender.send(event).await.is_err() {
@@ -160,6 +174,7 @@ impl Agent {
         let emitter = Emitter {
             sender,
             cancel: cancel.clone(),
+            announced: AtomicBool::new(false),
         };
         let agent = self.clone();
         tokio::spawn(async move { agent.run(request, emitter).await });
@@ -199,10 +214,11 @@ impl Agent {
 
     async fn run(self: Arc<Self>, request: TurnRequest, emit: Emitter) {
         let session_id = request.session_id.clone();
-        emit.send(AgentEvent::Session {
-            session_id: session_id.clone(),
-        })
-        .await;
+        // A new session is announced once it exists (so its id works at once); an existing one
+        // right away, before the turn may wait for the session.
+        if !request.new_session {
+            emit.announce(&session_id).await;
+        }
 
         // One turn at a time per session: a local lock, then a database lease for replicas.
         let lock = self.session_lock(&session_id);
@@ -210,23 +226,8 @@ impl Agent {
             guard = lock.lock() => guard,
             _ = emit.cancel.cancelled() => return,
         };
-        if !self.lease(&session_id, &emit.cancel).await {
-            return;
-        }
-        let renewal = self.spawn_lease_renewal(&session_id);
-        if let Ok(mut running) = self.running.lock() {
-            running.insert(session_id.clone(), emit.cancel.clone());
-        }
-
         let outcome = self.converse(&request, &emit).await;
-
-        if let Ok(mut running) = self.running.lock() {
-            running.remove(&session_id);
-        }
-        renewal.abort();
-        if let Err(e) = self.store.release_session_lease(&session_id).await {
-            tracing::warn!(error = %e, "could not release the session lease; it expires by itself");
-        }
+        emit.announce(&session_id).await;
         match outcome {
             Outcome::Answered | Outcome::Cancelled => emit.send(AgentEvent::End).await,
             Outcome::Failed {
@@ -244,20 +245,41 @@ impl Agent {
         }
     }
 
-    async fn lease(&self, session_id: &str, cancel: &CancellationToken) -> bool {
+    /// Takes the session's lease, stores the user message and reads the history (one
+    /// transaction), waiting while a turn on another replica holds the session. `Err` when
+    /// the turn must end.
+    async fn begin_turn(
+        &self,
+        request: &TurnRequest,
+        emit: &Emitter,
+    ) -> Result<Vec<StoredMessage>, Outcome> {
         loop {
             match self
                 .store
-                .try_lease_session(session_id, SESSION_LEASE_MS)
+                .begin_turn(
+                    &request.session_id,
+                    request.new_session.then_some((
+                        request.principal.tenant_id.as_str(),
+                        request.principal.user_id.as_str(),
+                    )),
+                    &request.message,
+                    SESSION_LEASE_MS,
+                    self.settings.history_limit,
+                )
                 .await
             {
-                Ok(true) => return true,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "session lease failed; retrying"),
+                Ok(Some(history)) => return Ok(history),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "could not store the user message");
+                    return Err(Outcome::failed(
+                        "The message could not be stored; nothing was sent to the model. Please retry.",
+                    ));
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = cancel.cancelled() => return false,
+                _ = emit.cancel.cancelled() => return Err(Outcome::Cancelled),
             }
         }
     }
@@ -281,7 +303,8 @@ impl Agent {
         })
     }
 
-    /// Stores the user message, runs the model/tool loop, stores the answer.
+    /// Sets the first model call's money aside, stores the user message, runs the model/tool
+    /// loop, stores the answer.
     async fn converse(&self, request: &TurnRequest, emit: &Emitter) -> Outcome {
         let resolved = match self.models.resolve(&request.principal).await {
             Ok(resolved) => resolved,
@@ -292,110 +315,122 @@ impl Agent {
                 );
             }
         };
-        if resolved.owner == KeyOwner::Managed {
-            match self
-                .billing
-                .ensure_budget_left(&request.principal.tenant_id)
-                .await
-            {
-                Ok(()) => {}
-                Err(BillingError::CapExceeded) => return Outcome::cap_exceeded(),
-                Err(e) => {
-                    tracing::error!(error = %e, "could not check the budget");
-                    return Outcome::failed("The usage budget could not be checked. Please retry.");
-                }
-            }
-        }
-        if let Err(e) = self
-            .store
-            .append_message(
-                &request.session_id,
-                MessageRole::User,
-                &request.message,
-                false,
-            )
-            .await
-        {
-            tracing::error!(error = %e, "could not store the user message");
-            return Outcome::failed(
-                "The message could not be stored; nothing was sent to the model. Please retry.",
-            );
-        }
-        emit.send(AgentEvent::phase(Phase::Thinking)).await;
-
-        let mut context = vec![ChatMessage::System(
-            request
-                .system_prompt
-                .clone()
-                .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string()),
-        )];
-        match self
-            .store
-            .recent_messages(&request.session_id, self.settings.history_limit)
-            .await
-        {
-            Ok(history) => context.extend(history.into_iter().map(|m| match m.role {
-                MessageRole::User => ChatMessage::User(m.content),
-                MessageRole::Assistant => ChatMessage::Assistant {
-                    content: m.content,
-                    tool_calls: Vec::new(),
-                },
-            })),
-            Err(e) => {
-                tracing::error!(error = %e, "could not load the session history");
-                return Outcome::failed(
-                    "The conversation history could not be loaded. Please retry.",
-                );
-            }
-        }
-
-        let tools: Vec<ToolSpec> = if request.include_tools {
-            self.tools
-                .list()
-                .into_iter()
-                .map(|t| ToolSpec {
-                    name: t.name.to_string(),
-                    description: t.description.to_string(),
-                    parameters: t.parameters,
-                })
-                .collect()
-        } else {
-            Vec::new()
+        let tools = self.tool_specs(request);
+        let system_prompt = request
+            .system_prompt
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string());
+        // The reservation is the cap check: a tenant with nothing left is refused before
+        // anything is stored. (The history is not read yet; the estimate leaves it out.)
+        let estimate = ChatRequest {
+            messages: vec![
+                ChatMessage::System(system_prompt.clone()),
+                ChatMessage::User(request.message.clone()),
+            ],
+            tools: tools.clone(),
         };
+        let first_reservation = match self.reserve(request, &resolved, &estimate).await {
+            Ok(reservation) => reservation,
+            Err(error) => {
+                if request.new_session {
+                    // The session id was announced: keep it valid, empty.
+                    let principal = &request.principal;
+                    if let Err(e) = self
+                        .store
+                        .create_session(
+                            &request.session_id,
+                            &principal.tenant_id,
+                            &principal.user_id,
+                        )
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not store the refused turn's session");
+                    }
+                }
+                return error.into_outcome();
+            }
+        };
+        let history = match self.begin_turn(request, emit).await {
+            Ok(history) => history,
+            Err(outcome) => {
+                self.billing.release(first_reservation).await;
+                return outcome;
+            }
+        };
+        let session_id = &request.session_id;
+        emit.announce(session_id).await;
+        let renewal = self.spawn_lease_renewal(session_id);
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(session_id.clone(), emit.cancel.clone());
+        }
 
+        emit.send(AgentEvent::phase(Phase::Thinking)).await;
+        let mut context = vec![ChatMessage::System(system_prompt)];
+        context.extend(history.into_iter().map(|m| match m.role {
+            MessageRole::User => ChatMessage::User(m.content),
+            MessageRole::Assistant => ChatMessage::Assistant {
+                content: m.content,
+                tool_calls: Vec::new(),
+            },
+        }));
         let mut answer = String::new();
         let outcome = self
-            .steps(request, emit, &resolved, &tools, &mut context, &mut answer)
+            .steps(
+                request,
+                emit,
+                &resolved,
+                &tools,
+                first_reservation,
+                &mut context,
+                &mut answer,
+            )
             .await;
+
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(session_id);
+        }
+        renewal.abort();
         let interrupted = !matches!(outcome, Outcome::Answered);
-        if !answer.is_empty() || !interrupted {
-            if let Err(e) = self
-                .store
-                .append_message(
-                    &request.session_id,
-                    MessageRole::Assistant,
-                    &answer,
-                    interrupted,
-                )
-                .await
-            {
-                tracing::error!(error = %e, "could not store the assistant message");
-                return Outcome::failed("The answer could not be stored. Please retry.");
+        let stored = (!answer.is_empty() || !interrupted).then_some((answer.as_str(), interrupted));
+        if let Err(e) = self.store.finish_turn(session_id, stored).await {
+            tracing::error!(error = %e, "could not store the assistant message");
+            if let Err(e) = self.store.release_session_lease(session_id).await {
+                tracing::warn!(error = %e, "could not release the session lease; it expires by itself");
             }
+            return Outcome::failed("The answer could not be stored. Please retry.");
         }
         outcome
     }
 
+    /// The tools offered to the model in this turn.
+    fn tool_specs(&self, request: &TurnRequest) -> Vec<ToolSpec> {
+        if !request.include_tools {
+            return Vec::new();
+        }
+        self.tools
+            .list()
+            .into_iter()
+            .map(|t| ToolSpec {
+                name: t.name.to_string(),
+                description: t.description.to_string(),
+                parameters: t.parameters,
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn steps(
         &self,
         request: &TurnRequest,
         emit: &Emitter,
         model: &ResolvedModel,
         tools: &[ToolSpec],
+        first_reservation: Reservation,
         context: &mut Vec<ChatMessage>,
         answer: &mut String,
     ) -> Outcome {
         let mut announced_answer = false;
+        let mut reserved = Some(first_reservation);
         for step in 0..self.settings.max_steps {
             let last_step = step + 1 == self.settings.max_steps;
             let chat = ChatRequest {
@@ -408,8 +443,23 @@ impl Agent {
             };
             let mut attempt = 0;
             let step_result = loop {
+                let reservation = match reserved.take() {
+                    Some(reservation) => reservation,
+                    None => match self.reserve(request, model, &chat).await {
+                        Ok(reservation) => reservation,
+                        Err(error) => return error.into_outcome(),
+                    },
+                };
                 let result = self
-                    .one_call(request, model, &chat, emit, answer, &mut announced_answer)
+                    .one_call(
+                        request,
+                        model,
+                        &chat,
+                        reservation,
+                        emit,
+                        answer,
+                        &mut announced_answer,
+                    )
                     .await;
                 match result {
                     Err(CallError::Llm(error))
@@ -430,16 +480,7 @@ impl Agent {
             };
             let calls = match step_result {
                 Ok(calls) => calls,
-                Err(CallError::Cancelled) => return Outcome::Cancelled,
-                Err(CallError::CapExceeded) => return Outcome::cap_exceeded(),
-                Err(CallError::Billing(message)) => return Outcome::failed(&message),
-                Err(CallError::Llm(error)) => {
-                    return Outcome::Failed {
-                        retryable: error.retryable() || !answer.is_empty(),
-                        message: error.to_string(),
-                        code: None,
-                    }
-                }
+                Err(error) => return error.into_outcome_after(answer),
             };
             if calls.is_empty() {
                 return Outcome::Answered;
@@ -457,45 +498,18 @@ impl Agent {
         Outcome::Answered
     }
 
-    /// One model call: reserves its estimated cost, forwards tokens as they arrive, collects
-    /// tool calls, reports usage, and settles the actual cost.
-    async fn one_call(
+    /// Sets money aside for one model call (nothing for own keys and the builtin responder).
+    async fn reserve(
         &self,
         request: &TurnRequest,
         resolved: &ResolvedModel,
         chat: &ChatRequest,
-        emit: &Emitter,
-        answer: &mut String,
-        announced_answer: &mut bool,
-    ) -> Result<Vec<ToolCall>, CallError> {
-        let model = resolved.model.as_ref();
-        let prompt_estimate: u64 = chat
-            .messages
-            .iter()
-            .map(|m| tokens::count(&m.text()))
-            .sum::<u64>()
-            + chat
-                .tools
-                .iter()
-                .map(|t| tokens::count(&t.parameters.to_string()) + tokens::count(&t.description))
-                .sum::<u64>();
-        let payer = payer(request);
-        let charge = |prompt_tokens: u64, completion_tokens: u64| match resolved.owner {
-            KeyOwner::Builtin => Charge::Builtin {
-                prompt_tokens,
-                completion_tokens,
-            },
-            KeyOwner::Managed | KeyOwner::OwnKey => Charge::Llm {
-                model: model.model_name().to_string(),
-                prompt_tokens,
-                completion_tokens,
-            },
-        };
-        let reservation = self
-            .billing
+    ) -> Result<Reservation, CallError> {
+        let estimate = charge(resolved, tokens::estimate_prompt(chat), COMPLETION_ESTIMATE);
+        self.billing
             .reserve(
-                &payer,
-                &charge(prompt_estimate, COMPLETION_ESTIMATE),
+                &payer(request),
+                &estimate,
                 resolved.owner == KeyOwner::OwnKey,
             )
             .await
@@ -507,7 +521,23 @@ impl Agent {
                         "The usage budget could not be checked. Please retry.".into(),
                     )
                 }
-            })?;
+            })
+    }
+
+    /// One model call on a reservation: forwards tokens as they arrive, collects tool calls,
+    /// reports usage, and settles the actual cost.
+    #[allow(clippy::too_many_arguments)]
+    async fn one_call(
+        &self,
+        request: &TurnRequest,
+        resolved: &ResolvedModel,
+        chat: &ChatRequest,
+        reservation: Reservation,
+        emit: &Emitter,
+        answer: &mut String,
+        announced_answer: &mut bool,
+    ) -> Result<Vec<ToolCall>, CallError> {
+        let model = resolved.model.as_ref();
         let started = tokio::select! {
             stream = model.stream(chat) => stream,
             _ = emit.cancel.cancelled() => {
@@ -567,13 +597,15 @@ impl Agent {
         }
         drop(stream);
         let calls = calls.finish();
+        // Providers that report no usage are billed by our own count of what was sent and
+        // what came back.
         let (prompt_tokens, completion_tokens) = usage.unwrap_or_else(|| {
             let tool_text: String = calls
                 .iter()
                 .map(|c| format!("{}{}", c.name, c.arguments))
                 .collect();
             (
-                prompt_estimate,
+                tokens::count_prompt(chat),
                 tokens::count(&generated) + tokens::count(&tool_text),
             )
         });
@@ -582,8 +614,8 @@ impl Agent {
             .billing
             .settle(
                 reservation,
-                &payer,
-                &charge(prompt_tokens, completion_tokens),
+                &payer(request),
+                &charge(resolved, prompt_tokens, completion_tokens),
             )
             .await
         {
@@ -674,6 +706,42 @@ enum CallError {
     Cancelled,
     CapExceeded,
     Billing(String),
+}
+
+impl CallError {
+    /// How the turn ends when a call fails before anything was answered.
+    fn into_outcome(self) -> Outcome {
+        self.into_outcome_after("")
+    }
+
+    /// How the turn ends when a call fails after `answer` was streamed.
+    fn into_outcome_after(self, answer: &str) -> Outcome {
+        match self {
+            CallError::Cancelled => Outcome::Cancelled,
+            CallError::CapExceeded => Outcome::cap_exceeded(),
+            CallError::Billing(message) => Outcome::failed(&message),
+            CallError::Llm(error) => Outcome::Failed {
+                retryable: error.retryable() || !answer.is_empty(),
+                message: error.to_string(),
+                code: None,
+            },
+        }
+    }
+}
+
+/// What a model call costs, by whose key it runs.
+fn charge(resolved: &ResolvedModel, prompt_tokens: u64, completion_tokens: u64) -> Charge {
+    match resolved.owner {
+        KeyOwner::Builtin => Charge::Builtin {
+            prompt_tokens,
+            completion_tokens,
+        },
+        KeyOwner::Managed | KeyOwner::OwnKey => Charge::Llm {
+            model: resolved.model.model_name().to_string(),
+            prompt_tokens,
+            completion_tokens,
+        },
+    }
 }
 
 fn payer(request: &TurnRequest) -> Payer {

@@ -1,9 +1,13 @@
 //! The billing service: reserve before billed work, settle after it, own LLM keys, reports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use store::{LedgerEntry, MasterKey, Micros, Role, Store, StoreError, StoredOwnKey, UsageType};
+use store::{
+    LedgerEntry, MasterKey, Micros, Role, Store, StoreError, StoredOwnKey, Tier, UsageType,
+};
 
 use crate::{Allowances, BillingClock, PriceTable};
 
@@ -168,7 +172,45 @@ pub struct Billing {
     allowances: Allowances,
     clock: BillingClock,
     master_key: MasterKey,
+    own_keys: OwnKeyCache,
 }
+
+/// The own key in force per tenant, remembered for a few seconds: every turn asks, and the
+/// answer changes only when an admin sets or deletes a key (which clears it here at once; other
+/// replicas see the change within the TTL, as with the API-key cache).
+struct OwnKeyCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Option<OwnKey>, Instant)>>,
+}
+
+impl OwnKeyCache {
+    fn get(&self, tenant_id: &str) -> Option<Option<OwnKey>> {
+        let entries = self.entries.lock().ok()?;
+        let (key, at) = entries.get(tenant_id)?;
+        (at.elapsed() < self.ttl).then(|| key.clone())
+    }
+
+    fn put(&self, tenant_id: &str, key: Option<OwnKey>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= OWN_KEY_CACHE_CAPACITY {
+                let ttl = self.ttl;
+                entries.retain(|_, (_, at)| at.elapsed() < ttl);
+            }
+            entries.insert(tenant_id.to_string(), (key, Instant::now()));
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
+
+const OWN_KEY_CACHE_CAPACITY: usize = 10_000;
 
 impl Billing {
     /// A billing service over the store.
@@ -185,7 +227,18 @@ impl Billing {
             allowances,
             clock,
             master_key,
+            own_keys: OwnKeyCache {
+                ttl: Duration::ZERO,
+                entries: Mutex::new(HashMap::new()),
+            },
         }
+    }
+
+    /// Remembers each tenant's own key for `ttl` (zero, the default, asks the database every
+    /// time). Setting or deleting a key through this service takes effect at once regardless.
+    pub fn with_own_key_cache(mut self, ttl: Duration) -> Billing {
+        self.own_keys.ttl = ttl;
+        self
     }
 
     /// The price of a charge.
@@ -204,46 +257,46 @@ impl Billing {
         }
     }
 
-    async fn allowance_of(&self, tenant_id: &str) -> Result<Micros, BillingError> {
-        let tenant = self.store.tenant_by_id(tenant_id).await?;
-        Ok(tenant
-            .allowance_micros
-            .unwrap_or_else(|| self.allowances.of(tenant.tier)))
+    /// The monthly allowance of a tenant from its tier and override, as a value the store's
+    /// write jobs can take along.
+    fn allowance_of(&self) -> impl Fn(Tier, Option<Micros>) -> Micros + Send + 'static {
+        let allowances = self.allowances;
+        move |tier, allowance_override| allowance_override.unwrap_or_else(|| allowances.of(tier))
     }
 
-    /// The own provider key in force for a tenant: its own, else the global one.
+    /// The own provider key in force for a tenant: its own, else the global one (one query).
     pub async fn own_key_for(&self, tenant_id: &str) -> Result<Option<OwnKey>, BillingError> {
-        for (scope_name, scope) in [
-            (tenant_id, OwnKeyScope::Tenant),
-            (GLOBAL_SCOPE, OwnKeyScope::Global),
-        ] {
-            if let Some(stored) = self.store.own_key(scope_name).await? {
+        if let Some(cached) = self.own_keys.get(tenant_id) {
+            return Ok(cached);
+        }
+        let key = match self.stored_own_key_for(tenant_id).await? {
+            None => None,
+            Some((stored, scope)) => {
                 let key = self
                     .master_key
                     .open(&stored.sealed_key)
                     .map_err(|_| BillingError::Undecryptable)?;
-                return Ok(Some(OwnKey { scope, key }));
+                Some(OwnKey { scope, key })
             }
-        }
-        Ok(None)
+        };
+        self.own_keys.put(tenant_id, key.clone());
+        Ok(key)
     }
 
-    /// Refuses up front when nothing is left (checked before a turn stores anything).
-    pub async fn ensure_budget_left(&self, tenant_id: &str) -> Result<(), BillingError> {
-        if self.own_key_for(tenant_id).await?.is_some() {
-            return Ok(());
-        }
-        let allowance = self.allowance_of(tenant_id).await?;
-        let budget = self
-            .store
-            .budget(tenant_id, &self.clock.month(), self.clock.now_ms())
-            .await?;
-        let left = (allowance - budget.managed_spent).max(0) + budget.wallet - budget.reserved;
-        if left > 0 {
-            Ok(())
-        } else {
-            Err(BillingError::CapExceeded)
-        }
+    async fn stored_own_key_for(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<(StoredOwnKey, OwnKeyScope)>, BillingError> {
+        let mut keys = self.store.own_keys(&[tenant_id, GLOBAL_SCOPE]).await?;
+        keys.sort_by_key(|k| k.scope == GLOBAL_SCOPE);
+        Ok(keys.into_iter().next().map(|stored| {
+            let scope = if stored.scope == GLOBAL_SCOPE {
+                OwnKeyScope::Global
+            } else {
+                OwnKeyScope::Tenant
+            };
+            (stored, scope)
+        }))
     }
 
     /// Sets money aside for a charge (an estimate for LLM calls) before the work starts.
@@ -267,14 +320,13 @@ impl Billing {
             });
         }
         let amount = self.cost(estimate).max(1);
-        let allowance = self.allowance_of(&payer.tenant_id).await?;
         let now = self.clock.now_ms();
         let id = self
             .store
             .try_reserve(
                 &payer.tenant_id,
                 &self.clock.month(),
-                allowance,
+                self.allowance_of(),
                 amount,
                 now,
                 now + RESERVATION_TTL_MS,
@@ -326,9 +378,8 @@ impl Billing {
             month: BillingClock::month_of(now),
             created_at: now,
         };
-        let allowance = self.allowance_of(&payer.tenant_id).await?;
         self.store
-            .settle_usage(reservation.id.as_deref(), allowance, &entry)
+            .settle_usage(reservation.id.as_deref(), self.allowance_of(), &entry)
             .await?;
         Ok(())
     }
@@ -380,6 +431,7 @@ impl Billing {
                 user_id,
             )
             .await?;
+        self.own_keys.clear();
         Ok(OwnKeyStatus {
             configured: true,
             scope: Some(scope),
@@ -389,22 +441,17 @@ impl Billing {
 
     /// The own key that applies to a tenant, masked.
     pub async fn own_key_status(&self, tenant_id: &str) -> Result<OwnKeyStatus, BillingError> {
-        for (scope_name, scope) in [
-            (tenant_id, OwnKeyScope::Tenant),
-            (GLOBAL_SCOPE, OwnKeyScope::Global),
-        ] {
-            if let Some(stored) = self.store.own_key(scope_name).await? {
-                return Ok(OwnKeyStatus {
-                    configured: true,
-                    scope: Some(scope),
-                    masked: Some(stored.masked),
-                });
-            }
-        }
-        Ok(OwnKeyStatus {
-            configured: false,
-            scope: None,
-            masked: None,
+        Ok(match self.stored_own_key_for(tenant_id).await? {
+            Some((stored, scope)) => OwnKeyStatus {
+                configured: true,
+                scope: Some(scope),
+                masked: Some(stored.masked),
+            },
+            None => OwnKeyStatus {
+                configured: false,
+                scope: None,
+                masked: None,
+            },
         })
     }
 
@@ -415,7 +462,9 @@ impl Billing {
         tenant_id: &str,
     ) -> Result<(OwnKeyScope, bool), BillingError> {
         let (scope_name, scope) = self.scope_for(role, tenant_id)?;
-        Ok((scope, self.store.delete_own_key(&scope_name).await?))
+        let deleted = self.store.delete_own_key(&scope_name).await?;
+        self.own_keys.clear();
+        Ok((scope, deleted))
     }
 
     fn scope_for(
@@ -442,9 +491,7 @@ impl Billing {
         let tenant = self.store.tenant_by_id(tenant_id).await?;
         let month = self.clock.month();
         let rows = self.store.usage_rows(tenant_id, &month).await?;
-        let allowance = tenant
-            .allowance_micros
-            .unwrap_or_else(|| self.allowances.of(tenant.tier));
+        let allowance = self.allowance_of()(tenant.tier, tenant.allowance_micros);
         let mut tenant_section = UsageSection {
             name: Some(tenant.name.clone()),
             tier: Some(tenant.tier.as_str().to_string()),

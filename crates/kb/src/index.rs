@@ -403,11 +403,23 @@ impl KnowledgeBase {
         ranked.truncate(limit);
         let mut snippets = SnippetGenerator::create(searcher, query, self.fields.body)?;
         snippets.set_max_num_chars(SNIPPET_CHARS);
+        let mut terms: Vec<String> = Vec::new();
+        query.query_terms(&mut |term, _| {
+            if term.field() == self.fields.body {
+                if let Some(text) = term.value().as_str() {
+                    terms.push(text.to_string());
+                }
+            }
+        });
+        let terms: Vec<&str> = terms.iter().map(String::as_str).collect();
         let hits = ranked
             .into_iter()
             .map(|(score, id, kind, document)| {
                 let body = stored_text(&document, self.fields.body);
-                let snippet = snippets.snippet(&body);
+                let mut snippet = snippets.snippet(snippet_window(&body, &terms));
+                if snippet.highlighted().is_empty() {
+                    snippet = snippets.snippet(&body);
+                }
                 let snippet = if snippet.fragment().trim().is_empty() {
                     leading_passage(&body)
                 } else {
@@ -465,6 +477,76 @@ fn sanitize(query: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Bytes of body around the best match that snippets are made from.
+const SNIPPET_WINDOW: usize = 4 * SNIPPET_CHARS;
+/// Bytes of the window kept before its first match.
+const SNIPPET_LEAD: usize = 60;
+
+/// The part of `body` to make a snippet from: the window of [`SNIPPET_WINDOW`] bytes that
+/// holds the most distinct query terms, found as substrings of the ASCII-lower-cased text
+/// (a stem is nearly always the start of the words it comes from). Only this window is then
+/// analysed — tokenised and stemmed — instead of the whole body, which keeps the cost of a
+/// snippet flat however long the document. When no term is found the whole body is returned.
+fn snippet_window<'a>(body: &'a str, terms: &[&str]) -> &'a str {
+    if body.len() <= SNIPPET_WINDOW {
+        return body;
+    }
+    let lower = body.to_ascii_lowercase();
+    let mut matches: Vec<(usize, usize)> = Vec::new();
+    for (term_number, term) in terms.iter().enumerate() {
+        if term.len() < 2 {
+            continue;
+        }
+        matches.extend(
+            lower
+                .match_indices(term)
+                .take(64)
+                .map(|(at, _)| (at, term_number)),
+        );
+    }
+    if matches.is_empty() {
+        return body;
+    }
+    matches.sort_unstable();
+    // Slide a window over the matches: the start with the most distinct terms inside wins.
+    let mut counts = vec![0usize; terms.len()];
+    let (mut distinct, mut end) = (0usize, 0usize);
+    let (mut best_start, mut best_distinct) = (matches[0].0, 0usize);
+    for (first, &(start, first_term)) in matches.iter().enumerate() {
+        while end < matches.len() && matches[end].0 < start + SNIPPET_WINDOW - SNIPPET_LEAD {
+            counts[matches[end].1] += 1;
+            if counts[matches[end].1] == 1 {
+                distinct += 1;
+            }
+            end += 1;
+        }
+        if distinct > best_distinct {
+            (best_start, best_distinct) = (start, distinct);
+        }
+        if first < end {
+            counts[first_term] -= 1;
+            if counts[first_term] == 0 {
+                distinct -= 1;
+            }
+        }
+    }
+    let start = floor_char_boundary(body, best_start.saturating_sub(SNIPPET_LEAD));
+    // Start at a word: back to the whitespace before, when there is one close by.
+    let start = body[..start]
+        .rfind(char::is_whitespace)
+        .filter(|space| start - space < 40)
+        .map_or(start, |space| space + 1);
+    let end = floor_char_boundary(body, (start + SNIPPET_WINDOW).min(body.len()));
+    &body[start..end]
+}
+
+fn floor_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 fn markdown_highlight(fragment: &str, ranges: &[std::ops::Range<usize>]) -> String {
@@ -593,6 +675,41 @@ mod tests {
         let kb = KnowledgeBase::open(dir.path()).expect("reopen");
         assert_eq!(kb.marks().articles_since, 5);
         assert_eq!(kb.len(), 4);
+    }
+
+    #[test]
+    fn snippets_of_long_bodies_come_from_the_densest_window() {
+        let filler = "Unrelated words about other things fill this part of the page. ".repeat(40);
+        let body = format!(
+            "{filler}Backups matter. {filler}A nightly backup keeps the warehouse safe. {filler}"
+        );
+        let window = snippet_window(&body, &["night", "backup", "warehous"]);
+        assert!(window.len() <= SNIPPET_WINDOW, "{}", window.len());
+        assert!(window.contains("nightly backup"), "{window}");
+        assert_eq!(snippet_window("short", &["x"]), "short");
+        assert_eq!(snippet_window(&body, &["absent"]), body);
+        let (_dir, kb) = sample();
+        kb.apply(
+            &[document(
+                "doc:long",
+                DocKind::Doc,
+                GLOBAL_TENANT,
+                "Long page",
+                &body,
+            )],
+            &[],
+            SyncMarks::default(),
+        )
+        .expect("apply");
+        let hits = kb
+            .search("nightly warehouse backup", "t", &[], 1)
+            .expect("search");
+        assert_eq!(hits[0].id, "doc:long");
+        assert!(
+            hits[0].snippet.contains("**warehouse**"),
+            "{}",
+            hits[0].snippet
+        );
     }
 
     #[test]

@@ -88,13 +88,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         catalog.clone(),
         config.data_dir.clone(),
     ));
-    let billing = Arc::new(Billing::new(
-        store.clone(),
-        config.billing.prices.clone(),
-        config.billing.allowances,
-        BillingClock::shifted(config.billing.clock_offset_ms),
-        master_key,
-    ));
+    let billing = Arc::new(
+        Billing::new(
+            store.clone(),
+            config.billing.prices.clone(),
+            config.billing.allowances,
+            BillingClock::shifted(config.billing.clock_offset_ms),
+            master_key,
+        )
+        .with_own_key_cache(Duration::from_secs(config.auth_cache_seconds)),
+    );
     let mut tools = ToolRegistry::new(billing.clone());
     tools
         .register(Arc::new(SearchKnowledgeBase::new(knowledge.clone())))

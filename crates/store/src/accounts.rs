@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use sqlx::Row;
 
-use crate::db::flag;
+use crate::write::args;
 use crate::{new_id, now_millis, Micros, Store, StoreError};
 
 /// A subscription tier: decides the default monthly allowance.
@@ -218,19 +218,17 @@ impl Store {
             wallet_micros: 0,
             created_at: now_millis(),
         };
-        sqlx::query(
-            "INSERT INTO tenants (id, name, tier, allowance_micros, ai_enabled, wallet_micros, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6)",
-        )
-        .bind(&tenant.id)
-        .bind(&tenant.name)
-        .bind(tenant.tier.as_str())
-        .bind(tenant.allowance_micros)
-        .bind(flag(tenant.ai_enabled))
-        .bind(tenant.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| StoreError::conflict_on_unique(e, &format!("tenant '{}'", new.name)))?;
+        let values = args![
+            &tenant.id,
+            &tenant.name,
+            tenant.tier.as_str(),
+            tenant.allowance_micros,
+            tenant.ai_enabled,
+            tenant.created_at
+        ];
+        self.execute("INSERT INTO tenants (id, name, tier, allowance_micros, ai_enabled, wallet_micros, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, 0, $6)", values).await
+        .map_err(|e| e.conflict_on_unique(&format!("tenant '{}'", new.name)))?;
         Ok(tenant)
     }
 
@@ -240,35 +238,24 @@ impl Store {
         name: &str,
         changes: &TenantChanges,
     ) -> Result<Tenant, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("tenant '{name}'")))?;
-        let mut tenant = tenant_from_row(&row)?;
-        if let Some(tier) = changes.tier {
-            tenant.tier = tier;
+        let values = args![
+            changes.tier.map(Tier::as_str),
+            changes.allowance_micros,
+            changes.ai_enabled.map(i64::from),
+            name
+        ];
+        let changed = self
+            .execute(
+                "UPDATE tenants SET tier = COALESCE($1, tier), \
+                         allowance_micros = COALESCE($2, allowance_micros), \
+                         ai_enabled = COALESCE($3, ai_enabled) WHERE name = $4",
+                values,
+            )
+            .await?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("tenant '{name}'")));
         }
-        if let Some(allowance) = changes.allowance_micros {
-            tenant.allowance_micros = Some(allowance);
-        }
-        if let Some(enabled) = changes.ai_enabled {
-            tenant.ai_enabled = enabled;
-        }
-        sqlx::query(
-            "UPDATE tenants SET tier = $1, allowance_micros = $2, ai_enabled = $3 WHERE id = $4",
-        )
-        .bind(tenant.tier.as_str())
-        .bind(tenant.allowance_micros)
-        .bind(flag(tenant.ai_enabled))
-        .bind(&tenant.id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(tenant)
+        self.tenant_by_name(name).await
     }
 
     /// The tenant with this name.
@@ -315,19 +302,21 @@ impl Store {
             api_access: new.api_access,
             created_at: now_millis(),
         };
-        sqlx::query(
+        let values = args![
+            &user.id,
+            &user.tenant_id,
+            &user.email,
+            user.role.as_str(),
+            user.api_access,
+            user.created_at
+        ];
+        self.execute(
             "INSERT INTO users (id, tenant_id, email, role, api_access, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+            values,
         )
-        .bind(&user.id)
-        .bind(&user.tenant_id)
-        .bind(&user.email)
-        .bind(user.role.as_str())
-        .bind(flag(user.api_access))
-        .bind(user.created_at)
-        .execute(&self.pool)
         .await
-        .map_err(|e| StoreError::conflict_on_unique(e, &format!("user '{}'", new.email)))?;
+        .map_err(|e| e.conflict_on_unique(&format!("user '{}'", new.email)))?;
         Ok(user)
     }
 

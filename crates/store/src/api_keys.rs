@@ -4,6 +4,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+use crate::write::{args, Arg};
 use crate::{new_id, now_millis, Role, Store, StoreError};
 
 /// The length of every API key.
@@ -75,49 +76,21 @@ impl Store {
         ttl_millis: Option<i64>,
     ) -> Result<IssuedKey, StoreError> {
         let user = self.user_by_email(email).await?;
-        self.insert_api_key(&self.pool, &user.id, ttl_millis).await
-    }
-
-    pub(crate) async fn insert_api_key<'e, E>(
-        &self,
-        executor: E,
-        user_id: &str,
-        ttl_millis: Option<i64>,
-    ) -> Result<IssuedKey, StoreError>
-    where
-        E: sqlx::Executor<'e, Database = sqlx::Any>,
-    {
-        let key = generate_key();
-        let now = now_millis();
-        let issued = IssuedKey {
-            key_id: new_id(),
-            expires_at: ttl_millis.map(|ttl| now.saturating_add(ttl)),
-            key,
-        };
-        sqlx::query(
-            "INSERT INTO api_keys (id, user_id, key_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&issued.key_id)
-        .bind(user_id)
-        .bind(ApiKeyHash::of(&issued.key).as_str())
-        .bind(now)
-        .bind(issued.expires_at)
-        .execute(executor)
-        .await?;
+        let issued = new_key(ttl_millis);
+        let values = insert_key_args(&issued, &user.id);
+        self.execute(INSERT_KEY, values).await?;
         Ok(issued)
     }
 
     /// Revokes every active key of the user with this email; returns how many were revoked.
     pub async fn revoke_api_keys(&self, email: &str) -> Result<u64, StoreError> {
         let user = self.user_by_email(email).await?;
-        let done = sqlx::query(
+        let values = args![now_millis(), &user.id];
+        self.execute(
             "UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+            values,
         )
-        .bind(now_millis())
-        .bind(&user.id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .await
     }
 
     /// Looks a presented key up by its hash, with its user and tenant.
@@ -149,11 +122,12 @@ impl Store {
 
     /// Records that a key was just used.
     pub async fn touch_api_key(&self, key_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
-            .bind(now_millis())
-            .bind(key_id)
-            .execute(&self.pool)
-            .await?;
+        let values = args![now_millis(), key_id];
+        self.execute(
+            "UPDATE api_keys SET last_used_at = $1 WHERE id = $2",
+            values,
+        )
+        .await?;
         Ok(())
     }
 
@@ -174,41 +148,71 @@ impl Store {
         if self.tenant_count().await? > 0 {
             return Ok(None);
         }
-        let mut tx = self.begin_write().await?;
-        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
-            .fetch_one(&mut *tx)
-            .await?;
-        if existing > 0 {
-            return Ok(None);
-        }
         let now = now_millis();
         let tenant_id = new_id();
         let user_id = new_id();
-        let inserted = sqlx::query(
-            "INSERT INTO tenants (id, name, tier, allowance_micros, ai_enabled, wallet_micros, created_at) \
-             VALUES ($1, 'default', 'professional', NULL, 1, 0, $2)",
-        )
-        .bind(&tenant_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(None),
-            other => other?,
-        };
-        sqlx::query(
-            "INSERT INTO users (id, tenant_id, email, role, api_access, created_at) \
-             VALUES ($1, $2, 'admin@localhost', 'super_admin', 1, $3)",
-        )
-        .bind(&user_id)
-        .bind(&tenant_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let issued = self.insert_api_key(&mut *tx, &user_id, None).await?;
-        tx.commit().await?;
-        Ok(Some(issued))
+        let issued = new_key(None);
+        let tenant_values = args![&tenant_id, now];
+        let user_values = args![&user_id, &tenant_id, now];
+        let key_values = insert_key_args(&issued, &user_id);
+        let created = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    let existing = tx
+                        .fetch_optional("SELECT COUNT(*) FROM tenants", args![])
+                        .await?
+                        .map_or(Ok(0), |row| row.int(0))?;
+                    if existing > 0 {
+                        return Ok(false);
+                    }
+                    let inserted = tx
+                        .execute(
+                            "INSERT INTO tenants (id, name, tier, allowance_micros, ai_enabled, wallet_micros, created_at) \
+                             VALUES ($1, 'default', 'professional', NULL, 1, 0, $2)",
+                            tenant_values,
+                        )
+                        .await;
+                    match inserted {
+                        Err(e) if e.is_unique_violation() => return Ok(false),
+                        other => other?,
+                    };
+                    tx.execute(
+                        "INSERT INTO users (id, tenant_id, email, role, api_access, created_at) \
+                         VALUES ($1, $2, 'admin@localhost', 'super_admin', 1, $3)",
+                        user_values,
+                    )
+                    .await?;
+                    tx.execute(INSERT_KEY, key_values).await?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        Ok(created.then_some(issued))
     }
+}
+
+const INSERT_KEY: &str = "INSERT INTO api_keys (id, user_id, key_hash, created_at, expires_at) \
+                          VALUES ($1, $2, $3, $4, $5)";
+
+/// A new key (not yet stored), optionally expiring after `ttl_millis`.
+fn new_key(ttl_millis: Option<i64>) -> IssuedKey {
+    let now = now_millis();
+    IssuedKey {
+        key_id: new_id(),
+        expires_at: ttl_millis.map(|ttl| now.saturating_add(ttl)),
+        key: generate_key(),
+    }
+}
+
+/// The arguments of [`INSERT_KEY`]: the key is stored only as its hash.
+fn insert_key_args(issued: &IssuedKey, user_id: &str) -> Vec<Arg> {
+    args![
+        &issued.key_id,
+        user_id,
+        ApiKeyHash::of(&issued.key).as_str(),
+        now_millis(),
+        issued.expires_at
+    ]
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use crate::write::args;
 use crate::{new_id, now_millis, Store, StoreError};
 
 /// The markup an article was imported from.
@@ -74,40 +75,45 @@ impl Store {
                 new.source
             )));
         }
-        let mut tx = self.begin_write().await?;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT id FROM kb_articles WHERE source = $1")
-                .bind(&new.source)
-                .fetch_optional(&mut *tx)
-                .await?;
         let now = now_millis();
-        let id = match existing {
-            Some(id) => {
-                sqlx::query("UPDATE kb_articles SET title = $1, body = $2, format = $3, updated_at = $4 WHERE id = $5")
-                    .bind(&new.title)
-                    .bind(&new.body)
-                    .bind(new.format.as_str())
-                    .bind(now)
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await?;
-                id
-            }
-            None => {
-                let id = new_id();
-                sqlx::query("INSERT INTO kb_articles (id, source, title, body, format, updated_at) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind(&id)
-                    .bind(&new.source)
-                    .bind(&new.title)
-                    .bind(&new.body)
-                    .bind(new.format.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                id
-            }
-        };
-        tx.commit().await?;
+        let new_article_id = new_id();
+        let (source, title, body, format) = (
+            new.source.clone(),
+            new.title.clone(),
+            new.body.clone(),
+            new.format.as_str(),
+        );
+        let id = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    let existing = tx
+                        .fetch_optional(
+                            "SELECT id FROM kb_articles WHERE source = $1",
+                            args![&source],
+                        )
+                        .await?;
+                    match existing {
+                        Some(row) => {
+                            let id = row.text(0)?;
+                            tx.execute(
+                                "UPDATE kb_articles SET title = $1, body = $2, format = $3, updated_at = $4 WHERE id = $5",
+                                args![title, body, format, now, &id],
+                            )
+                            .await?;
+                            Ok(id)
+                        }
+                        None => {
+                            tx.execute(
+                                "INSERT INTO kb_articles (id, source, title, body, format, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                                args![&new_article_id, source, title, body, format, now],
+                            )
+                            .await?;
+                            Ok(new_article_id)
+                        }
+                    }
+                })
+            })
+            .await?;
         Ok(Article {
             id,
             source: new.source.clone(),

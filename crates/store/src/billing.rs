@@ -4,7 +4,8 @@
 use sqlx::Row;
 
 use crate::db::Backend;
-use crate::{new_id, Micros, Store, StoreError};
+use crate::write::{args, WriteTx};
+use crate::{new_id, Micros, Store, StoreError, Tier};
 
 /// `managed` (billed against allowance and wallet) or `own_key` (the tenant pays its provider).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,22 +72,65 @@ pub struct StoredOwnKey {
     pub masked: String,
 }
 
-/// The allowance and wallet of a tenant as the reservation saw them.
+/// What a tenant may still spend this month, as one read saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
+    pub tier: Tier,
+    /// The tenant's own monthly allowance, when it overrides its tier's.
+    pub allowance_override: Option<Micros>,
     pub managed_spent: Micros,
     pub reserved: Micros,
     pub wallet: Micros,
 }
 
-impl Store {
-    fn for_update(&self) -> &'static str {
-        match self.backend() {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        }
+impl Budget {
+    /// Money left after this month's managed spending and the reservations in flight: first
+    /// the rest of `allowance`, then the wallet.
+    pub fn left(&self, allowance: Micros) -> Micros {
+        (allowance - self.managed_spent).max(0) + self.wallet - self.reserved
     }
+}
 
+/// The budget of a tenant in one statement: its row, this month's running total and the sum of
+/// the live reservations.
+const BUDGET_SELECT: &str = "SELECT t.tier, t.allowance_micros, t.wallet_micros, \
+     COALESCE((SELECT m.managed_micros FROM usage_month_totals m \
+               WHERE m.tenant_id = t.id AND m.month = $2), 0) AS managed_spent, \
+     (SELECT CAST(COALESCE(SUM(r.amount_micros), 0) AS BIGINT) FROM usage_reservations r \
+      WHERE r.tenant_id = t.id AND r.expires_at > $3) AS reserved \
+     FROM tenants t WHERE t.id = $1";
+
+/// The budget of a tenant inside a write job, holding the tenant's row until the job's
+/// transaction ends on PostgreSQL (on SQLite the writer holds the one write lock already).
+async fn locked_budget(
+    tx: &mut dyn WriteTx,
+    tenant_id: &str,
+    month: &str,
+    now: i64,
+) -> Result<Budget, StoreError> {
+    if tx.backend() == Backend::Postgres {
+        // A statement of its own: in READ COMMITTED, the read below then takes its snapshot
+        // after the lock is granted and sees what the previous holder committed.
+        tx.execute(
+            "SELECT id FROM tenants WHERE id = $1 FOR UPDATE",
+            args![tenant_id],
+        )
+        .await?;
+    }
+    let row = tx
+        .fetch_optional(BUDGET_SELECT, args![tenant_id, month, now])
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id}")))?;
+    Ok(Budget {
+        tier: row.text(0)?.parse().map_err(StoreError::Invalid)?,
+        allowance_override: row.opt_int(1)?,
+        wallet: row.int(2)?,
+        managed_spent: row.int(3)?,
+        reserved: row.int(4)?,
+    })
+}
+
+impl Store {
     /// Reserves `amount` against the tenant's allowance and wallet while anything is left after
     /// this month's managed spending and the reservations still in flight. The check and the
     /// reservation are one transaction holding the tenant's row, so concurrent requests on any
@@ -96,164 +140,108 @@ impl Store {
         &self,
         tenant_id: &str,
         month: &str,
-        allowance: Micros,
+        allowance_of: impl Fn(Tier, Option<Micros>) -> Micros + Send + 'static,
         amount: Micros,
         now: i64,
         expires_at: i64,
     ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let wallet: Micros = sqlx::query_scalar(&format!(
-            "SELECT wallet_micros FROM tenants WHERE id = $1{}",
-            self.for_update()
-        ))
-        .bind(tenant_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id}")))?;
-        let spent: Micros = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_ledger \
-             WHERE tenant_id = $1 AND month = $2 AND usage_type = 'managed'",
-        )
-        .bind(tenant_id)
-        .bind(month)
-        .fetch_one(&mut *tx)
-        .await?;
-        let reserved: Micros = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM usage_reservations \
-             WHERE tenant_id = $1 AND expires_at > $2",
-        )
-        .bind(tenant_id)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let left = (allowance - spent).max(0) + wallet - reserved;
-        if left <= 0 {
-            return Ok(None);
-        }
-        let id = new_id();
-        sqlx::query("INSERT INTO usage_reservations (id, tenant_id, amount_micros, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(&id)
-            .bind(tenant_id)
-            .bind(amount)
-            .bind(expires_at)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM usage_reservations WHERE tenant_id = $1 AND expires_at <= $2")
-            .bind(tenant_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(id))
+        let (tenant_id, month) = (tenant_id.to_string(), month.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let budget = locked_budget(tx, &tenant_id, &month, now).await?;
+                if budget.left(allowance_of(budget.tier, budget.allowance_override)) <= 0 {
+                    return Ok(None);
+                }
+                let id = new_id();
+                tx.execute(
+                    "INSERT INTO usage_reservations (id, tenant_id, amount_micros, expires_at) VALUES ($1, $2, $3, $4)",
+                    args![&id, &tenant_id, amount, expires_at],
+                )
+                .await?;
+                tx.execute(
+                    "DELETE FROM usage_reservations WHERE tenant_id = $1 AND expires_at <= $2",
+                    args![&tenant_id, now],
+                )
+                .await?;
+                Ok(Some(id))
+            })
+        })
+        .await
     }
 
-    /// Records a call's actual cost, releases its reservation, and takes from the wallet the
-    /// part of a managed cost beyond the month's allowance — all in one transaction.
+    /// Records a call's actual cost, releases its reservation, adds a managed cost to the
+    /// month's running total and takes from the wallet the part of it beyond the month's
+    /// allowance — all in one transaction.
     pub async fn settle_usage(
         &self,
         reservation_id: Option<&str>,
-        allowance: Micros,
+        allowance_of: impl Fn(Tier, Option<Micros>) -> Micros + Send + 'static,
         entry: &LedgerEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(&format!(
-            "SELECT id FROM tenants WHERE id = $1{}",
-            self.for_update()
-        ))
-        .bind(&entry.tenant_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(id) = reservation_id {
-            sqlx::query("DELETE FROM usage_reservations WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if entry.usage_type == UsageType::Managed && entry.cost_micros > 0 {
-            let spent: Micros = sqlx::query_scalar(
-                "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_ledger \
-                 WHERE tenant_id = $1 AND month = $2 AND usage_type = 'managed'",
-            )
-            .bind(&entry.tenant_id)
-            .bind(&entry.month)
-            .fetch_one(&mut *tx)
-            .await?;
-            let over_before = (spent - allowance).max(0);
-            let over_after = (spent + entry.cost_micros - allowance).max(0);
-            let from_wallet = over_after - over_before;
-            if from_wallet > 0 {
-                sqlx::query("UPDATE tenants SET wallet_micros = wallet_micros - $1 WHERE id = $2")
-                    .bind(from_wallet)
-                    .bind(&entry.tenant_id)
-                    .execute(&mut *tx)
+        let reservation_id = reservation_id.map(str::to_string);
+        let entry = entry.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let budget =
+                    locked_budget(tx, &entry.tenant_id, &entry.month, entry.created_at).await?;
+                if let Some(id) = reservation_id {
+                    tx.execute("DELETE FROM usage_reservations WHERE id = $1", args![id])
+                        .await?;
+                }
+                if entry.usage_type == UsageType::Managed && entry.cost_micros > 0 {
+                    let allowance = allowance_of(budget.tier, budget.allowance_override);
+                    let spent = budget.managed_spent;
+                    let over_before = (spent - allowance).max(0);
+                    let over_after = (spent + entry.cost_micros - allowance).max(0);
+                    let from_wallet = over_after - over_before;
+                    if from_wallet > 0 {
+                        tx.execute(
+                            "UPDATE tenants SET wallet_micros = wallet_micros - $1 WHERE id = $2",
+                            args![from_wallet, &entry.tenant_id],
+                        )
+                        .await?;
+                    }
+                    tx.execute(
+                        "INSERT INTO usage_month_totals (tenant_id, month, managed_micros) VALUES ($1, $2, $3) \
+                         ON CONFLICT (tenant_id, month) \
+                         DO UPDATE SET managed_micros = usage_month_totals.managed_micros + EXCLUDED.managed_micros",
+                        args![&entry.tenant_id, &entry.month, entry.cost_micros],
+                    )
                     .await?;
-            }
-        }
-        sqlx::query(
-            "INSERT INTO usage_ledger (id, tenant_id, user_id, key_id, session_id, kind, item, prompt_tokens, \
-             completion_tokens, cost_micros, usage_type, month, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(new_id())
-        .bind(&entry.tenant_id)
-        .bind(&entry.user_id)
-        .bind(&entry.key_id)
-        .bind(&entry.session_id)
-        .bind(entry.kind)
-        .bind(&entry.item)
-        .bind(entry.prompt_tokens)
-        .bind(entry.completion_tokens)
-        .bind(entry.cost_micros)
-        .bind(entry.usage_type.as_str())
-        .bind(&entry.month)
-        .bind(entry.created_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+                }
+                tx.execute(
+                    "INSERT INTO usage_ledger (id, tenant_id, user_id, key_id, session_id, kind, item, prompt_tokens, \
+                     completion_tokens, cost_micros, usage_type, month, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    args![
+                        new_id(),
+                        &entry.tenant_id,
+                        &entry.user_id,
+                        entry.key_id.clone(),
+                        entry.session_id.clone(),
+                        entry.kind,
+                        &entry.item,
+                        entry.prompt_tokens,
+                        entry.completion_tokens,
+                        entry.cost_micros,
+                        entry.usage_type.as_str(),
+                        &entry.month,
+                        entry.created_at
+                    ],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Releases a reservation whose work never happened.
     pub async fn release_reservation(&self, reservation_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM usage_reservations WHERE id = $1")
-            .bind(reservation_id)
-            .execute(&self.pool)
+        let values = args![reservation_id];
+        self.execute("DELETE FROM usage_reservations WHERE id = $1", values)
             .await?;
         Ok(())
-    }
-
-    /// This month's managed spending, live reservations and wallet of a tenant.
-    pub async fn budget(
-        &self,
-        tenant_id: &str,
-        month: &str,
-        now: i64,
-    ) -> Result<Budget, StoreError> {
-        let wallet: Micros = sqlx::query_scalar("SELECT wallet_micros FROM tenants WHERE id = $1")
-            .bind(tenant_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id}")))?;
-        let managed_spent: Micros = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_ledger \
-             WHERE tenant_id = $1 AND month = $2 AND usage_type = 'managed'",
-        )
-        .bind(tenant_id)
-        .bind(month)
-        .fetch_one(&self.pool)
-        .await?;
-        let reserved: Micros = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM usage_reservations WHERE tenant_id = $1 AND expires_at > $2",
-        )
-        .bind(tenant_id)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Budget {
-            managed_spent,
-            reserved,
-            wallet,
-        })
     }
 
     /// This month's usage of a tenant, grouped by user, kind, item and usage type.
@@ -304,67 +292,94 @@ impl Store {
         if amount <= 0 {
             return Err(StoreError::Invalid("a top-up must be more than $0".into()));
         }
-        let mut tx = self.begin_write().await?;
-        let done =
-            sqlx::query("UPDATE tenants SET wallet_micros = wallet_micros + $1 WHERE name = $2")
-                .bind(amount)
-                .bind(tenant_name)
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("tenant '{tenant_name}'")));
-        }
-        let balance: Micros =
-            sqlx::query_scalar("SELECT wallet_micros FROM tenants WHERE name = $1")
-                .bind(tenant_name)
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(balance)
+        let name = tenant_name.to_string();
+        let balance = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    let changed = tx
+                        .execute(
+                            "UPDATE tenants SET wallet_micros = wallet_micros + $1 WHERE name = $2",
+                            args![amount, &name],
+                        )
+                        .await?;
+                    if changed == 0 {
+                        return Ok(None);
+                    }
+                    let row = tx
+                        .fetch_optional(
+                            "SELECT wallet_micros FROM tenants WHERE name = $1",
+                            args![&name],
+                        )
+                        .await?;
+                    row.map(|row| row.int(0)).transpose()
+                })
+            })
+            .await?;
+        balance.ok_or_else(|| StoreError::NotFound(format!("tenant '{tenant_name}'")))
     }
 
     /// Stores (or replaces) the own LLM key of a scope.
     pub async fn put_own_key(&self, key: &StoredOwnKey, set_by: &str) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM own_llm_keys WHERE scope = $1")
-            .bind(&key.scope)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO own_llm_keys (scope, sealed_key, masked, set_by, updated_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&key.scope)
-            .bind(&key.sealed_key)
-            .bind(&key.masked)
-            .bind(set_by)
-            .bind(crate::now_millis())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let scope = key.scope.clone();
+        let values = args![
+            &key.scope,
+            &key.sealed_key,
+            &key.masked,
+            set_by,
+            crate::now_millis()
+        ];
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute("DELETE FROM own_llm_keys WHERE scope = $1", args![scope])
+                    .await?;
+                tx.execute(
+                    "INSERT INTO own_llm_keys (scope, sealed_key, masked, set_by, updated_at) VALUES ($1, $2, $3, $4, $5)",
+                    values,
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// The own LLM key of a scope.
     pub async fn own_key(&self, scope: &str) -> Result<Option<StoredOwnKey>, StoreError> {
-        let row =
-            sqlx::query("SELECT scope, sealed_key, masked FROM own_llm_keys WHERE scope = $1")
-                .bind(scope)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|row| {
-            Ok(StoredOwnKey {
-                scope: row.try_get("scope")?,
-                sealed_key: row.try_get("sealed_key")?,
-                masked: row.try_get("masked")?,
+        Ok(self.own_keys(&[scope]).await?.pop())
+    }
+
+    /// The own LLM keys of these scopes (one query), in no particular order.
+    pub async fn own_keys(&self, scopes: &[&str]) -> Result<Vec<StoredOwnKey>, StoreError> {
+        if scopes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=scopes.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT scope, sealed_key, masked FROM own_llm_keys WHERE scope IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for scope in scopes {
+            query = query.bind(*scope);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredOwnKey {
+                    scope: row.try_get("scope")?,
+                    sealed_key: row.try_get("sealed_key")?,
+                    masked: row.try_get("masked")?,
+                })
             })
-        })
-        .transpose()
+            .collect()
     }
 
     /// Removes the own LLM key of a scope; true when there was one.
     pub async fn delete_own_key(&self, scope: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM own_llm_keys WHERE scope = $1")
-            .bind(scope)
-            .execute(&self.pool)
+        let values = args![scope];
+        let deleted = self
+            .execute("DELETE FROM own_llm_keys WHERE scope = $1", values)
             .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(deleted > 0)
     }
 }

@@ -1,4 +1,4 @@
-//! Connecting to the database, applying migrations, and starting write transactions.
+//! Connecting to the database, applying migrations, and handing writes to the writer.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+use crate::write::{self, Arg, Writer};
 use crate::StoreError;
 
 /// Which database the state lives in.
@@ -28,7 +29,10 @@ pub enum Backend {
 /// The handle to the database: cheap to clone, safe to share between tasks.
 #[derive(Clone)]
 pub struct Store {
+    /// Connections for reads.
     pub(crate) pool: AnyPool,
+    /// Where writes run (see `crate::write`).
+    writer: Writer,
     backend: Backend,
 }
 
@@ -59,45 +63,26 @@ impl Store {
             DatabaseTarget::Postgres(url) => (url.clone(), Backend::Postgres),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool_options = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            })
-            .acquire_timeout(Duration::from_secs(30));
-        let pool_options = match backend {
-            Backend::Sqlite => pool_options.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                    )
-                    .await?;
-                    Ok(())
-                })
-            }),
-            Backend::Postgres => pool_options,
-        };
-        let pool = pool_options.connect_with(options).await?;
-        let store = Store { pool, backend };
-        store.migrate().await?;
-        Ok(store)
-    }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        match self.backend {
-            Backend::Sqlite => {
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(&self.pool)
-                    .await?
-            }
+        let pool = match backend {
+            Backend::Sqlite => sqlite_pool(8).connect_with(options).await?,
             Backend::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
-                    .run(&self.pool)
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
                     .await?
             }
-        }
-        Ok(())
+        };
+        migrate(&pool, backend).await?;
+        let writer = match target {
+            DatabaseTarget::Sqlite(path) => write::start_sqlite_writer(path)?,
+            DatabaseTarget::Postgres(_) => Writer::Pool(pool.clone()),
+        };
+        Ok(Store {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     /// Which engine this store runs on.
@@ -105,27 +90,55 @@ impl Store {
         self.backend
     }
 
-    /// Starts a transaction that will write: on SQLite it takes the write lock up front
-    /// (`BEGIN IMMEDIATE`) so that concurrent writers wait instead of failing with SQLITE_BUSY.
-    pub(crate) async fn begin_write(
+    /// Runs a write job in one transaction and returns its result once committed.
+    pub(crate) async fn write<T: Send + 'static>(
         &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        };
-        Ok(tx)
+        job: impl write::Job<T>,
+    ) -> Result<T, StoreError> {
+        self.writer.run(job).await
+    }
+
+    /// Runs one writing statement as a job of its own; returns the number of rows changed.
+    pub(crate) async fn execute(&self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
+        let sql = sql.to_string();
+        self.write(move |tx| Box::pin(async move { tx.execute(&sql, args).await }))
+            .await
     }
 
     /// Closes every pooled connection (used at shutdown so SQLite checkpoints its WAL).
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
 
-/// Flags are stored as integers (0/1) so that one SQL text serves both engines.
-pub(crate) fn flag(value: bool) -> i64 {
-    i64::from(value)
+async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+    match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+    }
+    Ok(())
+}
+
+/// A pool of SQLite connections in WAL mode with a busy timeout (for other processes, such as
+/// the admin CLI, that write to the same file).
+fn sqlite_pool(connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_secs(30))
+        // A local file does not drop connections: pinging each one before use only doubles
+        // the round trips to SQLite's worker threads.
+        .test_before_acquire(false)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
 }
 
 impl Store {

@@ -2,6 +2,7 @@
 //! claims a session for a turn or a flow for a run. A lease that is not renewed expires, so a
 //! crashed holder never blocks the row for longer than one lease.
 
+use crate::write::{args, WriteTx};
 use crate::{now_millis, Store, StoreError};
 
 /// A table and the column in which its rows' leases expire (milliseconds; 0 = free).
@@ -30,17 +31,9 @@ impl Store {
         id: &str,
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
-        let now = now_millis();
-        let LeaseColumn { table, column } = lease;
-        let done = sqlx::query(&format!(
-            "UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} < $3"
-        ))
-        .bind(now + lease_ms)
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let id = id.to_string();
+        self.write(move |tx| Box::pin(async move { take_lease_in(tx, lease, &id, lease_ms).await }))
+            .await
     }
 
     /// Extends a lease this process holds.
@@ -51,11 +44,9 @@ impl Store {
         lease_ms: i64,
     ) -> Result<(), StoreError> {
         let LeaseColumn { table, column } = lease;
-        sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE id = $2"))
-            .bind(now_millis() + lease_ms)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let sql = format!("UPDATE {table} SET {column} = $1 WHERE id = $2");
+        let values = args![now_millis() + lease_ms, id];
+        self.execute(&sql, values).await?;
         Ok(())
     }
 
@@ -65,22 +56,42 @@ impl Store {
         lease: LeaseColumn,
         id: &str,
     ) -> Result<(), StoreError> {
-        let LeaseColumn { table, column } = lease;
-        sqlx::query(&format!("UPDATE {table} SET {column} = 0 WHERE id = $1"))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let id = id.to_string();
+        self.write(move |tx| Box::pin(async move { release_lease_in(tx, lease, &id).await }))
+            .await
     }
 
     /// Frees every lease of a table (for a process that knows it is the only server).
     pub(crate) async fn release_all_leases(&self, lease: LeaseColumn) -> Result<(), StoreError> {
         let LeaseColumn { table, column } = lease;
-        sqlx::query(&format!(
-            "UPDATE {table} SET {column} = 0 WHERE {column} > 0"
-        ))
-        .execute(&self.pool)
-        .await?;
+        let sql = format!("UPDATE {table} SET {column} = 0 WHERE {column} > 0");
+        self.execute(&sql, args![]).await?;
         Ok(())
     }
+}
+
+/// Takes a lease within a write job that may write more.
+pub(crate) async fn take_lease_in(
+    tx: &mut dyn WriteTx,
+    lease: LeaseColumn,
+    id: &str,
+    lease_ms: i64,
+) -> Result<bool, StoreError> {
+    let now = now_millis();
+    let LeaseColumn { table, column } = lease;
+    let sql = format!("UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} < $3");
+    let changed = tx.execute(&sql, args![now + lease_ms, id, now]).await?;
+    Ok(changed == 1)
+}
+
+/// Gives a lease back within a write job.
+pub(crate) async fn release_lease_in(
+    tx: &mut dyn WriteTx,
+    lease: LeaseColumn,
+    id: &str,
+) -> Result<(), StoreError> {
+    let LeaseColumn { table, column } = lease;
+    let sql = format!("UPDATE {table} SET {column} = 0 WHERE id = $1");
+    tx.execute(&sql, args![id]).await?;
+    Ok(())
 }

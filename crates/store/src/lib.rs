@@ -17,6 +17,7 @@ mod secrets;
 mod sessions;
 mod tickets;
 mod workspace;
+mod write;
 
 pub use accounts::{NewTenant, NewUser, Role, Tenant, TenantChanges, Tier, User};
 pub use api_keys::{ApiKeyHash, IssuedKey, KeyRecord, KEY_LENGTH};
@@ -26,7 +27,7 @@ pub use db::{Backend, DatabaseTarget, Store};
 pub use error::StoreError;
 pub use money::{format_usd, parse_usd, Micros};
 pub use secrets::{MasterKey, SecretError};
-pub use sessions::{MessageRole, Session, StoredMessage};
+pub use sessions::{new_session_id, MessageRole, Session, StoredMessage};
 pub use tickets::{NewTicket, Ticket, TicketPriority};
 pub use workspace::{RunResult, StoredConnection, StoredFlow, StoredRun, StoredSchedule};
 

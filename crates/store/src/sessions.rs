@@ -2,7 +2,8 @@
 
 use sqlx::Row;
 
-use crate::leases::SESSION_LEASE;
+use crate::leases::{release_lease_in, take_lease_in, SESSION_LEASE};
+use crate::write::{args, WriteTx};
 use crate::{new_id, now_millis, Store, StoreError};
 
 /// Who wrote a stored message.
@@ -13,6 +14,15 @@ pub enum MessageRole {
 }
 
 impl MessageRole {
+    /// Reads a stored role name (anything but `assistant` is the user's).
+    fn parse(name: &str) -> MessageRole {
+        if name == "assistant" {
+            MessageRole::Assistant
+        } else {
+            MessageRole::User
+        }
+    }
+
     /// The stored (and OpenAI) name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -64,15 +74,20 @@ fn message_from_row(row: &sqlx::any::AnyRow) -> Result<StoredMessage, StoreError
     let role: String = row.try_get("role")?;
     Ok(StoredMessage {
         id: row.try_get("id")?,
-        role: if role == "assistant" {
-            MessageRole::Assistant
-        } else {
-            MessageRole::User
-        },
+        role: MessageRole::parse(&role),
         content: row.try_get("content")?,
         interrupted: row.try_get::<i64, _>("interrupted")? != 0,
         created_at: row.try_get("created_at")?,
     })
+}
+
+const INSERT_SESSION: &str =
+    "INSERT INTO sessions (id, tenant_id, user_id, title, created_at, updated_at, busy_until) \
+                              VALUES ($1, $2, $3, NULL, $4, $4, $5)";
+
+/// A new session id (sessions are created by the first turn, or by [`Store::create_session`]).
+pub fn new_session_id() -> String {
+    new_id()
 }
 
 const SESSION_SELECT: &str =
@@ -80,15 +95,16 @@ const SESSION_SELECT: &str =
      (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s";
 
 impl Store {
-    /// Creates an empty session for a user.
+    /// Creates an empty session for a user, with an id from [`new_session_id`].
     pub async fn create_session(
         &self,
+        id: &str,
         tenant_id: &str,
         user_id: &str,
     ) -> Result<Session, StoreError> {
         let now = now_millis();
         let session = Session {
-            id: new_id(),
+            id: id.to_string(),
             tenant_id: tenant_id.to_string(),
             user_id: user_id.to_string(),
             title: None,
@@ -96,14 +112,10 @@ impl Store {
             updated_at: now,
             message_count: 0,
         };
-        sqlx::query(
-            "INSERT INTO sessions (id, tenant_id, user_id, title, created_at, updated_at) VALUES ($1, $2, $3, NULL, $4, $4)",
+        self.execute(
+            INSERT_SESSION,
+            args![&session.id, &session.tenant_id, &session.user_id, now, 0],
         )
-        .bind(&session.id)
-        .bind(&session.tenant_id)
-        .bind(&session.user_id)
-        .bind(now)
-        .execute(&self.pool)
         .await?;
         Ok(session)
     }
@@ -142,87 +154,120 @@ impl Store {
 
     /// Deletes a user's session and its messages.
     pub async fn delete_session(&self, id: &str, user_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        let owned: Option<String> =
-            sqlx::query_scalar("SELECT id FROM sessions WHERE id = $1 AND user_id = $2")
-                .bind(id)
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if owned.is_none() {
-            return Err(StoreError::NotFound(format!("session {id}")));
+        let (session_id, owner) = (id.to_string(), user_id.to_string());
+        let deleted = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    let owned = tx
+                        .fetch_optional(
+                            "SELECT id FROM sessions WHERE id = $1 AND user_id = $2",
+                            args![&session_id, owner],
+                        )
+                        .await?;
+                    if owned.is_none() {
+                        return Ok(false);
+                    }
+                    tx.execute(
+                        "DELETE FROM messages WHERE session_id = $1",
+                        args![&session_id],
+                    )
+                    .await?;
+                    tx.execute("DELETE FROM sessions WHERE id = $1", args![&session_id])
+                        .await?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound(format!("session {id}")))
         }
-        sqlx::query("DELETE FROM messages WHERE session_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
-    /// Appends a message (committed when this returns) and touches the session; the first user
-    /// message becomes the session's title.
-    pub async fn append_message(
+    /// Starts a turn in one transaction: takes the session's lease for `lease_ms` (creating the
+    /// session for `new_for` = (tenant, user) when it is new), stores the user's message and
+    /// reads the last `history` messages, that one included: the conversation as this turn
+    /// continues it. `None`, with nothing written, while another turn holds the session.
+    pub async fn begin_turn(
         &self,
         session_id: &str,
-        role: MessageRole,
-        content: &str,
-        interrupted: bool,
+        new_for: Option<(&str, &str)>,
+        user_message: &str,
+        lease_ms: i64,
+        history: i64,
+    ) -> Result<Option<Vec<StoredMessage>>, StoreError> {
+        let (session_id, user_message) = (session_id.to_string(), user_message.to_string());
+        let new_for = new_for.map(|(tenant, user)| (tenant.to_string(), user.to_string()));
+        self.write(move |tx| {
+            Box::pin(async move {
+                match new_for {
+                    Some((tenant_id, user_id)) => {
+                        let now = now_millis();
+                        tx.execute(
+                            INSERT_SESSION,
+                            args![&session_id, tenant_id, user_id, now, now + lease_ms],
+                        )
+                        .await?;
+                    }
+                    None => {
+                        if !take_lease_in(tx, SESSION_LEASE, &session_id, lease_ms).await? {
+                            return Ok(None);
+                        }
+                    }
+                }
+                insert_message(tx, &session_id, MessageRole::User, &user_message, false).await?;
+                let rows = tx
+                    .fetch_all(
+                        "SELECT id, role, content, interrupted, created_at FROM messages \
+                         WHERE session_id = $1 ORDER BY id DESC LIMIT $2",
+                        args![&session_id, history],
+                    )
+                    .await?;
+                let mut messages = rows
+                    .iter()
+                    .map(|row| {
+                        Ok(StoredMessage {
+                            id: row.int(0)?,
+                            role: MessageRole::parse(&row.text(1)?),
+                            content: row.text(2)?,
+                            interrupted: row.int(3)? != 0,
+                            created_at: row.int(4)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                messages.reverse();
+                Ok(Some(messages))
+            })
+        })
+        .await
+    }
+
+    /// Ends a turn in one transaction: stores the assistant's message, if there is one, and
+    /// gives the session's lease back.
+    pub async fn finish_turn(
+        &self,
+        session_id: &str,
+        answer: Option<(&str, bool)>,
     ) -> Result<(), StoreError> {
-        let now = now_millis();
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO messages (session_id, role, content, interrupted, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(session_id)
-        .bind(role.as_str())
-        .bind(content)
-        .bind(crate::db::flag(interrupted))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let title: Option<String> = (role == MessageRole::User).then(|| {
-            let mut title: String = content.split_whitespace().collect::<Vec<_>>().join(" ");
-            if title.chars().count() > TITLE_CHARS {
-                title = title.chars().take(TITLE_CHARS - 1).collect::<String>() + "…";
-            }
-            title
-        });
-        sqlx::query(
-            "UPDATE sessions SET updated_at = $1, title = COALESCE(title, $2) WHERE id = $3",
-        )
-        .bind(now)
-        .bind(title)
-        .bind(session_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The last `limit` messages of a session, oldest first.
-    pub async fn recent_messages(
-        &self,
-        session_id: &str,
-        limit: i64,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, role, content, interrupted, created_at FROM messages WHERE session_id = $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(session_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut messages = rows
-            .iter()
-            .map(message_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        messages.reverse();
-        Ok(messages)
+        let session_id = session_id.to_string();
+        let answer = answer.map(|(content, interrupted)| (content.to_string(), interrupted));
+        self.write(move |tx| {
+            Box::pin(async move {
+                if let Some((content, interrupted)) = answer {
+                    insert_message(
+                        tx,
+                        &session_id,
+                        MessageRole::Assistant,
+                        &content,
+                        interrupted,
+                    )
+                    .await?;
+                }
+                release_lease_in(tx, SESSION_LEASE, &session_id).await
+            })
+        })
+        .await
     }
 
     /// Every message of a session, oldest first.
@@ -237,16 +282,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(message_from_row).collect()
-    }
-
-    /// Takes the session's lease for `lease_ms` unless another process holds it; true on success.
-    /// Serialises turns of one session across replicas.
-    pub async fn try_lease_session(
-        &self,
-        session_id: &str,
-        lease_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.take_lease(SESSION_LEASE, session_id, lease_ms).await
     }
 
     /// Extends a lease this process holds.
@@ -268,4 +303,33 @@ impl Store {
     pub async fn release_session_lease(&self, session_id: &str) -> Result<(), StoreError> {
         self.release_lease(SESSION_LEASE, session_id).await
     }
+}
+
+/// Inserts a message and touches its session; the first user message becomes the title.
+async fn insert_message(
+    tx: &mut dyn WriteTx,
+    session_id: &str,
+    role: MessageRole,
+    content: &str,
+    interrupted: bool,
+) -> Result<(), StoreError> {
+    let now = now_millis();
+    tx.execute(
+        "INSERT INTO messages (session_id, role, content, interrupted, created_at) VALUES ($1, $2, $3, $4, $5)",
+        args![session_id, role.as_str(), content, interrupted, now],
+    )
+    .await?;
+    let title: Option<String> = (role == MessageRole::User).then(|| {
+        let mut title: String = content.split_whitespace().collect::<Vec<_>>().join(" ");
+        if title.chars().count() > TITLE_CHARS {
+            title = title.chars().take(TITLE_CHARS - 1).collect::<String>() + "…";
+        }
+        title
+    });
+    tx.execute(
+        "UPDATE sessions SET updated_at = $1, title = COALESCE(title, $2) WHERE id = $3",
+        args![now, title, session_id],
+    )
+    .await?;
+    Ok(())
 }

@@ -4,6 +4,7 @@ use std::str::FromStr;
 
 use sqlx::Row;
 
+use crate::write::args;
 use crate::{new_id, now_millis, Store, StoreError};
 
 /// How urgent a ticket is (Zendesk's priorities).
@@ -105,20 +106,21 @@ impl Store {
             created_at: now,
             updated_at: now,
         };
-        sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO tickets ({TICKET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $9)"
-        ))
-        .bind(&ticket.id)
-        .bind(&ticket.tenant_id)
-        .bind(&ticket.user_id)
-        .bind(&ticket.subject)
-        .bind(&ticket.description)
-        .bind(&ticket.requester_email)
-        .bind(ticket.priority.as_str())
-        .bind(&ticket.status)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        );
+        let values = args![
+            &ticket.id,
+            &ticket.tenant_id,
+            &ticket.user_id,
+            &ticket.subject,
+            &ticket.description,
+            &ticket.requester_email,
+            ticket.priority.as_str(),
+            &ticket.status,
+            now
+        ];
+        self.execute(&sql, values).await?;
         Ok(ticket)
     }
 
@@ -128,12 +130,12 @@ impl Store {
         ticket_id: &str,
         zendesk_id: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tickets SET zendesk_id = $1, updated_at = $2 WHERE id = $3")
-            .bind(zendesk_id)
-            .bind(now_millis())
-            .bind(ticket_id)
-            .execute(&self.pool)
-            .await?;
+        let values = args![zendesk_id, now_millis(), ticket_id];
+        self.execute(
+            "UPDATE tickets SET zendesk_id = $1, updated_at = $2 WHERE id = $3",
+            values,
+        )
+        .await?;
         Ok(())
     }
 

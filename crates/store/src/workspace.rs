@@ -5,6 +5,7 @@
 use sqlx::Row;
 
 use crate::leases::FLOW_LEASE;
+use crate::write::args;
 use crate::{new_id, now_millis, Store, StoreError};
 
 /// A stored connection; `sealed_secrets` is ciphertext from the master key.
@@ -118,20 +119,13 @@ impl Store {
         sealed_secrets: &str,
     ) -> Result<(), StoreError> {
         let now = now_millis();
-        sqlx::query(
+        self.execute(
             "INSERT INTO ws_connections (id, tenant_id, name, kind, params, sealed_secrets, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            args![new_id(), tenant_id, name, kind, params, sealed_secrets, now],
         )
-        .bind(new_id())
-        .bind(tenant_id)
-        .bind(name)
-        .bind(kind)
-        .bind(params)
-        .bind(sealed_secrets)
-        .bind(now)
-        .execute(&self.pool)
         .await
-        .map_err(|e| StoreError::conflict_on_unique(e, &format!("connection '{name}'")))?;
+        .map_err(|e| e.conflict_on_unique(&format!("connection '{name}'")))?;
         Ok(())
     }
 
@@ -143,15 +137,13 @@ impl Store {
         params: &str,
         sealed_secrets: &str,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE ws_connections SET params = $1, sealed_secrets = $2, updated_at = $3 WHERE tenant_id = $4 AND name = $5")
-            .bind(params)
-            .bind(sealed_secrets)
-            .bind(now_millis())
-            .bind(tenant_id)
-            .bind(name)
-            .execute(&self.pool)
+        let changed = self
+            .execute(
+                "UPDATE ws_connections SET params = $1, sealed_secrets = $2, updated_at = $3 WHERE tenant_id = $4 AND name = $5",
+                args![params, sealed_secrets, now_millis(), tenant_id, name],
+            )
             .await?;
-        if done.rows_affected() == 0 {
+        if changed == 0 {
             return Err(StoreError::NotFound(format!("connection '{name}'")));
         }
         Ok(())
@@ -183,12 +175,13 @@ impl Store {
 
     /// Deletes a connection.
     pub async fn delete_connection(&self, tenant_id: &str, name: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM ws_connections WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant_id)
-            .bind(name)
-            .execute(&self.pool)
+        let changed = self
+            .execute(
+                "DELETE FROM ws_connections WHERE tenant_id = $1 AND name = $2",
+                args![tenant_id, name],
+            )
             .await?;
-        if done.rows_affected() == 0 {
+        if changed == 0 {
             return Err(StoreError::NotFound(format!("connection '{name}'")));
         }
         Ok(())
@@ -202,15 +195,12 @@ impl Store {
         definition: &str,
     ) -> Result<(), StoreError> {
         let now = now_millis();
-        sqlx::query("INSERT INTO ws_flows (id, tenant_id, name, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
-            .bind(new_id())
-            .bind(tenant_id)
-            .bind(name)
-            .bind(definition)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| StoreError::conflict_on_unique(e, &format!("flow '{name}'")))?;
+        self.execute(
+            "INSERT INTO ws_flows (id, tenant_id, name, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+            args![new_id(), tenant_id, name, definition, now],
+        )
+        .await
+        .map_err(|e| e.conflict_on_unique(&format!("flow '{name}'")))?;
         Ok(())
     }
 
@@ -237,17 +227,19 @@ impl Store {
     /// Deletes a flow and its schedule (its runs stay as history).
     pub async fn delete_flow(&self, tenant_id: &str, name: &str) -> Result<(), StoreError> {
         let flow = self.flow(tenant_id, name).await?;
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM ws_schedules WHERE flow_id = $1")
-            .bind(&flow.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM ws_flows WHERE id = $1")
-            .bind(&flow.id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "DELETE FROM ws_schedules WHERE flow_id = $1",
+                    args![&flow.id],
+                )
+                .await?;
+                tx.execute("DELETE FROM ws_flows WHERE id = $1", args![&flow.id])
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Takes a flow's run lease unless a run holds it; true on success.
@@ -274,38 +266,42 @@ impl Store {
         trigger: &str,
     ) -> Result<i64, StoreError> {
         let now = now_millis();
-        let mut tx = self.begin_write().await?;
-        sqlx::query("INSERT INTO ws_runs (tenant_id, flow_id, flow_name, trigger, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)")
-            .bind(tenant_id)
-            .bind(flow_id)
-            .bind(flow_name)
-            .bind(trigger)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let id: i64 = sqlx::query_scalar(
-            "SELECT CAST(MAX(id) AS BIGINT) FROM ws_runs WHERE flow_id = $1 AND started_at = $2",
-        )
-        .bind(flow_id)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(id)
+        let values = args![tenant_id, flow_id, flow_name, trigger, now];
+        let flow_id = flow_id.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO ws_runs (tenant_id, flow_id, flow_name, trigger, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)",
+                    values,
+                )
+                .await?;
+                tx.fetch_optional(
+                    "SELECT CAST(MAX(id) AS BIGINT) FROM ws_runs WHERE flow_id = $1 AND started_at = $2",
+                    args![flow_id, now],
+                )
+                .await?
+                .ok_or_else(|| StoreError::NotFound("the new run".into()))?
+                .int(0)
+            })
+        })
+        .await
     }
 
     /// Records how a run ended.
     pub async fn finish_run(&self, run_id: i64, result: &RunResult) -> Result<(), StoreError> {
-        sqlx::query("UPDATE ws_runs SET status = $1, rows_read = $2, rows_written = $3, finished_at = $4, error = $5, log = $6 WHERE id = $7")
-            .bind(result.status)
-            .bind(result.rows_read)
-            .bind(result.rows_written)
-            .bind(now_millis())
-            .bind(&result.error)
-            .bind(&result.log)
-            .bind(run_id)
-            .execute(&self.pool)
-            .await?;
+        self.execute(
+            "UPDATE ws_runs SET status = $1, rows_read = $2, rows_written = $3, finished_at = $4, error = $5, log = $6 WHERE id = $7",
+            args![
+                result.status,
+                result.rows_read,
+                result.rows_written,
+                now_millis(),
+                result.error.clone(),
+                &result.log,
+                run_id
+            ],
+        )
+        .await?;
         Ok(())
     }
 
@@ -347,12 +343,14 @@ impl Store {
 
     /// Marks runs left `running` by a crash as failed (for a process that is the only runner).
     pub async fn fail_abandoned_runs(&self) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE ws_runs SET status = 'failed', finished_at = $1, error = 'the server stopped during the run' WHERE status = 'running'")
-            .bind(now_millis())
-            .execute(&self.pool)
+        let failed = self
+            .execute(
+                "UPDATE ws_runs SET status = 'failed', finished_at = $1, error = 'the server stopped during the run' WHERE status = 'running'",
+                args![now_millis()],
+            )
             .await?;
         self.release_all_leases(FLOW_LEASE).await?;
-        Ok(done.rows_affected())
+        Ok(failed)
     }
 
     /// Sets (or replaces) a flow's schedule.
@@ -363,30 +361,32 @@ impl Store {
         spec: &str,
         next_at: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM ws_schedules WHERE flow_id = $1")
-            .bind(flow_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO ws_schedules (flow_id, tenant_id, spec, next_at, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(flow_id)
-            .bind(tenant_id)
-            .bind(spec)
-            .bind(next_at)
-            .bind(now_millis())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let flow = args![flow_id];
+        let values = args![flow_id, tenant_id, spec, next_at, now_millis()];
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute("DELETE FROM ws_schedules WHERE flow_id = $1", flow)
+                    .await?;
+                tx.execute(
+                    "INSERT INTO ws_schedules (flow_id, tenant_id, spec, next_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    values,
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Removes a flow's schedule; true when there was one.
     pub async fn delete_schedule(&self, flow_id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM ws_schedules WHERE flow_id = $1")
-            .bind(flow_id)
-            .execute(&self.pool)
+        let deleted = self
+            .execute(
+                "DELETE FROM ws_schedules WHERE flow_id = $1",
+                args![flow_id],
+            )
             .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(deleted > 0)
     }
 
     /// The tenant's schedules (or every tenant's, with `None`), by flow name.
@@ -429,13 +429,12 @@ impl Store {
         due_at: i64,
         next_at: i64,
     ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE ws_schedules SET next_at = $1 WHERE flow_id = $2 AND next_at = $3")
-                .bind(next_at)
-                .bind(flow_id)
-                .bind(due_at)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        let claimed = self
+            .execute(
+                "UPDATE ws_schedules SET next_at = $1 WHERE flow_id = $2 AND next_at = $3",
+                args![next_at, flow_id, due_at],
+            )
+            .await?;
+        Ok(claimed == 1)
     }
 }

@@ -5,6 +5,8 @@ use std::sync::OnceLock;
 
 use tiktoken_rs::CoreBPE;
 
+use super::ChatRequest;
+
 fn tokenizer() -> Option<&'static CoreBPE> {
     static TOKENIZER: OnceLock<Option<CoreBPE>> = OnceLock::new();
     TOKENIZER
@@ -21,11 +23,48 @@ pub fn count(text: &str) -> u64 {
     }
 }
 
+/// The exact number of prompt tokens of a request: every message and tool definition.
+pub fn count_prompt(chat: &ChatRequest) -> u64 {
+    chat.messages.iter().map(|m| count(&m.text())).sum::<u64>()
+        + chat
+            .tools
+            .iter()
+            .map(|t| count(&t.parameters.to_string()) + count(&t.description))
+            .sum::<u64>()
+}
+
+/// A quick upper estimate of a request's prompt tokens (four bytes a token, rounded up, for
+/// every message and tool definition), for setting money aside before the call: counting
+/// exactly costs far more than the estimate needs to be right. The real count comes from the
+/// provider's usage report (or [`count_prompt`] when there is none).
+pub fn estimate_prompt(chat: &ChatRequest) -> u64 {
+    let bytes = |text: &str| (text.len() as u64).div_ceil(4);
+    chat.messages.iter().map(|m| bytes(&m.text())).sum::<u64>()
+        + chat
+            .tools
+            .iter()
+            .map(|t| bytes(&t.parameters.to_string()) + bytes(&t.description))
+            .sum::<u64>()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn counts_tokens_like_openai() {
         assert_eq!(super::count(""), 0);
         assert_eq!(super::count("hello world"), 2);
+    }
+
+    #[test]
+    fn the_estimate_is_not_below_the_count_for_english() {
+        use crate::llm::{ChatMessage, ChatRequest};
+        let chat = ChatRequest {
+            messages: vec![
+                ChatMessage::System(crate::turn::DEFAULT_SYSTEM_PROMPT.to_string()),
+                ChatMessage::User("How do I load CSV files into PostgreSQL every night?".into()),
+            ],
+            tools: Vec::new(),
+        };
+        assert!(super::estimate_prompt(&chat) >= super::count_prompt(&chat));
     }
 }

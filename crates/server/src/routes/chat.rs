@@ -96,15 +96,28 @@ impl ChatBody {
         })
     }
 
-    fn into_turn(self, principal: Principal, session_id: String) -> TurnRequest {
+    fn into_turn(self, principal: Principal, session: SessionFor) -> TurnRequest {
+        let (session_id, new_session) = match session {
+            SessionFor::New(id) => (id, true),
+            SessionFor::Existing(id) => (id, false),
+        };
         TurnRequest {
             principal,
             session_id,
+            new_session,
             message: self.message,
             include_tools: self.include_tools.unwrap_or(true),
             system_prompt: self.system_prompt,
         }
     }
+}
+
+/// The session a chat message goes to.
+enum SessionFor {
+    /// A transient session the turn creates (`/chat`, `/chat/stream`).
+    New(String),
+    /// One of the caller's sessions.
+    Existing(String),
 }
 
 /// Token usage summed over the turn's model calls.
@@ -200,15 +213,6 @@ async fn owned_session(
         Err(store::StoreError::NotFound(_)) => Err(not_found()),
         Err(other) => Err(ApiError::internal(other)),
     }
-}
-
-async fn new_session(state: &AppState, principal: &Principal) -> Result<String, ApiError> {
-    let session = state
-        .store
-        .create_session(&principal.tenant_id, &principal.user_id)
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(session.id)
 }
 
 /// What a folded turn answers: the chat response, or an application-level failure
@@ -311,10 +315,10 @@ pub async fn chat(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let body = ChatBody::parse(body)?;
-    let session_id = new_session(&state, &principal).await?;
+    let session_id = store::new_session_id();
     let handle = state
         .agent
-        .start(body.into_turn(principal, session_id.clone()));
+        .start(body.into_turn(principal, SessionFor::New(session_id.clone())));
     Ok(fold(handle, session_id).await.into_response())
 }
 
@@ -332,8 +336,8 @@ pub async fn chat_stream(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let body = ChatBody::parse(body)?;
-    let session_id = new_session(&state, &principal).await?;
-    let handle = state.agent.start(body.into_turn(principal, session_id));
+    let session = SessionFor::New(store::new_session_id());
+    let handle = state.agent.start(body.into_turn(principal, session));
     Ok(sse(&state, handle))
 }
 
@@ -344,9 +348,17 @@ pub async fn create_session(
     State(state): State<AppState>,
     Caller(principal): Caller,
 ) -> Result<Json<SessionCreated>, ApiError> {
-    let session_id = new_session(&state, &principal).await?;
+    let session = state
+        .store
+        .create_session(
+            &store::new_session_id(),
+            &principal.tenant_id,
+            &principal.user_id,
+        )
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Json(SessionCreated {
-        session_id,
+        session_id: session.id,
         created: true,
     }))
 }
@@ -420,7 +432,7 @@ pub async fn session_chat(
     let body = ChatBody::parse(body)?;
     let handle = state
         .agent
-        .start(body.into_turn(principal, session_id.clone()));
+        .start(body.into_turn(principal, SessionFor::Existing(session_id.clone())));
     Ok(fold(handle, session_id).await.into_response())
 }
 
@@ -440,7 +452,9 @@ pub async fn session_chat_stream(
 ) -> Result<Response, ApiError> {
     let session_id = owned_session(&state, &principal, &session_id).await?;
     let body = ChatBody::parse(body)?;
-    let handle = state.agent.start(body.into_turn(principal, session_id));
+    let handle = state
+        .agent
+        .start(body.into_turn(principal, SessionFor::Existing(session_id)));
     Ok(sse(&state, handle))
 }
 

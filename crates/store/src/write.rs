@@ -1,0 +1,491 @@
+//! How changes reach the database. Every write is a job: an async closure over a [`WriteTx`]
+//! that runs inside one transaction and is answered only once that transaction committed.
+//!
+//! On PostgreSQL a job runs on a pooled connection, like any query. On SQLite, which has one
+//! write lock per database, jobs go to a single writer thread that owns the only writing
+//! connection. Its statements run right there, without a hop between threads each (as every
+//! statement through sqlx's SQLite driver takes), and the jobs that queued up meanwhile commit
+//! together (group commit), each in a savepoint of its own: a job that fails leaves no trace
+//! and does not disturb the others.
+//!
+//! SQL is written once for both engines with `$N` placeholders (SQLite reads them as `?N`).
+
+use std::borrow::Cow;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use sqlx::{AnyPool, Column, Row as _};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::Backend;
+use crate::StoreError;
+
+/// One bound value. Nulls carry their type: PostgreSQL refuses a text null for a number.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl From<i64> for Arg {
+    fn from(value: i64) -> Arg {
+        Arg::Int(Some(value))
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(value: Option<i64>) -> Arg {
+        Arg::Int(value)
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(value: bool) -> Arg {
+        Arg::Int(Some(i64::from(value)))
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(value: &str) -> Arg {
+        Arg::Text(Some(value.to_string()))
+    }
+}
+
+impl From<String> for Arg {
+    fn from(value: String) -> Arg {
+        Arg::Text(Some(value))
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(value: &String) -> Arg {
+        Arg::Text(Some(value.clone()))
+    }
+}
+
+impl From<Option<String>> for Arg {
+    fn from(value: Option<String>) -> Arg {
+        Arg::Text(value)
+    }
+}
+
+impl From<Option<&str>> for Arg {
+    fn from(value: Option<&str>) -> Arg {
+        Arg::Text(value.map(str::to_string))
+    }
+}
+
+/// The arguments of one statement: `args![a, b, c]`.
+macro_rules! args {
+    ($($value:expr),* $(,)?) => {
+        vec![$($crate::write::Arg::from($value)),*]
+    };
+}
+pub(crate) use args;
+
+/// One value read inside a write job.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// A row read inside a write job; columns by position.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Row(Vec<Cell>);
+
+impl Row {
+    fn cell(&self, column: usize) -> Result<&Cell, StoreError> {
+        self.0
+            .get(column)
+            .ok_or_else(|| StoreError::Invalid(format!("no column {column} in the row")))
+    }
+
+    /// An integer column that may be null.
+    pub fn opt_int(&self, column: usize) -> Result<Option<i64>, StoreError> {
+        match self.cell(column)? {
+            Cell::Null => Ok(None),
+            Cell::Int(value) => Ok(Some(*value)),
+            other => Err(StoreError::Invalid(format!(
+                "column {column} is not an integer: {other:?}"
+            ))),
+        }
+    }
+
+    /// An integer column.
+    pub fn int(&self, column: usize) -> Result<i64, StoreError> {
+        self.opt_int(column)?
+            .ok_or_else(|| StoreError::Invalid(format!("column {column} is null")))
+    }
+
+    /// A text column that may be null.
+    pub fn opt_text(&self, column: usize) -> Result<Option<String>, StoreError> {
+        match self.cell(column)? {
+            Cell::Null => Ok(None),
+            Cell::Text(value) => Ok(Some(value.clone())),
+            other => Err(StoreError::Invalid(format!(
+                "column {column} is not text: {other:?}"
+            ))),
+        }
+    }
+
+    /// A text column.
+    pub fn text(&self, column: usize) -> Result<String, StoreError> {
+        self.opt_text(column)?
+            .ok_or_else(|| StoreError::Invalid(format!("column {column} is null")))
+    }
+}
+
+/// The statements a write job may run, inside its transaction.
+#[async_trait]
+pub(crate) trait WriteTx: Send {
+    /// Runs a statement; returns the number of rows it changed.
+    async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError>;
+    /// Runs a query; returns its rows.
+    async fn fetch_all(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>, StoreError>;
+    /// Which engine the transaction runs on (for the few statements that differ).
+    fn backend(&self) -> Backend;
+
+    /// Runs a query; returns its first row, if any.
+    async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<Option<Row>, StoreError> {
+        Ok(self.fetch_all(sql, args).await?.into_iter().next())
+    }
+}
+
+/// Where write jobs run.
+#[derive(Clone)]
+pub(crate) enum Writer {
+    /// PostgreSQL: a transaction on the shared pool per job.
+    Pool(AnyPool),
+    /// SQLite: the queue of the writer thread.
+    Thread(mpsc::UnboundedSender<QueuedJob>),
+}
+
+/// A write job: runs with the transaction, returns what the caller gets.
+pub(crate) trait Job<T>:
+    for<'t> FnOnce(&'t mut dyn WriteTx) -> BoxFuture<'t, Result<T, StoreError>> + Send + 'static
+{
+}
+
+impl<T, F> Job<T> for F where
+    F: for<'t> FnOnce(&'t mut dyn WriteTx) -> BoxFuture<'t, Result<T, StoreError>> + Send + 'static
+{
+}
+
+impl Writer {
+    /// Runs a job in a transaction of its own (on SQLite: in a savepoint of a group commit)
+    /// and returns its result once committed. A job that fails changes nothing.
+    pub(crate) async fn run<T: Send + 'static>(&self, job: impl Job<T>) -> Result<T, StoreError> {
+        match self {
+            Writer::Pool(pool) => {
+                let mut tx = PoolTx {
+                    tx: pool.begin().await?,
+                };
+                let value = job(&mut tx).await?;
+                tx.tx.commit().await?;
+                Ok(value)
+            }
+            Writer::Thread(queue) => {
+                let (answer, answered) = oneshot::channel();
+                let slot = Arc::new(Mutex::new(None::<Result<T, StoreError>>));
+                let filled = slot.clone();
+                let run: RunJob = Box::new(move |tx: &mut SqliteTx<'_>| {
+                    let result = futures::executor::block_on(job(tx));
+                    let succeeded = result.is_ok();
+                    *lock(&filled) = Some(result);
+                    succeeded
+                });
+                let deliver: Delivery = Box::new(move |committed: Result<(), String>| {
+                    let result = match (committed, lock(&slot).take()) {
+                        (Ok(()), Some(result)) => result,
+                        (Err(_), Some(Err(error))) => Err(error),
+                        (Err(reason), _) => Err(StoreError::Commit(reason)),
+                        (Ok(()), None) => Err(StoreError::WriterStopped),
+                    };
+                    let _ = answer.send(result);
+                });
+                queue
+                    .send(QueuedJob::Run { run, deliver })
+                    .map_err(|_| StoreError::WriterStopped)?;
+                answered.await.map_err(|_| StoreError::WriterStopped)?
+            }
+        }
+    }
+
+    /// Stops the writer thread after the jobs queued so far (SQLite checkpoints its WAL as
+    /// the connection closes).
+    pub(crate) async fn close(&self) {
+        if let Writer::Thread(queue) = self {
+            let (done, closed) = oneshot::channel();
+            if queue.send(QueuedJob::Close(done)).is_ok() {
+                let _ = closed.await;
+            }
+        }
+    }
+}
+
+struct PoolTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+}
+
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    args: Vec<Arg>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for arg in args {
+        query = match arg {
+            Arg::Int(value) => query.bind(value),
+            Arg::Text(value) => query.bind(value),
+        };
+    }
+    query
+}
+
+fn row_from_any(row: &sqlx::any::AnyRow) -> Row {
+    Row(row
+        .columns()
+        .iter()
+        .map(|column| {
+            let at = column.ordinal();
+            if let Ok(value) = row.try_get::<Option<i64>, _>(at) {
+                value.map_or(Cell::Null, Cell::Int)
+            } else if let Ok(value) = row.try_get::<Option<String>, _>(at) {
+                value.map_or(Cell::Null, Cell::Text)
+            } else if let Ok(value) = row.try_get::<Option<f64>, _>(at) {
+                value.map_or(Cell::Null, Cell::Real)
+            } else if let Ok(value) = row.try_get::<Option<bool>, _>(at) {
+                value.map_or(Cell::Null, |b| Cell::Int(i64::from(b)))
+            } else {
+                Cell::Null
+            }
+        })
+        .collect())
+}
+
+#[async_trait]
+impl WriteTx for PoolTx {
+    async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
+        let done = bind_all(sqlx::query(sql), args)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn fetch_all(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
+        let rows = bind_all(sqlx::query(sql), args)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(rows.iter().map(row_from_any).collect())
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SQLite writer thread
+
+/// Runs a job (its result type erased: the result waits in a slot); true when it succeeded.
+type RunJob = Box<dyn FnOnce(&mut SqliteTx<'_>) -> bool + Send>;
+/// Answers the job's caller once the group's transaction ended (`Err`: why it did not commit).
+type Delivery = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// What the writer thread is asked to do.
+pub(crate) enum QueuedJob {
+    Run { run: RunJob, deliver: Delivery },
+    Close(oneshot::Sender<()>),
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Jobs committed together at most.
+const GROUP_LIMIT: usize = 256;
+
+pub(crate) struct SqliteTx<'c> {
+    conn: &'c mut rusqlite::Connection,
+}
+
+/// SQLite reads `$1` as a parameter *named* "$1", numbered by first appearance; `?1` is
+/// parameter number 1, as PostgreSQL reads `$1`.
+fn sqlite_sql(sql: &str) -> Cow<'_, str> {
+    if !sql.contains('$') {
+        return Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn sqlite_params(args: &[Arg]) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    args.iter()
+        .map(|arg| match arg {
+            Arg::Int(Some(value)) => Value::Integer(*value),
+            Arg::Text(Some(value)) => Value::Text(value.clone()),
+            Arg::Int(None) | Arg::Text(None) => Value::Null,
+        })
+        .collect()
+}
+
+impl SqliteTx<'_> {
+    fn run_statement(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
+        let mut statement = self.conn.prepare_cached(&sqlite_sql(sql))?;
+        let changed = statement.execute(rusqlite::params_from_iter(sqlite_params(&args)))?;
+        Ok(changed as u64)
+    }
+
+    fn run_query(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
+        use rusqlite::types::ValueRef;
+        let mut statement = self.conn.prepare_cached(&sqlite_sql(sql))?;
+        let width = statement.column_count();
+        let mut rows = statement.query(rusqlite::params_from_iter(sqlite_params(&args)))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut cells = Vec::with_capacity(width);
+            for column in 0..width {
+                cells.push(match row.get_ref(column)? {
+                    ValueRef::Null => Cell::Null,
+                    ValueRef::Integer(value) => Cell::Int(value),
+                    ValueRef::Real(value) => Cell::Real(value),
+                    ValueRef::Text(text) => Cell::Text(String::from_utf8_lossy(text).into_owned()),
+                    ValueRef::Blob(bytes) => {
+                        Cell::Text(String::from_utf8_lossy(bytes).into_owned())
+                    }
+                });
+            }
+            out.push(Row(cells));
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl WriteTx for SqliteTx<'_> {
+    async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
+        self.run_statement(sql, args)
+    }
+
+    async fn fetch_all(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
+        self.run_query(sql, args)
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+}
+
+/// Opens the writing connection and starts the writer thread.
+pub(crate) fn start_sqlite_writer(path: &Path) -> Result<Writer, StoreError> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(128);
+    let (queue, jobs) = mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || writer_loop(conn, jobs))
+        .map_err(|e| StoreError::Invalid(format!("cannot start the database writer: {e}")))?;
+    Ok(Writer::Thread(queue))
+}
+
+fn writer_loop(mut conn: rusqlite::Connection, mut jobs: mpsc::UnboundedReceiver<QueuedJob>) {
+    let mut close = None;
+    while close.is_none() {
+        let Some(first) = jobs.blocking_recv() else {
+            break;
+        };
+        let mut group = Vec::new();
+        match first {
+            QueuedJob::Run { run, deliver } => group.push((run, deliver)),
+            QueuedJob::Close(done) => close = Some(done),
+        }
+        while close.is_none() && group.len() < GROUP_LIMIT {
+            match jobs.try_recv() {
+                Ok(QueuedJob::Run { run, deliver }) => group.push((run, deliver)),
+                Ok(QueuedJob::Close(done)) => close = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !group.is_empty() {
+            commit_group(&mut conn, group);
+        }
+    }
+    drop(conn);
+    if let Some(done) = close {
+        let _ = done.send(());
+    }
+}
+
+/// Runs a group of jobs in one transaction, each in a savepoint, then commits and answers.
+fn commit_group(conn: &mut rusqlite::Connection, group: Vec<(RunJob, Delivery)>) {
+    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let reason = error.to_string();
+        for (_, deliver) in group {
+            deliver(Err(reason.clone()));
+        }
+        return;
+    }
+    let mut deliveries = Vec::with_capacity(group.len());
+    for (run, deliver) in group {
+        if let Err(error) = conn.execute_batch("SAVEPOINT job") {
+            deliver(Err(error.to_string()));
+            continue;
+        }
+        let succeeded =
+            std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut SqliteTx { conn: &mut *conn })))
+                .unwrap_or(false);
+        let end = if succeeded {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        if let Err(error) = conn.execute_batch(end) {
+            tracing::error!(%error, "could not end a write job's savepoint");
+        }
+        deliveries.push(deliver);
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+    if committed.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for deliver in deliveries {
+        deliver(committed.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_become_numbered_parameters() {
+        assert_eq!(
+            sqlite_sql("UPDATE t SET a = $2 WHERE id = $1 AND b = '$'"),
+            "UPDATE t SET a = ?2 WHERE id = ?1 AND b = '$'"
+        );
+        assert!(matches!(sqlite_sql("SELECT 1"), Cow::Borrowed(_)));
+    }
+}
