@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use billing::{Billing, BillingError, Charge, Payer, Reservation};
+use billing::{Billing, BillingError, Charge, Payer, PlannedReservation, Reservation};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use serde_json::Value;
-use store::{MessageRole, Store, StoredMessage};
+use store::{MessageRole, Store, StoredMessage, TurnStart};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -245,16 +245,17 @@ impl Agent {
         }
     }
 
-    /// Takes the session's lease, stores the user message and reads the history (one
-    /// transaction), waiting while a turn on another replica holds the session. `Err` when
-    /// the turn must end.
+    /// Sets money aside for the first model call, takes the session's lease, stores the user
+    /// message and reads the history — one transaction — waiting while a turn on another
+    /// replica holds the session. `Err` when the turn must end.
     async fn begin_turn(
         &self,
         request: &TurnRequest,
         emit: &Emitter,
-    ) -> Result<Vec<StoredMessage>, Outcome> {
+        first_call: PlannedReservation,
+    ) -> Result<(Vec<StoredMessage>, Reservation), Outcome> {
         loop {
-            match self
+            let started = self
                 .store
                 .begin_turn(
                     &request.session_id,
@@ -265,11 +266,16 @@ impl Agent {
                     &request.message,
                     SESSION_LEASE_MS,
                     self.settings.history_limit,
+                    first_call.request(),
                 )
-                .await
-            {
-                Ok(Some(history)) => return Ok(history),
-                Ok(None) => {}
+                .await;
+            match started {
+                Ok(TurnStart::Started {
+                    history,
+                    reservation_id,
+                }) => return Ok((history, first_call.made(reservation_id))),
+                Ok(TurnStart::CapExceeded) => return Err(Outcome::cap_exceeded()),
+                Ok(TurnStart::SessionBusy) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "could not store the user message");
                     return Err(Outcome::failed(
@@ -320,8 +326,9 @@ impl Agent {
             .system_prompt
             .clone()
             .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string());
-        // The reservation is the cap check: a tenant with nothing left is refused before
-        // anything is stored. (The history is not read yet; the estimate leaves it out.)
+        // The first call's reservation is the cap check, made with the turn's first write: a
+        // tenant with nothing left is refused before anything is stored. (The history is not
+        // read yet; the estimate leaves it out.)
         let estimate = ChatRequest {
             messages: vec![
                 ChatMessage::System(system_prompt.clone()),
@@ -329,33 +336,18 @@ impl Agent {
             ],
             tools: tools.clone(),
         };
-        let first_reservation = match self.reserve(request, &resolved, &estimate).await {
-            Ok(reservation) => reservation,
-            Err(error) => {
-                if request.new_session {
-                    // The session id was announced: keep it valid, empty.
-                    let principal = &request.principal;
-                    if let Err(e) = self
-                        .store
-                        .create_session(
-                            &request.session_id,
-                            &principal.tenant_id,
-                            &principal.user_id,
-                        )
-                        .await
-                    {
-                        tracing::warn!(error = %e, "could not store the refused turn's session");
-                    }
-                }
-                return error.into_outcome();
-            }
-        };
-        let history = match self.begin_turn(request, emit).await {
-            Ok(history) => history,
-            Err(outcome) => {
-                self.billing.release(first_reservation).await;
-                return outcome;
-            }
+        let first_call = self.billing.plan_reservation(
+            &payer(request),
+            &charge(
+                &resolved,
+                tokens::estimate_prompt(&estimate),
+                COMPLETION_ESTIMATE,
+            ),
+            resolved.owner == KeyOwner::OwnKey,
+        );
+        let (history, first_reservation) = match self.begin_turn(request, emit, first_call).await {
+            Ok(started) => started,
+            Err(outcome) => return outcome,
         };
         let session_id = &request.session_id;
         emit.announce(session_id).await;

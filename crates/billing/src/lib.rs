@@ -11,6 +11,6 @@ mod service;
 pub use clock::BillingClock;
 pub use prices::{Allowances, ModelPrice, PriceTable};
 pub use service::{
-    Billing, BillingError, Charge, OwnKey, OwnKeyScope, OwnKeyStatus, Payer, Reservation,
-    UsageReport, UsageSection,
+    Billing, BillingError, Charge, OwnKey, OwnKeyScope, OwnKeyStatus, Payer, PlannedReservation,
+    Reservation, UsageReport, UsageSection,
 };

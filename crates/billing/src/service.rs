@@ -1,12 +1,13 @@
 //! The billing service: reserve before billed work, settle after it, own LLM keys, reports.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use store::{
-    LedgerEntry, MasterKey, Micros, Role, Store, StoreError, StoredOwnKey, Tier, UsageType,
+    LedgerEntry, MasterKey, Micros, ReservationRequest, Role, Store, StoreError, StoredOwnKey,
+    Tier, UsageType,
 };
 
 use crate::{Allowances, BillingClock, PriceTable};
@@ -73,6 +74,30 @@ impl Reservation {
     /// Whether this work is billed to the tenant's own provider key.
     pub fn usage_type(&self) -> UsageType {
         self.usage_type
+    }
+}
+
+/// A reservation about to be made (see [`Billing::plan_reservation`]).
+#[derive(Debug)]
+#[must_use = "a planned reservation must be made, then settled or released"]
+pub struct PlannedReservation {
+    request: Option<ReservationRequest>,
+    usage_type: UsageType,
+}
+
+impl PlannedReservation {
+    /// What the store must write; `None` when nothing is set aside.
+    pub fn request(&self) -> Option<ReservationRequest> {
+        self.request.clone()
+    }
+
+    /// The reservation, once the store made it (`id`: what the store returned for
+    /// [`PlannedReservation::request`]).
+    pub fn made(self, id: Option<String>) -> Reservation {
+        Reservation {
+            id,
+            usage_type: self.usage_type,
+        }
     }
 }
 
@@ -259,9 +284,11 @@ impl Billing {
 
     /// The monthly allowance of a tenant from its tier and override, as a value the store's
     /// write jobs can take along.
-    fn allowance_of(&self) -> impl Fn(Tier, Option<Micros>) -> Micros + Send + 'static {
+    fn allowance_of(&self) -> Arc<dyn Fn(Tier, Option<Micros>) -> Micros + Send + Sync> {
         let allowances = self.allowances;
-        move |tier, allowance_override| allowance_override.unwrap_or_else(|| allowances.of(tier))
+        Arc::new(move |tier, allowance_override| {
+            allowance_override.unwrap_or_else(|| allowances.of(tier))
+        })
     }
 
     /// The own provider key in force for a tenant: its own, else the global one (one query).
@@ -299,44 +326,59 @@ impl Billing {
         }))
     }
 
-    /// Sets money aside for a charge (an estimate for LLM calls) before the work starts.
-    /// Work on an own key, and builtin answers, reserve nothing and are never capped.
+    /// What setting money aside for a charge takes (an estimate for LLM calls): nothing for
+    /// work on an own key and for builtin answers (never capped), else a request for the store
+    /// to carry out, alone ([`Billing::reserve`]) or within a turn's first write.
+    pub fn plan_reservation(
+        &self,
+        payer: &Payer,
+        estimate: &Charge,
+        own_key: bool,
+    ) -> PlannedReservation {
+        if own_key {
+            return PlannedReservation {
+                request: None,
+                usage_type: UsageType::OwnKey,
+            };
+        }
+        if matches!(estimate, Charge::Builtin { .. }) {
+            return PlannedReservation {
+                request: None,
+                usage_type: UsageType::Managed,
+            };
+        }
+        let now = self.clock.now_ms();
+        PlannedReservation {
+            request: Some(ReservationRequest {
+                tenant_id: payer.tenant_id.clone(),
+                month: self.clock.month(),
+                amount: self.cost(estimate).max(1),
+                now,
+                expires_at: now + RESERVATION_TTL_MS,
+                allowance_of: self.allowance_of(),
+            }),
+            usage_type: UsageType::Managed,
+        }
+    }
+
+    /// Sets money aside for a charge before the work starts; `CapExceeded` when nothing is left.
     pub async fn reserve(
         &self,
         payer: &Payer,
         estimate: &Charge,
         own_key: bool,
     ) -> Result<Reservation, BillingError> {
-        if own_key {
-            return Ok(Reservation {
-                id: None,
-                usage_type: UsageType::OwnKey,
-            });
-        }
-        if matches!(estimate, Charge::Builtin { .. }) {
-            return Ok(Reservation {
-                id: None,
-                usage_type: UsageType::Managed,
-            });
-        }
-        let amount = self.cost(estimate).max(1);
-        let now = self.clock.now_ms();
-        let id = self
-            .store
-            .try_reserve(
-                &payer.tenant_id,
-                &self.clock.month(),
-                self.allowance_of(),
-                amount,
-                now,
-                now + RESERVATION_TTL_MS,
-            )
-            .await?
-            .ok_or(BillingError::CapExceeded)?;
-        Ok(Reservation {
-            id: Some(id),
-            usage_type: UsageType::Managed,
-        })
+        let planned = self.plan_reservation(payer, estimate, own_key);
+        let id = match planned.request() {
+            Some(request) => Some(
+                self.store
+                    .try_reserve(request)
+                    .await?
+                    .ok_or(BillingError::CapExceeded)?,
+            ),
+            None => None,
+        };
+        Ok(planned.made(id))
     }
 
     /// Records the actual cost of reserved work and releases the reservation.

@@ -18,6 +18,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::config::{Config, LogFormat, Overrides, ProcessEnvironment};
 
 fn main() -> ExitCode {

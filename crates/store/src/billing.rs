@@ -1,6 +1,8 @@
 //! The usage ledger, spending reservations, wallets and own LLM keys. Every money decision that
 //! must be atomic across replicas happens here, inside one database transaction.
 
+use std::sync::Arc;
+
 use sqlx::Row;
 
 use crate::db::Backend;
@@ -130,43 +132,86 @@ async fn locked_budget(
     })
 }
 
+/// Money to set aside for work about to start: `amount` against the tenant's allowance and
+/// wallet, while anything is left after this month's managed spending and the reservations
+/// still in flight.
+#[derive(Clone)]
+pub struct ReservationRequest {
+    pub tenant_id: String,
+    /// `YYYY-MM` of the billing clock.
+    pub month: String,
+    pub amount: Micros,
+    pub now: i64,
+    /// When the money is free again should the work never settle (a crash).
+    pub expires_at: i64,
+    /// The tenant's monthly allowance from its tier and override.
+    pub allowance_of: Arc<dyn Fn(Tier, Option<Micros>) -> Micros + Send + Sync>,
+}
+
+impl std::fmt::Debug for ReservationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReservationRequest")
+            .field("tenant_id", &self.tenant_id)
+            .field("month", &self.month)
+            .field("amount", &self.amount)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes a reservation inside a write job; `None`, with nothing written, when nothing is left.
+/// The check and the insert happen in the job's transaction, which holds the tenant's row (or
+/// SQLite's write lock): concurrent requests on any number of replicas see each other's
+/// reservations, so together they overspend by at most what the last one granted reserved.
+pub(crate) async fn reserve_in(
+    tx: &mut dyn WriteTx,
+    request: &ReservationRequest,
+) -> Result<Option<String>, StoreError> {
+    if !budget_left_in(tx, request).await? {
+        return Ok(None);
+    }
+    Ok(Some(insert_reservation_in(tx, request).await?))
+}
+
+/// Whether anything is left for the request (read under the job's lock).
+pub(crate) async fn budget_left_in(
+    tx: &mut dyn WriteTx,
+    request: &ReservationRequest,
+) -> Result<bool, StoreError> {
+    let budget = locked_budget(tx, &request.tenant_id, &request.month, request.now).await?;
+    Ok(budget.left((request.allowance_of)(
+        budget.tier,
+        budget.allowance_override,
+    )) > 0)
+}
+
+/// Inserts the reservation (after [`budget_left_in`] said yes, in the same job) and drops the
+/// tenant's expired ones; returns its id.
+pub(crate) async fn insert_reservation_in(
+    tx: &mut dyn WriteTx,
+    request: &ReservationRequest,
+) -> Result<String, StoreError> {
+    let id = new_id();
+    tx.execute(
+        "INSERT INTO usage_reservations (id, tenant_id, amount_micros, expires_at) VALUES ($1, $2, $3, $4)",
+        args![&id, &request.tenant_id, request.amount, request.expires_at],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM usage_reservations WHERE tenant_id = $1 AND expires_at <= $2",
+        args![&request.tenant_id, request.now],
+    )
+    .await?;
+    Ok(id)
+}
+
 impl Store {
-    /// Reserves `amount` against the tenant's allowance and wallet while anything is left after
-    /// this month's managed spending and the reservations still in flight. The check and the
-    /// reservation are one transaction holding the tenant's row, so concurrent requests on any
-    /// number of replicas see each other's reservations: together they can overspend by at most
-    /// what the last one granted reserved. `None`: nothing left.
+    /// Carries out a reservation request on its own; `None`: nothing left.
     pub async fn try_reserve(
         &self,
-        tenant_id: &str,
-        month: &str,
-        allowance_of: impl Fn(Tier, Option<Micros>) -> Micros + Send + 'static,
-        amount: Micros,
-        now: i64,
-        expires_at: i64,
+        request: ReservationRequest,
     ) -> Result<Option<String>, StoreError> {
-        let (tenant_id, month) = (tenant_id.to_string(), month.to_string());
-        self.write(move |tx| {
-            Box::pin(async move {
-                let budget = locked_budget(tx, &tenant_id, &month, now).await?;
-                if budget.left(allowance_of(budget.tier, budget.allowance_override)) <= 0 {
-                    return Ok(None);
-                }
-                let id = new_id();
-                tx.execute(
-                    "INSERT INTO usage_reservations (id, tenant_id, amount_micros, expires_at) VALUES ($1, $2, $3, $4)",
-                    args![&id, &tenant_id, amount, expires_at],
-                )
-                .await?;
-                tx.execute(
-                    "DELETE FROM usage_reservations WHERE tenant_id = $1 AND expires_at <= $2",
-                    args![&tenant_id, now],
-                )
-                .await?;
-                Ok(Some(id))
-            })
-        })
-        .await
+        self.write(move |tx| Box::pin(async move { reserve_in(tx, &request).await }))
+            .await
     }
 
     /// Records a call's actual cost, releases its reservation, adds a managed cost to the
@@ -175,7 +220,7 @@ impl Store {
     pub async fn settle_usage(
         &self,
         reservation_id: Option<&str>,
-        allowance_of: impl Fn(Tier, Option<Micros>) -> Micros + Send + 'static,
+        allowance_of: Arc<dyn Fn(Tier, Option<Micros>) -> Micros + Send + Sync>,
         entry: &LedgerEntry,
     ) -> Result<(), StoreError> {
         let reservation_id = reservation_id.map(str::to_string);

@@ -22,12 +22,14 @@ mod write;
 pub use accounts::{NewTenant, NewUser, Role, Tenant, TenantChanges, Tier, User};
 pub use api_keys::{ApiKeyHash, IssuedKey, KeyRecord, KEY_LENGTH};
 pub use articles::{Article, ArticleFormat, NewArticle};
-pub use billing::{Budget, LedgerEntry, StoredOwnKey, UsageRow, UsageTotals, UsageType};
+pub use billing::{
+    Budget, LedgerEntry, ReservationRequest, StoredOwnKey, UsageRow, UsageTotals, UsageType,
+};
 pub use db::{Backend, DatabaseTarget, Store};
 pub use error::StoreError;
 pub use money::{format_usd, parse_usd, Micros};
 pub use secrets::{MasterKey, SecretError};
-pub use sessions::{new_session_id, MessageRole, Session, StoredMessage};
+pub use sessions::{new_session_id, MessageRole, Session, StoredMessage, TurnStart};
 pub use tickets::{NewTicket, Ticket, TicketPriority};
 pub use workspace::{RunResult, StoredConnection, StoredFlow, StoredRun, StoredSchedule};
 

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use crate::billing::{budget_left_in, insert_reservation_in, ReservationRequest};
 use crate::leases::{release_lease_in, take_lease_in, SESSION_LEASE};
 use crate::write::{args, WriteTx};
 use crate::{new_id, now_millis, Store, StoreError};
@@ -79,6 +80,22 @@ fn message_from_row(row: &sqlx::any::AnyRow) -> Result<StoredMessage, StoreError
         interrupted: row.try_get::<i64, _>("interrupted")? != 0,
         created_at: row.try_get("created_at")?,
     })
+}
+
+/// How [`Store::begin_turn`] went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnStart {
+    /// The turn holds the session; its user message is stored.
+    Started {
+        /// The last messages, oldest first, the new user message last.
+        history: Vec<StoredMessage>,
+        /// The reservation made for the first model call, when one was asked for.
+        reservation_id: Option<String>,
+    },
+    /// Another turn holds the session: nothing was written.
+    SessionBusy,
+    /// Nothing is left to spend: nothing was written (but a new session, empty).
+    CapExceeded,
 }
 
 const INSERT_SESSION: &str =
@@ -185,10 +202,12 @@ impl Store {
         }
     }
 
-    /// Starts a turn in one transaction: takes the session's lease for `lease_ms` (creating the
+    /// Starts a turn in one transaction: sets money aside for its first model call (when
+    /// `reservation` asks for it), takes the session's lease for `lease_ms` (creating the
     /// session for `new_for` = (tenant, user) when it is new), stores the user's message and
     /// reads the last `history` messages, that one included: the conversation as this turn
-    /// continues it. `None`, with nothing written, while another turn holds the session.
+    /// continues it. Nothing is written while another turn holds the session, and nothing but
+    /// the new (empty) session when the budget is spent.
     pub async fn begin_turn(
         &self,
         session_id: &str,
@@ -196,14 +215,28 @@ impl Store {
         user_message: &str,
         lease_ms: i64,
         history: i64,
-    ) -> Result<Option<Vec<StoredMessage>>, StoreError> {
+        reservation: Option<ReservationRequest>,
+    ) -> Result<TurnStart, StoreError> {
         let (session_id, user_message) = (session_id.to_string(), user_message.to_string());
         let new_for = new_for.map(|(tenant, user)| (tenant.to_string(), user.to_string()));
         self.write(move |tx| {
             Box::pin(async move {
-                match new_for {
+                let now = now_millis();
+                if let Some(request) = &reservation {
+                    if !budget_left_in(tx, request).await? {
+                        if let Some((tenant_id, user_id)) = &new_for {
+                            // The session id was announced: keep it valid, empty.
+                            tx.execute(
+                                INSERT_SESSION,
+                                args![&session_id, tenant_id, user_id, now, 0],
+                            )
+                            .await?;
+                        }
+                        return Ok(TurnStart::CapExceeded);
+                    }
+                }
+                match &new_for {
                     Some((tenant_id, user_id)) => {
-                        let now = now_millis();
                         tx.execute(
                             INSERT_SESSION,
                             args![&session_id, tenant_id, user_id, now, now + lease_ms],
@@ -212,10 +245,14 @@ impl Store {
                     }
                     None => {
                         if !take_lease_in(tx, SESSION_LEASE, &session_id, lease_ms).await? {
-                            return Ok(None);
+                            return Ok(TurnStart::SessionBusy);
                         }
                     }
                 }
+                let reservation_id = match &reservation {
+                    Some(request) => Some(insert_reservation_in(tx, request).await?),
+                    None => None,
+                };
                 insert_message(tx, &session_id, MessageRole::User, &user_message, false).await?;
                 let rows = tx
                     .fetch_all(
@@ -237,7 +274,10 @@ impl Store {
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
                 messages.reverse();
-                Ok(Some(messages))
+                Ok(TurnStart::Started {
+                    history: messages,
+                    reservation_id,
+                })
             })
         })
         .await
