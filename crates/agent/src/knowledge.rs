@@ -10,6 +10,8 @@ use kb::{DocKind, KbDocument, KbError, KnowledgeBase, SearchHit, SyncMarks, GLOB
 use store::{Article, Store, StoreError, Ticket};
 use workspace::TemplateCatalog;
 
+use crate::search_pool::SearchPool;
+
 /// How far back each sync looks again, so that rows committed late or stamped by a replica
 /// whose clock lags are still picked up.
 const SYNC_WINDOW_MS: i64 = 10_000;
@@ -44,6 +46,7 @@ pub struct KnowledgeService {
     sync_lock: tokio::sync::Mutex<()>,
     /// When the previous sync began (this process's clock).
     last_sync: Mutex<Option<i64>>,
+    searches: SearchPool,
 }
 
 impl KnowledgeService {
@@ -63,6 +66,9 @@ impl KnowledgeService {
             recent: Mutex::new(HashMap::new()),
             sync_lock: tokio::sync::Mutex::new(()),
             last_sync: Mutex::new(None),
+            searches: SearchPool::per_core().map_err(|e| {
+                KnowledgeError::Task(format!("cannot start the search threads: {e}"))
+            })?,
         };
         service.refresh_shipped_corpus(catalog, docs).await?;
         service.sync().await?;
@@ -115,6 +121,7 @@ impl KnowledgeService {
     /// Returns how many documents were (re)indexed.
     pub async fn sync(&self) -> Result<usize, KnowledgeError> {
         let _one_at_a_time = self.sync_lock.lock().await;
+        self.kb.refresh()?;
         let started = store::now_millis();
         let mut marks = self.kb.marks();
         let mut documents = Vec::new();
@@ -214,7 +221,11 @@ impl KnowledgeService {
         let query = query.to_string();
         let tenant_id = tenant_id.to_string();
         let kinds = kinds.to_vec();
-        Ok(blocking(move || kb.search(&query, &tenant_id, &kinds, limit)).await??)
+        self.searches
+            .run(move || kb.search(&query, &tenant_id, &kinds, limit))
+            .await
+            .ok_or_else(|| KnowledgeError::Task("the search stopped unexpectedly".into()))?
+            .map_err(KnowledgeError::from)
     }
 
     fn is_new_version(&self, id: &str, updated_at: i64) -> bool {

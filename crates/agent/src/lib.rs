@@ -11,6 +11,7 @@ mod knowledge;
 pub mod llm;
 mod models;
 mod principal;
+mod search_pool;
 pub mod tools;
 mod turn;
 mod zendesk;

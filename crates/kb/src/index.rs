@@ -1,32 +1,36 @@
 //! The tantivy index: schema, writes (upsert by id), and ranked search with highlighting.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
+use crate::stemming::CachedEnglishStemmer;
 use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
-use tantivy::query::{
-    BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, QueryParser, TermQuery,
-};
+use tantivy::columnar::Column;
+use tantivy::indexer::LogMergePolicy;
+use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING,
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, STORED, STRING,
 };
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::{
-    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
-    TokenStream,
+    LowerCaser, RemoveLongFilter, SimpleTokenizer, StopWordFilter, TextAnalyzer, TokenStream,
 };
-use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    doc, DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term,
+};
 
 /// The tenant value of documents every tenant may see (docs, articles, templates).
 pub const GLOBAL_TENANT: &str = "*";
 
 /// Bumped whenever the schema or analysis changes: an index of another version is rebuilt.
-const SCHEMA_VERSION: u32 = 2;
+const SCHEMA_VERSION: u32 = 3;
 const ANALYZER: &str = "en_text";
 const WRITER_MEMORY: usize = 50_000_000;
 const SNIPPET_CHARS: usize = 220;
+/// How much more a word in the title counts than one in the body.
+const TITLE_BOOST: f32 = 3.0;
 
 /// Words too common in questions to say anything about the topic.
 const STOP_WORDS: &[&str] = &[
@@ -81,11 +85,21 @@ impl DocKind {
         }
     }
 
-    fn parse(s: &str) -> DocKind {
-        match s {
-            "article" => DocKind::Article,
-            "ticket" => DocKind::Ticket,
-            "template" => DocKind::Template,
+    /// The number stored in the `kind_code` fast field.
+    fn code(self) -> u64 {
+        match self {
+            DocKind::Doc => 0,
+            DocKind::Article => 1,
+            DocKind::Ticket => 2,
+            DocKind::Template => 3,
+        }
+    }
+
+    fn from_code(code: u64) -> DocKind {
+        match code {
+            1 => DocKind::Article,
+            2 => DocKind::Ticket,
+            3 => DocKind::Template,
             _ => DocKind::Doc,
         }
     }
@@ -138,14 +152,22 @@ struct Fields {
     title: Field,
     body: Field,
     link: Field,
+    /// [`DocKind::code`], a fast field: ranking reads it without loading the document.
+    kind_code: Field,
+    /// 1 when every tenant may see the document, a fast field.
+    global: Field,
 }
+
+const KIND_CODE: &str = "kind_code";
+const GLOBAL: &str = "global";
 
 /// The search index of one server process.
 pub struct KnowledgeBase {
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     fields: Fields,
-    parser: QueryParser,
+    /// The analyser of the text fields, for queries.
+    analyzer: TextAnalyzer,
     marks: Mutex<SyncMarks>,
 }
 
@@ -155,7 +177,7 @@ fn build_schema() -> (Schema, Fields) {
         .set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer(ANALYZER)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                .set_index_option(IndexRecordOption::WithFreqs),
         )
         .set_stored();
     let fields = Fields {
@@ -165,6 +187,8 @@ fn build_schema() -> (Schema, Fields) {
         title: builder.add_text_field("title", text.clone()),
         body: builder.add_text_field("body", text),
         link: builder.add_text_field("link", STORED),
+        kind_code: builder.add_u64_field(KIND_CODE, FAST),
+        global: builder.add_u64_field(GLOBAL, FAST),
     };
     (builder.build(), fields)
 }
@@ -175,7 +199,7 @@ fn analyzer() -> TextAnalyzer {
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
         .filter(stop_words)
-        .filter(Stemmer::new(Language::English))
+        .filter(CachedEnglishStemmer)
         .build()
 }
 
@@ -207,18 +231,22 @@ impl KnowledgeBase {
                 schema_version: SCHEMA_VERSION,
                 ..SyncMarks::default()
             });
-        let writer = index.writer(WRITER_MEMORY)?;
+        let writer: IndexWriter = index.writer(WRITER_MEMORY)?;
+        // Merge small segments early: each segment costs every search a scorer per term, and
+        // the sync commits in batches. (Segments at or above the policy's first level, 10,000
+        // documents, still merge only with their like.)
+        let mut merges = LogMergePolicy::default();
+        merges.set_min_num_segments(2);
+        writer.set_merge_policy(Box::new(merges));
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let mut parser = QueryParser::for_index(&index, vec![fields.title, fields.body]);
-        parser.set_field_boost(fields.title, 3.0);
         Ok(KnowledgeBase {
             reader,
             writer: Mutex::new(writer),
             fields,
-            parser,
+            analyzer: analyzer(),
             marks: Mutex::new(marks),
         })
     }
@@ -249,6 +277,8 @@ impl KnowledgeBase {
                 self.fields.title => document.title.as_str(),
                 self.fields.body => document.body.as_str(),
                 self.fields.link => document.link.as_str(),
+                self.fields.kind_code => document.kind.code(),
+                self.fields.global => u64::from(document.tenant == GLOBAL_TENANT),
             ))?;
         }
         let marks = SyncMarks {
@@ -265,6 +295,11 @@ impl KnowledgeBase {
             *current = marks;
         }
         Ok(())
+    }
+
+    /// Makes segments merged in the background since the last commit searchable.
+    pub fn refresh(&self) -> Result<(), KbError> {
+        Ok(self.reader.reload()?)
     }
 
     /// Number of searchable documents.
@@ -290,7 +325,7 @@ impl KnowledgeBase {
         let limit = limit.max(1);
         let searcher = self.reader.searcher();
         let visible = Visible { tenant_id, kinds };
-        let (text_query, _errors) = self.parser.parse_query_lenient(&sanitize(query));
+        let text_query = self.text_query(&searcher, query);
         // Without a kind filter, the text query runs alone (so top-k pruning applies) and hits
         // another tenant may not see are dropped afterwards; a kind filter is part of the query.
         let exact: Box<dyn Query> = if kinds.is_empty() {
@@ -308,12 +343,45 @@ impl KnowledgeBase {
                     (Occur::Must, fuzzy),
                     (Occur::Must, self.visibility_filter(tenant_id, kinds)),
                 ]);
-                let seen: HashSet<String> = hits.iter().map(|h| h.id.clone()).collect();
+                let seen: HashSet<DocAddress> = hits.iter().map(|(address, _)| *address).collect();
                 let more = self.collect(&searcher, &fuzzy, limit - hits.len(), &seen, &visible)?;
                 hits.extend(more);
             }
         }
-        Ok(hits)
+        Ok(hits.into_iter().map(|(_, hit)| hit).collect())
+    }
+
+    /// The words of the question (analysed as the index was), each looked for in the title
+    /// (boosted) and in the body: one flat union of term queries, which tantivy evaluates with
+    /// block-max WAND, skipping the documents that cannot make the top hits. (The query
+    /// parser's form, a union of per-word unions, has to score every matching document.)
+    fn text_query(&self, searcher: &tantivy::Searcher, query: &str) -> Box<dyn Query> {
+        let mut analyzer = self.analyzer.clone();
+        let mut stream = analyzer.token_stream(query);
+        let mut words: Vec<String> = Vec::new();
+        while stream.advance() {
+            let word = &stream.token().text;
+            if !words.contains(word) {
+                words.push(word.clone());
+            }
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for word in &words {
+            for (field, boost) in [(self.fields.title, TITLE_BOOST), (self.fields.body, 1.0)] {
+                let term = Term::from_field_text(field, word);
+                // A word no document has matches nothing, and its empty scorer would keep
+                // tantivy from block-max WAND for the whole query.
+                if searcher.doc_freq(&term).unwrap_or(0) == 0 {
+                    continue;
+                }
+                let query = TermQuery::new(term, IndexRecordOption::WithFreqs);
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(query), boost)),
+                ));
+            }
+        }
+        Box::new(BooleanQuery::new(clauses))
     }
 
     fn visibility_filter(&self, tenant_id: &str, kinds: &[DocKind]) -> Box<dyn Query> {
@@ -344,7 +412,7 @@ impl KnowledgeBase {
     }
 
     fn fuzzy_query(&self, query: &str) -> Option<Box<dyn Query>> {
-        let mut analyzer = analyzer();
+        let mut analyzer = self.analyzer.clone();
         let mut stream = analyzer.token_stream(query);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         while stream.advance() {
@@ -353,7 +421,7 @@ impl KnowledgeBase {
                 continue;
             }
             let distance = if word.chars().count() >= 8 { 2 } else { 1 };
-            for (field, boost) in [(self.fields.title, 3.0), (self.fields.body, 1.0)] {
+            for (field, boost) in [(self.fields.title, TITLE_BOOST), (self.fields.body, 1.0)] {
                 let term = Term::from_field_text(field, &word);
                 let fuzzy = FuzzyTermQuery::new(term, distance, true);
                 clauses.push((
@@ -365,14 +433,18 @@ impl KnowledgeBase {
         (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
     }
 
+    /// The best `limit` hits of `query` that `visible` allows, leaving out `skip`. Ranking reads
+    /// the kind (for its weight) and visibility from fast fields; only the documents returned —
+    /// and tickets, whose tenant must be checked — are loaded from the store.
     fn collect(
         &self,
         searcher: &tantivy::Searcher,
         query: &dyn Query,
         limit: usize,
-        skip: &HashSet<String>,
+        skip: &HashSet<DocAddress>,
         visible: &Visible,
-    ) -> Result<Vec<SearchHit>, KbError> {
+    ) -> Result<Vec<(DocAddress, SearchHit)>, KbError> {
+        let mut columns = FactColumns::default();
         let mut wanted = limit * 3 + skip.len();
         let mut ranked = Vec::new();
         loop {
@@ -381,17 +453,20 @@ impl KnowledgeBase {
             ranked.clear();
             let mut hidden = 0;
             for (score, address) in top {
-                let document: TantivyDocument = searcher.doc(address)?;
-                let id = stored_text(&document, self.fields.id);
-                let kind = DocKind::parse(&stored_text(&document, self.fields.kind));
-                if !visible.allows(&stored_text(&document, self.fields.tenant), kind) {
+                if skip.contains(&address) {
+                    continue;
+                }
+                let (kind, global) = columns.facts(searcher, address)?;
+                let allowed = visible.allows_kind(kind)
+                    && (global || {
+                        let document: TantivyDocument = searcher.doc(address)?;
+                        stored_text(&document, self.fields.tenant) == visible.tenant_id
+                    });
+                if !allowed {
                     hidden += 1;
                     continue;
                 }
-                if skip.contains(&id) {
-                    continue;
-                }
-                ranked.push((score * kind.rank_weight(), id, kind, document));
+                ranked.push((score * kind.rank_weight(), address, kind));
             }
             // Hits hidden from this tenant took places: look further down when that left too few.
             if exhausted || hidden == 0 || ranked.len() >= limit * 3 || wanted >= 4096 {
@@ -412,30 +487,57 @@ impl KnowledgeBase {
             }
         });
         let terms: Vec<&str> = terms.iter().map(String::as_str).collect();
-        let hits = ranked
+        ranked
             .into_iter()
-            .map(|(score, id, kind, document)| {
-                let body = stored_text(&document, self.fields.body);
-                let mut snippet = snippets.snippet(snippet_window(&body, &terms));
+            .map(|(score, address, kind)| {
+                let document: TantivyDocument = searcher.doc(address)?;
+                let body = stored_str(&document, self.fields.body);
+                let mut snippet = snippets.snippet(snippet_window(body, &terms));
                 if snippet.highlighted().is_empty() {
-                    snippet = snippets.snippet(&body);
+                    snippet = snippets.snippet(body);
                 }
                 let snippet = if snippet.fragment().trim().is_empty() {
-                    leading_passage(&body)
+                    leading_passage(body)
                 } else {
                     markdown_highlight(snippet.fragment(), snippet.highlighted())
                 };
-                SearchHit {
-                    id,
+                let hit = SearchHit {
+                    id: stored_text(&document, self.fields.id),
                     kind,
                     title: stored_text(&document, self.fields.title),
                     link: stored_text(&document, self.fields.link),
                     snippet,
                     score,
-                }
+                };
+                Ok((address, hit))
             })
-            .collect();
-        Ok(hits)
+            .collect()
+    }
+}
+
+/// The fast-field columns of each segment, opened once per search.
+#[derive(Default)]
+struct FactColumns {
+    segments: HashMap<u32, (Column<u64>, Column<u64>)>,
+}
+
+impl FactColumns {
+    /// A document's kind, and whether every tenant may see it.
+    fn facts(
+        &mut self,
+        searcher: &tantivy::Searcher,
+        address: DocAddress,
+    ) -> Result<(DocKind, bool), KbError> {
+        let columns = match self.segments.entry(address.segment_ord) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let fast = searcher.segment_reader(address.segment_ord).fast_fields();
+                entry.insert((fast.u64(KIND_CODE)?, fast.u64(GLOBAL)?))
+            }
+        };
+        let kind = DocKind::from_code(columns.0.first(address.doc_id).unwrap_or(0));
+        let global = columns.1.first(address.doc_id).unwrap_or(0) == 1;
+        Ok((kind, global))
     }
 }
 
@@ -446,18 +548,20 @@ struct Visible<'a> {
 }
 
 impl Visible<'_> {
-    fn allows(&self, tenant: &str, kind: DocKind) -> bool {
-        (tenant == GLOBAL_TENANT || tenant == self.tenant_id)
-            && (self.kinds.is_empty() || self.kinds.contains(&kind))
+    fn allows_kind(&self, kind: DocKind) -> bool {
+        self.kinds.is_empty() || self.kinds.contains(&kind)
     }
 }
 
-fn stored_text(document: &TantivyDocument, field: Field) -> String {
+fn stored_str(document: &TantivyDocument, field: Field) -> &str {
     document
         .get_first(field)
         .and_then(|v| v.as_str())
         .unwrap_or_default()
-        .to_string()
+}
+
+fn stored_text(document: &TantivyDocument, field: Field) -> String {
+    stored_str(document, field).to_string()
 }
 
 fn open_existing(dir: &Path, schema: &Schema) -> Option<Index> {
@@ -465,51 +569,55 @@ fn open_existing(dir: &Path, schema: &Schema) -> Option<Index> {
     (index.schema() == *schema).then_some(index)
 }
 
-/// Keeps a natural-language question from being read as query syntax (`-`, `:`, quotes…).
-fn sanitize(query: &str) -> String {
-    query
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '_' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect()
-}
-
 /// Bytes of body around the best match that snippets are made from.
-const SNIPPET_WINDOW: usize = 4 * SNIPPET_CHARS;
+const SNIPPET_WINDOW: usize = 5 * SNIPPET_CHARS / 2;
 /// Bytes of the window kept before its first match.
 const SNIPPET_LEAD: usize = 60;
 
 /// The part of `body` to make a snippet from: the window of [`SNIPPET_WINDOW`] bytes that
-/// holds the most distinct query terms, found as substrings of the ASCII-lower-cased text
-/// (a stem is nearly always the start of the words it comes from). Only this window is then
-/// analysed — tokenised and stemmed — instead of the whole body, which keeps the cost of a
-/// snippet flat however long the document. When no term is found the whole body is returned.
+/// holds the most distinct query terms, found as the start of words (compared without regard
+/// to ASCII case: a stem is nearly always the start of the words it comes from). Only this
+/// window is then analysed — tokenised and stemmed — instead of the whole body, which keeps
+/// the cost of a snippet flat however long the document. When no term is found the whole
+/// body is returned.
 fn snippet_window<'a>(body: &'a str, terms: &[&str]) -> &'a str {
     if body.len() <= SNIPPET_WINDOW {
         return body;
     }
-    let lower = body.to_ascii_lowercase();
+    let is_word_byte = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80;
+    let mut starts_a_term = [false; 256];
+    for first in terms.iter().filter_map(|term| term.as_bytes().first()) {
+        starts_a_term[usize::from(first.to_ascii_lowercase())] = true;
+        starts_a_term[usize::from(first.to_ascii_uppercase())] = true;
+    }
+    let bytes = body.as_bytes();
     let mut matches: Vec<(usize, usize)> = Vec::new();
-    for (term_number, term) in terms.iter().enumerate() {
-        if term.len() < 2 {
+    let mut at = 0;
+    while at < bytes.len() {
+        if !is_word_byte(bytes[at]) {
+            at += 1;
             continue;
         }
-        matches.extend(
-            lower
-                .match_indices(term)
-                .take(64)
-                .map(|(at, _)| (at, term_number)),
-        );
+        let start = at;
+        while at < bytes.len() && is_word_byte(bytes[at]) {
+            at += 1;
+        }
+        let word = &bytes[start..at];
+        if !starts_a_term[usize::from(word[0])] {
+            continue;
+        }
+        if let Some(term_number) = terms.iter().position(|term| {
+            let term = term.as_bytes();
+            term.len() >= 2
+                && word.len() >= term.len()
+                && word[..term.len()].eq_ignore_ascii_case(term)
+        }) {
+            matches.push((start, term_number));
+        }
     }
     if matches.is_empty() {
         return body;
     }
-    matches.sort_unstable();
     // Slide a window over the matches: the start with the most distinct terms inside wins.
     let mut counts = vec![0usize; terms.len()];
     let (mut distinct, mut end) = (0usize, 0usize);

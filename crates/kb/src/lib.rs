@@ -5,6 +5,7 @@
 //! files are the truth; the index records in its commit payload how far it has followed them.
 
 mod index;
+mod stemming;
 mod text;
 
 pub use index::{DocKind, KbDocument, KbError, KnowledgeBase, SearchHit, SyncMarks, GLOBAL_TENANT};

@@ -17,6 +17,10 @@ use crate::connectors::Record;
 pub fn flatten(value: Value) -> Record {
     let mut out = Record::new();
     match value {
+        // Already flat (the usual case): kept as it is.
+        Value::Object(map) if !map.values().any(|v| v.is_object() || v.is_array()) => {
+            return map;
+        }
         Value::Object(map) => {
             for (key, value) in map {
                 flatten_into(&mut out, key, value);

@@ -668,8 +668,11 @@ fn infer_type(records: &[Record], column: &str) -> ColType {
 /// The columns of a batch, in first-seen order.
 fn batch_columns(records: &[Record]) -> Vec<String> {
     let mut seen = HashSet::new();
-    let mut columns = Vec::new();
+    let mut columns: Vec<String> = Vec::new();
     for record in records {
+        if in_column_order(record, &columns) {
+            continue;
+        }
         for key in record.keys() {
             if seen.insert(key.as_str()) {
                 columns.push(key.clone());
@@ -720,6 +723,52 @@ pub struct SqlDestination {
     created: bool,
     /// PostgreSQL upsert: the staging table exists with this many columns.
     staging_columns: Option<usize>,
+    /// PostgreSQL append and replace: the `COPY` in progress (it holds the connection).
+    copy: Option<CopyStream>,
+}
+
+/// A `COPY … FROM STDIN` kept open across batches (appends and replaces into PostgreSQL): a
+/// task owns the connection and sends on what `write_batch` encodes, so encoding one batch
+/// overlaps with sending the one before, and a run costs one `COPY` (per column set) instead
+/// of a round trip per batch.
+struct CopyStream {
+    columns: Vec<String>,
+    chunks: mpsc::Sender<Vec<u8>>,
+    task: tokio::task::JoinHandle<(Box<PgConnection>, Result<u64, sqlx::Error>)>,
+}
+
+impl CopyStream {
+    fn start(mut pg: Box<PgConnection>, statement: String, columns: Vec<String>) -> CopyStream {
+        let (chunks, mut incoming) = mpsc::channel::<Vec<u8>>(2);
+        let task = tokio::spawn(async move {
+            let result = async {
+                let mut copy = pg.copy_in_raw(&statement).await?;
+                while let Some(chunk) = incoming.recv().await {
+                    if let Err(error) = copy.send(chunk).await {
+                        let _ = copy.abort("sending the rows failed").await;
+                        return Err(error);
+                    }
+                }
+                copy.finish().await
+            }
+            .await;
+            (pg, result)
+        });
+        CopyStream {
+            columns,
+            chunks,
+            task,
+        }
+    }
+
+    /// Ends the `COPY` (everything sent so far is in) and gives the connection back.
+    async fn finish(self) -> (Option<Box<PgConnection>>, Result<u64, sqlx::Error>) {
+        drop(self.chunks);
+        match self.task.await {
+            Ok((pg, result)) => (Some(pg), result),
+            Err(error) => (None, Err(sqlx::Error::Protocol(error.to_string()))),
+        }
+    }
 }
 
 /// Opens a PostgreSQL table for writing.
@@ -789,7 +838,20 @@ impl SqlDestination {
             columns: None,
             created: false,
             staging_columns: None,
+            copy: None,
         }
+    }
+
+    /// Ends the `COPY` in progress, if any, so the connection is free for other statements.
+    async fn end_copy(&mut self) -> Result<(), ConnectorError> {
+        let Some(stream) = self.copy.take() else {
+            return Ok(());
+        };
+        let (pg, result) = stream.finish().await;
+        self.conn = pg.map(Conn::Pg);
+        result
+            .map(|_| ())
+            .map_err(|e| db_error(&format!("writing to table {} failed", self.table_shown), e))
     }
 
     fn same_name(&self, a: &str, b: &str) -> bool {
@@ -1089,12 +1151,33 @@ impl SqlDestination {
             self.exec(&sql, &context).await?;
             self.staging_columns = Some(table_width);
         }
-        let copy_target = if upsert {
-            STAGING_TABLE
-        } else {
-            self.table.as_str()
-        };
-        let statement = format!("COPY {copy_target} ({column_list}) FROM STDIN WITH (FORMAT csv)");
+        if !upsert {
+            if self.copy.is_none() {
+                let Some(Conn::Pg(pg)) = self.conn.take() else {
+                    return Err(ConnectorError::Data("the destination is closed".into()));
+                };
+                let statement = format!(
+                    "COPY {} ({column_list}) FROM STDIN WITH (FORMAT csv)",
+                    self.table
+                );
+                self.copy = Some(CopyStream::start(pg, statement, columns.to_vec()));
+            }
+            let sent = match &self.copy {
+                Some(stream) => stream.chunks.send(data).await.is_ok(),
+                None => false,
+            };
+            if !sent {
+                // The COPY ended early: its error says why.
+                self.end_copy().await?;
+                return Err(ConnectorError::Data(format!(
+                    "writing to table {} stopped",
+                    self.table_shown
+                )));
+            }
+            return Ok(());
+        }
+        let statement =
+            format!("COPY {STAGING_TABLE} ({column_list}) FROM STDIN WITH (FORMAT csv)");
         let Some(Conn::Pg(pg)) = self.conn.as_mut() else {
             return Err(ConnectorError::Data("the destination is closed".into()));
         };
@@ -1200,21 +1283,49 @@ impl SqlDestination {
 fn copy_csv(records: &[&Record], columns: &[String]) -> Vec<u8> {
     let mut out = Vec::with_capacity(records.len() * columns.len() * 12);
     for record in records {
-        for (i, column) in columns.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
+        // Records of one source nearly always list the batch's columns in its order: then
+        // the values are taken in turn instead of looked up by name.
+        if in_column_order(record, columns) {
+            for (i, value) in record.values().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_csv_value(&mut out, Some(value));
             }
-            match record.get(column) {
-                None | Some(Value::Null) => {}
-                Some(Value::Bool(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-                Some(Value::Number(n)) => out.extend_from_slice(n.to_string().as_bytes()),
-                Some(Value::String(s)) => push_quoted(&mut out, s),
-                Some(other) => push_quoted(&mut out, &other.to_string()),
+        } else {
+            for (i, column) in columns.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_csv_value(&mut out, record.get(column));
             }
         }
         out.push(b'\n');
     }
     out
+}
+
+/// Whether the record has exactly these columns, in this order.
+fn in_column_order(record: &Record, columns: &[String]) -> bool {
+    record.len() == columns.len()
+        && record
+            .keys()
+            .zip(columns)
+            .all(|(key, column)| key == column)
+}
+
+fn push_csv_value(out: &mut Vec<u8>, value: Option<&Value>) {
+    use std::io::Write as _;
+    match value {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        // Writing into a Vec cannot fail.
+        Some(Value::Number(n)) => {
+            let _ = write!(out, "{n}");
+        }
+        Some(Value::String(s)) => push_quoted(out, s),
+        Some(other) => push_quoted(out, &other.to_string()),
+    }
 }
 
 fn push_quoted(out: &mut Vec<u8>, text: &str) {
@@ -1240,6 +1351,13 @@ impl Destination for SqlDestination {
                 "the records have no fields to write".into(),
             ));
         }
+        if self
+            .copy
+            .as_ref()
+            .is_some_and(|stream| stream.columns != columns)
+        {
+            self.end_copy().await?;
+        }
         self.ensure_columns(records, &columns).await?;
         let rows: Vec<&Record> = if self.mode == WriteMode::Upsert {
             last_per_key(records, &self.key)
@@ -1254,10 +1372,16 @@ impl Destination for SqlDestination {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), ConnectorError> {
+        if let Err(error) = self.end_copy().await {
+            let _ = self.finish("ROLLBACK").await;
+            return Err(error);
+        }
         self.finish("COMMIT").await
     }
 
     async fn rollback(mut self: Box<Self>) -> Result<(), ConnectorError> {
+        // Whatever the COPY in progress says, the transaction is rolled back.
+        let _ = self.end_copy().await;
         self.finish("ROLLBACK").await
     }
 }
