@@ -236,6 +236,14 @@ async fn a_paged_rest_api_moves_into_sqlite_and_postgres_with_every_write_mode()
         shown.contains("rows written: 5") && shown.contains("log:"),
         "{shown}"
     );
+    // One log line per page requested: 2 + 2 + 1 records (the short page is the last).
+    for page in 1..=3 {
+        assert!(
+            shown.contains(&format!("page {page}: GET ")),
+            "page {page} is not in the run log: {shown}"
+        );
+    }
+    assert!(shown.contains("with 2 records"), "{shown}");
     let listed = ok(&server, key, "list connections").await;
     assert!(
         listed.contains("api") && listed.contains("postgres"),
@@ -365,6 +373,20 @@ async fn a_failing_run_leaves_the_destination_unchanged_and_records_the_error() 
     );
     let runs = ok(&server, key, "list runs bad").await;
     assert!(runs.contains("failed"), "{runs}");
+    let run_id = runs
+        .lines()
+        .find(|line| line.contains("failed"))
+        .and_then(|line| line.split_whitespace().next())
+        .expect("the failed run's id")
+        .to_string();
+    let shown = ok(&server, key, &format!("show run {run_id}")).await;
+    assert!(
+        shown.contains("page 1: GET")
+            && shown
+                .lines()
+                .any(|line| line.contains("page 2: GET") && line.ends_with("failed")),
+        "the run log names the page that failed: {shown}"
+    );
 }
 
 #[tokio::test]

@@ -11,8 +11,9 @@ use crate::connectors::{self, Destination, DestinationSpec, Record, Source};
 use crate::flows::StoredDefinition;
 use crate::service::{ensure_filled, format_duration, Actor, Workspace, WorkspaceError};
 
-/// How long a run may go without renewing its flow's lease before another may start.
-const FLOW_LEASE_MS: i64 = 60_000;
+/// How long a run may go without renewing its flow's lease before another may start: a
+/// replica that crashed mid-run holds its flows this long at most (renewed every third).
+const FLOW_LEASE_MS: i64 = 15_000;
 
 struct Counts {
     read: i64,
@@ -190,7 +191,14 @@ impl Workspace {
             connectors::open_destination(&target_spec, &destination_spec, &context).await?;
         let copied = async {
             let mut batches = 0u64;
-            while let Some(batch) = source.next_batch().await? {
+            loop {
+                let next = source.next_batch().await;
+                for line in source.take_log() {
+                    log.add(line);
+                }
+                let Some(batch) = next? else {
+                    break;
+                };
                 counts.read += batch.len() as i64;
                 let mapped: Vec<Record> = batch
                     .into_iter()

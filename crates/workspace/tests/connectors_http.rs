@@ -412,6 +412,27 @@ async fn retries_on_429_and_5xx_honouring_retry_after() {
     // Retry-After: 1 then the first backoff (0.5 s).
     assert!(started.elapsed() >= Duration::from_millis(1400));
 
+    // The run log hears of every retry and of the page that finally answered.
+    server.flaky.store(0, Ordering::SeqCst);
+    let mut source = open_source(
+        &http(&base, &[]),
+        &SourceSpec::Resource("/flaky".into()),
+        &ctx(),
+    )
+    .await
+    .unwrap();
+    while source.next_batch().await.unwrap().is_some() {}
+    let log = source.take_log();
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(
+        log[0].starts_with("page 1: GET ")
+            && log[0].contains("429")
+            && log[0].ends_with("retrying (1/3)"),
+        "{log:?}"
+    );
+    assert!(log[1].ends_with("retrying (2/3)"), "{log:?}");
+    assert!(log[2].ends_with("with 1 record"), "{log:?}");
+
     // 5xx that never recovers: retries, then fails naming the status and body.
     let err = read(&http(&base, &[("retries", "1")]), "/broken")
         .await

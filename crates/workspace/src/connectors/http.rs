@@ -292,8 +292,13 @@ impl HttpConfig {
         Ok(url)
     }
 
-    /// GETs one URL, retrying on 429, 5xx and connection errors.
-    async fn get(&self, url: &Url) -> Result<Page, ConnectorError> {
+    /// GETs one URL, retrying on 429, 5xx and connection errors; `on_retry` hears why each
+    /// retry happens.
+    async fn get(
+        &self,
+        url: &Url,
+        mut on_retry: impl FnMut(String) + Send,
+    ) -> Result<Page, ConnectorError> {
         let shown = redact(url);
         let mut attempt: u32 = 0;
         loop {
@@ -318,6 +323,11 @@ impl HttpConfig {
                 .min(BACKOFF_MAX);
             let wait = wait.map(|w| w.min(MAX_RETRY_AFTER)).unwrap_or(backoff);
             tracing::debug!(url = %shown, %reason, wait_ms = wait.as_millis() as u64, "retrying");
+            on_retry(format!(
+                "{reason}, retrying ({}/{})",
+                attempt + 1,
+                self.retries
+            ));
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -718,6 +728,8 @@ pub struct HttpSource {
     position: u64,
     seen: HashSet<String>,
     buffer: VecDeque<Record>,
+    /// Lines for the run log: one per page requested.
+    log: Vec<String>,
 }
 
 impl HttpSource {
@@ -764,6 +776,7 @@ impl HttpSource {
             position,
             seen: HashSet::new(),
             buffer: VecDeque::new(),
+            log: Vec::new(),
         })
     }
 
@@ -777,8 +790,31 @@ impl HttpSource {
             )));
         }
         tracing::debug!(connection = %self.config.name, page = self.pages, url = %shown, "GET");
-        let page = self.config.get(&url).await?;
-        let body = parse_json(&page, &shown)?;
+        let number = self.pages;
+        let log = &mut self.log;
+        let fetched = self
+            .config
+            .get(&url, |why| {
+                log.push(format!("page {number}: GET {shown} {why}"))
+            })
+            .await;
+        let page = match fetched {
+            Ok(page) => page,
+            Err(error) => {
+                self.log.push(format!("page {number}: GET {shown} failed"));
+                return Err(error);
+            }
+        };
+        let status = page.status;
+        let body = match parse_json(&page, &shown) {
+            Ok(body) => body,
+            Err(error) => {
+                self.log.push(format!(
+                    "page {number}: GET {shown} answered {status}, not JSON"
+                ));
+                return Err(error);
+            }
+        };
 
         // Where to go next (decided before the body is consumed).
         let next_cursor = match &self.config.pagination {
@@ -791,6 +827,10 @@ impl HttpSource {
         };
         let records = extract_records(body, self.config.records.as_deref(), &shown)?;
         let count = records.len() as u64;
+        let noun = if count == 1 { "record" } else { "records" };
+        self.log.push(format!(
+            "page {number}: GET {shown} answered {status} with {count} {noun}"
+        ));
 
         self.next = match &self.config.pagination {
             Pagination::None => None,
@@ -880,6 +920,10 @@ impl Source for HttpSource {
             self.fetch(url).await?;
         }
     }
+
+    fn take_log(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.log)
+    }
 }
 
 /// `test connection` for http: GETs the base URL with the configured headers and auth.
@@ -887,7 +931,7 @@ pub async fn test(conn: &ConnectionSpec) -> Result<String, ConnectorError> {
     let config = HttpConfig::from_spec(conn)?;
     let url = config.resource_url("")?;
     let shown = redact(&url);
-    let page = config.get(&url).await?;
+    let page = config.get(&url, |_| {}).await?;
     let status = page.status;
     match serde_json::from_slice::<Value>(&page.body) {
         Ok(body) => match extract_records(body, config.records.as_deref(), &shown) {

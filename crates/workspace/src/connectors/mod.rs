@@ -147,6 +147,12 @@ pub enum ConnectorError {
 pub trait Source: Send {
     /// The next batch, or `None` at the end.
     async fn next_batch(&mut self) -> Result<Option<Vec<Record>>, ConnectorError>;
+
+    /// Lines for the run's log about what was read since the last call (e.g. one per page
+    /// an http source requested); never secrets.
+    fn take_log(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A transactional sink of record batches.
