@@ -14,7 +14,7 @@ use billing::{Billing, BillingError, Charge, Payer, PlannedReservation, Reservat
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use serde_json::Value;
-use store::{MessageRole, Store, StoredMessage, TurnStart};
+use store::{Backend, MessageRole, Store, StoredMessage, TurnStart};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -35,6 +35,9 @@ and say so plainly when you do not know.";
 /// replica's sessions are free again after at most this long).
 const SESSION_LEASE_MS: i64 = 15_000;
 const EVENT_BUFFER: usize = 256;
+/// How long a stop request waits for a turn on another replica to end: polls × interval.
+const REMOTE_STOP_POLLS: u32 = 60;
+const REMOTE_STOP_POLL: Duration = Duration::from_millis(50);
 /// Completion tokens assumed when reserving money for an LLM call.
 const COMPLETION_ESTIMATE: u64 = 1024;
 /// The message of a refusal for lack of budget (the seeds' wording).
@@ -197,6 +200,44 @@ impl Agent {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Stops the turn running in a session, on this server or — asked through the database —
+    /// on another replica; true when one was running. A turn elsewhere is given a moment to
+    /// store what it generated, so that the session's messages read next include it.
+    pub async fn stop_anywhere(&self, session_id: &str) -> Result<bool, store::StoreError> {
+        if self.stop(session_id) {
+            return Ok(true);
+        }
+        if self.store.backend() != Backend::Postgres || !self.store.session_busy(session_id).await?
+        {
+            return Ok(false);
+        }
+        self.store.request_stop(session_id).await?;
+        for _ in 0..REMOTE_STOP_POLLS {
+            tokio::time::sleep(REMOTE_STOP_POLL).await;
+            if !self.store.session_busy(session_id).await? {
+                break;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Stops the turns other replicas ask this one to stop, for as long as the server runs
+    /// (PostgreSQL; on SQLite there are no other replicas and this returns at once).
+    pub async fn follow_stop_requests(self: Arc<Self>) {
+        loop {
+            match self.store.stop_requests().await {
+                Ok(None) => return,
+                Ok(Some(mut requests)) => {
+                    while let Some(session_id) = requests.next().await {
+                        self.stop(&session_id);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot listen for stop requests; retrying"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 

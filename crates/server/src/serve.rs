@@ -149,6 +149,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
     ));
 
+    let stop_requests = tokio::spawn(agent.clone().follow_stop_requests());
+
     let openapi = crate::openapi::document();
     let state = AppState {
         auth: Arc::new(Authenticator::new(
@@ -203,6 +205,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await?;
     sync_task.abort();
     scheduler.abort();
+    stop_requests.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

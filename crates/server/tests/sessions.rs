@@ -364,6 +364,68 @@ async fn stop_keeps_what_was_generated_and_ends_the_stream() {
     assert_eq!(again["stopped"], false, "nothing runs any more");
 }
 
+/// With several replicas, a stop sent to any of them reaches the one that runs the turn
+/// (PostgreSQL only: on SQLite there is one server).
+#[tokio::test]
+async fn stop_reaches_the_replica_that_runs_the_turn() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let Some(replica_data) = data.replica() else {
+        return;
+    };
+    let runner = start(&upstream, &data).await;
+    let other = start(&upstream, &replica_data).await;
+    let key = runner.admin_key().to_string();
+    let session = new_session(&runner, &key).await;
+    let many: Vec<String> = (0..100).map(|n| format!("t{n} ")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    upstream.push([Reply::slow_text(&many, Duration::from_millis(50))]);
+    let response = runner
+        .stream(
+            &format!("/sessions/{session}/chat/stream"),
+            &key,
+            &json!({"message": "long answer"}),
+        )
+        .await;
+    let mut body = response.bytes_stream();
+    let mut raw = String::new();
+    read_until_tokens(&mut body, &mut raw, 1).await;
+    let (status, stopped) = other
+        .post(&format!("/sessions/{session}/stop"), &key, &json!({}))
+        .await;
+    assert_eq!(
+        (status, stopped["stopped"].as_bool()),
+        (200, Some(true)),
+        "{stopped}"
+    );
+    while let Some(chunk) = body.next().await {
+        raw.push_str(&String::from_utf8_lossy(&chunk.expect("bytes")));
+    }
+    let events = common::parse_sse(&raw);
+    assert_eq!(
+        events.last().map(|e| e["type"].clone()),
+        Some(json!("end")),
+        "{raw}"
+    );
+    let streamed = tokens(&events);
+    assert!(
+        !streamed.is_empty() && streamed.len() < many.concat().len(),
+        "the turn stopped early: {streamed}"
+    );
+    let (_, history) = other
+        .get(&format!("/sessions/{session}/messages"), &key)
+        .await;
+    assert_eq!(
+        history[1],
+        json!({"role": "assistant", "content": streamed, "interrupted": true}),
+        "the other replica sees what was kept"
+    );
+    let (_, again) = other
+        .post(&format!("/sessions/{session}/stop"), &key, &json!({}))
+        .await;
+    assert_eq!(again["stopped"], false, "nothing runs any more");
+}
+
 #[tokio::test]
 async fn a_client_that_disconnects_cancels_the_turn() {
     let upstream = Upstream::start().await;

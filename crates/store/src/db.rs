@@ -34,6 +34,8 @@ pub struct Store {
     /// Where writes run (see `crate::write`).
     writer: Writer,
     backend: Backend,
+    /// The PostgreSQL URL, for connections of their own (notifications).
+    postgres_url: Option<String>,
 }
 
 impl std::fmt::Debug for Store {
@@ -82,7 +84,16 @@ impl Store {
             pool,
             writer,
             backend,
+            postgres_url: match target {
+                DatabaseTarget::Postgres(url) => Some(url.clone()),
+                DatabaseTarget::Sqlite(_) => None,
+            },
         })
+    }
+
+    /// The PostgreSQL URL this store connects to (`None` on SQLite).
+    pub(crate) fn postgres_url(&self) -> Option<&str> {
+        self.postgres_url.as_deref()
     }
 
     /// Which engine this store runs on.

@@ -98,6 +98,9 @@ pub enum TurnStart {
     CapExceeded,
 }
 
+/// The notification channel of stop requests (its payload: a session id).
+const STOP_CHANNEL: &str = "integrator_session_stop";
+
 const INSERT_SESSION: &str =
     "INSERT INTO sessions (id, tenant_id, user_id, title, created_at, updated_at, busy_until) \
                               VALUES ($1, $2, $3, NULL, $4, $4, $5)";
@@ -322,6 +325,50 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(message_from_row).collect()
+    }
+
+    /// Whether a turn holds the session right now (on this replica or another).
+    pub async fn session_busy(&self, session_id: &str) -> Result<bool, StoreError> {
+        let busy: Option<i64> = sqlx::query_scalar("SELECT busy_until FROM sessions WHERE id = $1")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(busy.is_some_and(|until| until > now_millis()))
+    }
+
+    /// Asks every replica to stop the turn it runs in this session (PostgreSQL `NOTIFY`; on
+    /// SQLite there is only one server, which stops its own turns directly).
+    pub async fn request_stop(&self, session_id: &str) -> Result<(), StoreError> {
+        if self.backend() == crate::Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(STOP_CHANNEL)
+                .bind(session_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The sessions other replicas asked to stop, as the requests arrive (PostgreSQL only:
+    /// `None` on SQLite). The stream ends when the listening connection fails for good.
+    pub async fn stop_requests(
+        &self,
+    ) -> Result<Option<futures::stream::BoxStream<'static, String>>, StoreError> {
+        let Some(url) = self.postgres_url() else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen(STOP_CHANNEL).await?;
+        let requests = futures::stream::unfold(listener, |mut listener| async move {
+            match listener.recv().await {
+                Ok(notification) => Some((notification.payload().to_string(), listener)),
+                Err(error) => {
+                    tracing::warn!(%error, "stopped listening for stop requests");
+                    None
+                }
+            }
+        });
+        Ok(Some(Box::pin(requests)))
     }
 
     /// Extends a lease this process holds.

@@ -499,7 +499,7 @@ pub async fn delete_session(
     Path(session_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let session_id = owned_session(&state, &principal, &session_id).await?;
-    state.agent.stop(&session_id);
+    state.agent.stop_anywhere(&session_id).await?;
     state
         .store
         .delete_session(&session_id, &principal.user_id)
@@ -522,7 +522,7 @@ pub async fn stop_session(
     Path(session_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let session_id = owned_session(&state, &principal, &session_id).await?;
-    let stopped = state.agent.stop(&session_id);
+    let stopped = state.agent.stop_anywhere(&session_id).await?;
     Ok(Json(
         serde_json::json!({"session_id": session_id, "stopped": stopped}),
     ))
