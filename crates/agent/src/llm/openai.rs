@@ -1,11 +1,13 @@
 //! The OpenAI-compatible chat-completions client: streaming with tools, tolerant of the
 //! protocol variations of OpenAI, Azure-style gateways, vLLM, Ollama and llama.cpp.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ChatDelta, ChatModel, ChatRequest, DeltaStream, LlmError};
@@ -164,8 +166,62 @@ enum Chunk {
     Done,
 }
 
+/// The parts of a streamed chunk the agent reads, borrowed from the text where it can be.
+/// Every field may be missing or null; anything else about the chunk is ignored.
+#[derive(Deserialize)]
+struct ChunkBody<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<ChoiceBody<'a>>,
+    #[serde(default)]
+    usage: Option<UsageBody>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceBody<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaBody<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaBody<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCallBody>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallBody {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<FunctionBody>,
+}
+
+#[derive(Deserialize)]
+struct FunctionBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UsageBody {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
 /// Reads one `data:` payload leniently: no choices, usage on a chunk with choices, empty
-/// finish reasons and missing fields are all fine.
+/// finish reasons and missing fields are all fine. The usual chunk is read straight into
+/// typed fields (one token's chunk costs little); one whose fields have unexpected types is
+/// read again as a plain JSON value.
 fn parse_chunk(data: &str, key: &str) -> Chunk {
     let data = data.trim();
     if data == "[DONE]" {
@@ -173,6 +229,10 @@ fn parse_chunk(data: &str, key: &str) -> Chunk {
     }
     if data.is_empty() {
         return Chunk::Deltas(Vec::new());
+    }
+    match serde_json::from_str::<ChunkBody>(data) {
+        Ok(body) if body.error.is_none() => return typed_deltas(body),
+        _ => {}
     }
     let value: Value = match serde_json::from_str(data) {
         Ok(value) => value,
@@ -225,6 +285,34 @@ fn parse_chunk(data: &str, key: &str) -> Chunk {
     Chunk::Deltas(deltas)
 }
 
+fn typed_deltas(body: ChunkBody) -> Chunk {
+    let mut deltas = Vec::new();
+    if let Some(delta) = body.choices.into_iter().next().and_then(|c| c.delta) {
+        if let Some(content) = delta.content.filter(|c| !c.is_empty()) {
+            deltas.push(ChatDelta::Content(content.into_owned()));
+        }
+        for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
+            let (name, arguments) = match call.function {
+                Some(function) => (function.name, function.arguments),
+                None => (None, None),
+            };
+            deltas.push(ChatDelta::ToolCall {
+                index: call.index.unwrap_or(position as u64) as u32,
+                id: call.id.filter(|id| !id.is_empty()),
+                name: name.filter(|n| !n.is_empty()),
+                arguments: arguments.unwrap_or_default(),
+            });
+        }
+    }
+    if let Some(usage) = body.usage {
+        deltas.push(ChatDelta::Usage {
+            prompt_tokens: usage.prompt_tokens.unwrap_or(0),
+            completion_tokens: usage.completion_tokens.unwrap_or(0),
+        });
+    }
+    Chunk::Deltas(deltas)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +350,34 @@ mod tests {
             }]
         );
         assert_eq!(deltas(r#"{"id":"x"}"#), vec![]);
+        // Escapes, nulls, and fields of unexpected types (read by the plain-value path).
+        assert_eq!(
+            deltas(r#"{"choices":[{"delta":{"content":"a\"b\n","role":null}}],"usage":null}"#),
+            vec![ChatDelta::Content("a\"b\n".into())]
+        );
+        assert_eq!(
+            deltas(r#"{"choices":[{"delta":{"content":"x"}}],"usage":{"prompt_tokens":"3"}}"#),
+            vec![
+                ChatDelta::Content("x".into()),
+                ChatDelta::Usage {
+                    prompt_tokens: 0,
+                    completion_tokens: 0
+                }
+            ]
+        );
+        assert_eq!(
+            deltas(r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"}"}}]}}]}"#),
+            vec![ChatDelta::ToolCall {
+                index: 0,
+                id: None,
+                name: None,
+                arguments: "}".into()
+            }]
+        );
+        assert!(matches!(
+            parse_chunk(r#"{"error":{"message":"bad sk-secret-key"}}"#, "sk-secret-key"),
+            Chunk::Failed(LlmError::Status { .. })
+        ));
         assert!(matches!(parse_chunk("[DONE]", ""), Chunk::Done));
         assert!(matches!(parse_chunk("{not json", ""), Chunk::Failed(_)));
     }
