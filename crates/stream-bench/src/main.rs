@@ -162,25 +162,24 @@ impl Level {
     }
 }
 
-fn raise_open_files_limit() -> (libc::rlim_t, libc::rlim_t) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+/// Raises the soft limit of open files to the hard limit; returns (soft, hard), `u64::MAX`
+/// meaning unlimited.
+fn raise_open_files_limit() -> (u64, u64) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
     };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
-        }
-    }
-    (limit.rlim_cur, limit.rlim_max)
+    let limit = if limit.current != limit.maximum && setrlimit(Resource::Nofile, raised).is_ok() {
+        raised
+    } else {
+        limit
+    };
+    (
+        limit.current.unwrap_or(u64::MAX),
+        limit.maximum.unwrap_or(u64::MAX),
+    )
 }
 
 fn machine() -> String {
@@ -461,7 +460,7 @@ async fn run_level(
 async fn bench(args: &Args) -> Result<(), String> {
     let (soft, hard) = raise_open_files_limit();
     eprintln!("open files limit: {soft} (hard {hard})");
-    let needed = (args.levels.iter().max().copied().unwrap_or(0) * 3 + 256) as libc::rlim_t;
+    let needed = (args.levels.iter().max().copied().unwrap_or(0) * 3 + 256) as u64;
     if soft < needed {
         eprintln!("warning: {needed} open files may be needed; raise `ulimit -n`");
     }

@@ -109,9 +109,12 @@ impl ServerProcess {
         if let Ok(Some(status)) = self.child.try_wait() {
             return format!("had already exited ({status})");
         }
-        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
+        // Our own child, not reaped yet: the pid is still its own.
+        if let Some(pid) = i32::try_from(self.pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
         match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
             Ok(Ok(status)) => format!("stopped by SIGTERM in {:?} ({status})", began.elapsed()),
@@ -179,10 +182,9 @@ pub fn machine_busy_seconds() -> f64 {
 }
 
 fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
-        n if n > 0 => n as f64,
-        _ => 100.0,
+    match rustix::param::clock_ticks_per_second() {
+        0 => 100.0,
+        n => n as f64,
     }
 }
 

@@ -375,7 +375,10 @@ mod tests {
             }]
         );
         assert!(matches!(
-            parse_chunk(r#"{"error":{"message":"bad sk-secret-key"}}"#, "sk-secret-key"),
+            parse_chunk(
+                r#"{"error":{"message":"bad sk-secret-key"}}"#,
+                "sk-secret-key"
+            ),
             Chunk::Failed(LlmError::Status { .. })
         ));
         assert!(matches!(parse_chunk("[DONE]", ""), Chunk::Done));
