@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::stemming::CachedEnglishStemmer;
+use crate::stemming::{stems_to, CachedEnglishStemmer};
 use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
 use tantivy::columnar::Column;
@@ -13,7 +13,6 @@ use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, Ter
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, STORED, STRING,
 };
-use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::{
     LowerCaser, RemoveLongFilter, SimpleTokenizer, StopWordFilter, TextAnalyzer, TokenStream,
 };
@@ -476,8 +475,6 @@ impl KnowledgeBase {
         }
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
         ranked.truncate(limit);
-        let mut snippets = SnippetGenerator::create(searcher, query, self.fields.body)?;
-        snippets.set_max_num_chars(SNIPPET_CHARS);
         let mut terms: Vec<String> = Vec::new();
         query.query_terms(&mut |term, _| {
             if term.field() == self.fields.body {
@@ -492,15 +489,8 @@ impl KnowledgeBase {
             .map(|(score, address, kind)| {
                 let document: TantivyDocument = searcher.doc(address)?;
                 let body = stored_str(&document, self.fields.body);
-                let mut snippet = snippets.snippet(snippet_window(body, &terms));
-                if snippet.highlighted().is_empty() {
-                    snippet = snippets.snippet(body);
-                }
-                let snippet = if snippet.fragment().trim().is_empty() {
-                    leading_passage(body)
-                } else {
-                    markdown_highlight(snippet.fragment(), snippet.highlighted())
-                };
+                let snippet =
+                    highlighted_passage(body, &terms).unwrap_or_else(|| leading_passage(body));
                 let hit = SearchHit {
                     id: stored_text(&document, self.fields.id),
                     kind,
@@ -569,21 +559,69 @@ fn open_existing(dir: &Path, schema: &Schema) -> Option<Index> {
     (index.schema() == *schema).then_some(index)
 }
 
-/// Bytes of body around the best match that snippets are made from.
-const SNIPPET_WINDOW: usize = 5 * SNIPPET_CHARS / 2;
-/// Bytes of the window kept before its first match.
-const SNIPPET_LEAD: usize = 60;
+/// Bytes of the passage kept before its first match.
+const SNIPPET_LEAD: usize = 40;
 
-/// The part of `body` to make a snippet from: the window of [`SNIPPET_WINDOW`] bytes that
-/// holds the most distinct query terms, found as the start of words (compared without regard
-/// to ASCII case: a stem is nearly always the start of the words it comes from). Only this
-/// window is then analysed — tokenised and stemmed — instead of the whole body, which keeps
-/// the cost of a snippet flat however long the document. When no term is found the whole
-/// body is returned.
-fn snippet_window<'a>(body: &'a str, terms: &[&str]) -> &'a str {
-    if body.len() <= SNIPPET_WINDOW {
-        return body;
+/// The snippet of a hit: the passage of about [`SNIPPET_CHARS`] that holds the most distinct
+/// query terms, its matching words in Markdown bold, on one line; `None` when no word of the
+/// body matches. A word matches when its stem is one of the query's terms (the index's own
+/// analysis); only words that share their first three letters with a term are stemmed, and
+/// stems are remembered, so a snippet costs one pass over the body.
+fn highlighted_passage(body: &str, terms: &[&str]) -> Option<String> {
+    let words = matching_words(body, terms);
+    if words.is_empty() {
+        return None;
     }
+    // Slide a window over the matches: the start with the most distinct terms inside wins.
+    let span = SNIPPET_CHARS - SNIPPET_LEAD;
+    let mut counts = vec![0usize; terms.len()];
+    let (mut distinct, mut end) = (0usize, 0usize);
+    let (mut best, mut best_distinct) = (0usize, 0usize);
+    for (first, (range, first_term)) in words.iter().enumerate() {
+        while end < words.len() && words[end].0.end <= range.start + span {
+            counts[words[end].1] += 1;
+            if counts[words[end].1] == 1 {
+                distinct += 1;
+            }
+            end += 1;
+        }
+        if distinct > best_distinct {
+            (best, best_distinct) = (first, distinct);
+        }
+        if first < end {
+            counts[*first_term] -= 1;
+            if counts[*first_term] == 0 {
+                distinct -= 1;
+            }
+        }
+    }
+    let first_match = words[best].0.start;
+    // Start at a word shortly before the first match, end at a word boundary.
+    let start = floor_char_boundary(body, first_match.saturating_sub(SNIPPET_LEAD));
+    let start = if start == 0 {
+        0
+    } else {
+        body[start..first_match]
+            .find(char::is_whitespace)
+            .map_or(first_match, |space| start + space + 1)
+    };
+    let mut stop = floor_char_boundary(body, (start + SNIPPET_CHARS).min(body.len()));
+    if stop < body.len() {
+        if let Some(space) = body[first_match..stop].rfind(char::is_whitespace) {
+            stop = first_match + space;
+        }
+    }
+    let ranges: Vec<std::ops::Range<usize>> = words
+        .iter()
+        .map(|(range, _)| range.clone())
+        .filter(|range| range.start >= start && range.end <= stop)
+        .map(|range| range.start - start..range.end - start)
+        .collect();
+    Some(markdown_highlight(&body[start..stop], &ranges))
+}
+
+/// The words of `body` whose stem is one of `terms`: their byte ranges and which term.
+fn matching_words(body: &str, terms: &[&str]) -> Vec<(std::ops::Range<usize>, usize)> {
     let is_word_byte = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80;
     let mut starts_a_term = [false; 256];
     for first in terms.iter().filter_map(|term| term.as_bytes().first()) {
@@ -591,7 +629,8 @@ fn snippet_window<'a>(body: &'a str, terms: &[&str]) -> &'a str {
         starts_a_term[usize::from(first.to_ascii_uppercase())] = true;
     }
     let bytes = body.as_bytes();
-    let mut matches: Vec<(usize, usize)> = Vec::new();
+    let mut words = Vec::new();
+    let mut lower = String::new();
     let mut at = 0;
     while at < bytes.len() {
         if !is_word_byte(bytes[at]) {
@@ -603,51 +642,28 @@ fn snippet_window<'a>(body: &'a str, terms: &[&str]) -> &'a str {
             at += 1;
         }
         let word = &bytes[start..at];
-        if !starts_a_term[usize::from(word[0])] {
+        // A stem and its words share their first three letters (stemming changes endings
+        // only): that cheap test first, then the exact one on the few words left.
+        let shares_start = |term: &&str| {
+            let n = term.len().min(3);
+            word.len() >= n && word[..n].eq_ignore_ascii_case(&term.as_bytes()[..n])
+        };
+        if !starts_a_term[usize::from(word[0])]
+            || word.len() > 40
+            || !terms.iter().any(shares_start)
+        {
             continue;
         }
-        if let Some(term_number) = terms.iter().position(|term| {
-            let term = term.as_bytes();
-            term.len() >= 2
-                && word.len() >= term.len()
-                && word[..term.len()].eq_ignore_ascii_case(term)
-        }) {
-            matches.push((start, term_number));
+        let Ok(text) = std::str::from_utf8(word) else {
+            continue;
+        };
+        lower.clear();
+        lower.extend(text.chars().flat_map(char::to_lowercase));
+        if let Some(term) = terms.iter().position(|term| stems_to(&lower, term)) {
+            words.push((start..at, term));
         }
     }
-    if matches.is_empty() {
-        return body;
-    }
-    // Slide a window over the matches: the start with the most distinct terms inside wins.
-    let mut counts = vec![0usize; terms.len()];
-    let (mut distinct, mut end) = (0usize, 0usize);
-    let (mut best_start, mut best_distinct) = (matches[0].0, 0usize);
-    for (first, &(start, first_term)) in matches.iter().enumerate() {
-        while end < matches.len() && matches[end].0 < start + SNIPPET_WINDOW - SNIPPET_LEAD {
-            counts[matches[end].1] += 1;
-            if counts[matches[end].1] == 1 {
-                distinct += 1;
-            }
-            end += 1;
-        }
-        if distinct > best_distinct {
-            (best_start, best_distinct) = (start, distinct);
-        }
-        if first < end {
-            counts[first_term] -= 1;
-            if counts[first_term] == 0 {
-                distinct -= 1;
-            }
-        }
-    }
-    let start = floor_char_boundary(body, best_start.saturating_sub(SNIPPET_LEAD));
-    // Start at a word: back to the whitespace before, when there is one close by.
-    let start = body[..start]
-        .rfind(char::is_whitespace)
-        .filter(|space| start - space < 40)
-        .map_or(start, |space| space + 1);
-    let end = floor_char_boundary(body, (start + SNIPPET_WINDOW).min(body.len()));
-    &body[start..end]
+    words
 }
 
 fn floor_char_boundary(text: &str, mut at: usize) -> usize {
@@ -786,16 +802,27 @@ mod tests {
     }
 
     #[test]
-    fn snippets_of_long_bodies_come_from_the_densest_window() {
+    fn snippets_of_long_bodies_come_from_the_densest_passage() {
         let filler = "Unrelated words about other things fill this part of the page. ".repeat(40);
         let body = format!(
             "{filler}Backups matter. {filler}A nightly backup keeps the warehouse safe. {filler}"
         );
-        let window = snippet_window(&body, &["night", "backup", "warehous"]);
-        assert!(window.len() <= SNIPPET_WINDOW, "{}", window.len());
-        assert!(window.contains("nightly backup"), "{window}");
-        assert_eq!(snippet_window("short", &["x"]), "short");
-        assert_eq!(snippet_window(&body, &["absent"]), body);
+        let snippet =
+            highlighted_passage(&body, &["night", "backup", "warehous"]).expect("a snippet");
+        assert!(
+            snippet.contains("**nightly** **backup** keeps the **warehouse** safe"),
+            "{snippet}"
+        );
+        assert!(snippet.len() <= SNIPPET_CHARS + 20, "{}", snippet.len());
+        assert_eq!(
+            highlighted_passage(&body, &["backups"]),
+            None,
+            "terms are whole stems"
+        );
+        assert_eq!(
+            highlighted_passage("Short: one backup.", &["backup"]).as_deref(),
+            Some("Short: one **backup**.")
+        );
         let (_dir, kb) = sample();
         kb.apply(
             &[document(

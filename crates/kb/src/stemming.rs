@@ -16,6 +16,31 @@ thread_local! {
     static STEMS: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
 }
 
+/// Calls `f` with the English stem of a lower-cased `word`, from the memory when it is there.
+fn with_stem<R>(stemmer: &Stemmer, word: &str, f: impl FnOnce(&str) -> R) -> R {
+    STEMS.with(|stems| {
+        let mut stems = stems.borrow_mut();
+        if let Some(stem) = stems.get(word) {
+            return f(stem);
+        }
+        let stem = stemmer.stem(word).into_owned();
+        let answer = f(&stem);
+        if stems.len() >= CACHE_WORDS {
+            stems.clear();
+        }
+        stems.insert(word.to_string(), stem);
+        answer
+    })
+}
+
+/// Whether a lower-cased `word` stems to `stem` (as the index's analysis would stem it).
+pub fn stems_to(word: &str, stem: &str) -> bool {
+    thread_local! {
+        static ENGLISH: Stemmer = Stemmer::create(Algorithm::English);
+    }
+    ENGLISH.with(|stemmer| with_stem(stemmer, word, |found| found == stem))
+}
+
 /// Replaces each (lower-cased) token by its English stem.
 #[derive(Clone, Copy, Default)]
 pub struct CachedEnglishStemmer;
@@ -57,19 +82,8 @@ impl<T: TokenStream> TokenStream for CachedStemmerStream<T> {
             return false;
         }
         let token = self.tail.token_mut();
-        STEMS.with(|stems| {
-            let mut stems = stems.borrow_mut();
-            if let Some(stem) = stems.get(&token.text) {
-                token.text.clear();
-                token.text.push_str(stem);
-                return;
-            }
-            let stem = self.stemmer.stem(&token.text).into_owned();
-            if stems.len() >= CACHE_WORDS {
-                stems.clear();
-            }
-            stems.insert(std::mem::replace(&mut token.text, stem.clone()), stem);
-        });
+        let stem = with_stem(&self.stemmer, &token.text, str::to_string);
+        token.text = stem;
         true
     }
 
