@@ -303,80 +303,12 @@ async fn concurrent_messages_to_one_session_do_not_interleave() {
     );
 }
 
-#[tokio::test]
-async fn stop_keeps_what_was_generated_and_ends_the_stream() {
-    let upstream = Upstream::start().await;
-    let data = Data::new().await;
-    let server = start(&upstream, &data).await;
-    let key = server.admin_key().to_string();
-    let session = new_session(&server, &key).await;
-    let many: Vec<String> = (0..100).map(|n| format!("t{n} ")).collect();
-    let many: Vec<&str> = many.iter().map(String::as_str).collect();
-    upstream.push([Reply::slow_text(&many, Duration::from_millis(50))]);
-    let response = server
-        .stream(
-            &format!("/sessions/{session}/chat/stream"),
-            &key,
-            &json!({"message": "long answer"}),
-        )
-        .await;
-    let mut body = response.bytes_stream();
-    let mut raw = String::new();
-    read_until_tokens(&mut body, &mut raw, 1).await;
-    let (status, stopped) = server
-        .post(&format!("/sessions/{session}/stop"), &key, &json!({}))
-        .await;
-    assert_eq!(
-        (status, stopped["stopped"].as_bool()),
-        (200, Some(true)),
-        "{stopped}"
-    );
-    while let Some(chunk) = body.next().await {
-        raw.push_str(&String::from_utf8_lossy(&chunk.expect("bytes")));
-    }
-    let events = common::parse_sse(&raw);
-    assert_eq!(
-        events.last().map(|e| e["type"].clone()),
-        Some(json!("end")),
-        "{raw}"
-    );
-    let streamed = tokens(&events);
-    assert!(
-        !streamed.is_empty() && streamed.len() < many.concat().len(),
-        "{streamed}"
-    );
-    let (_, history) = server
-        .get(&format!("/sessions/{session}/messages"), &key)
-        .await;
-    assert_eq!(
-        history[1],
-        json!({"role": "assistant", "content": streamed, "interrupted": true})
-    );
-    assert!(
-        eventually(5, || async { (upstream.abandoned() == 1).then_some(()) })
-            .await
-            .is_some(),
-        "the upstream request was dropped"
-    );
-    let (_, again) = server
-        .post(&format!("/sessions/{session}/stop"), &key, &json!({}))
-        .await;
-    assert_eq!(again["stopped"], false, "nothing runs any more");
-}
-
-/// With several replicas, a stop sent to any of them reaches the one that runs the turn
-/// (PostgreSQL only: on SQLite there is one server).
-#[tokio::test]
-async fn stop_reaches_the_replica_that_runs_the_turn() {
-    let upstream = Upstream::start().await;
-    let data = Data::new().await;
-    let Some(replica_data) = data.replica() else {
-        return;
-    };
-    let runner = start(&upstream, &data).await;
-    let other = start(&upstream, &replica_data).await;
+/// Starts a long answer on `runner`, stops it through `stopper` after the first token, and
+/// checks what a stop promises: `stopped: true`, the stream ends with `end`, what was streamed
+/// is stored marked interrupted (as `stopper` sees it), and a second stop finds nothing.
+async fn stop_mid_stream(upstream: &Upstream, runner: &Server, stopper: &Server) {
     let key = runner.admin_key().to_string();
-    let session = new_session(&runner, &key).await;
+    let session = new_session(runner, &key).await;
     let many: Vec<String> = (0..100).map(|n| format!("t{n} ")).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
     upstream.push([Reply::slow_text(&many, Duration::from_millis(50))]);
@@ -390,7 +322,7 @@ async fn stop_reaches_the_replica_that_runs_the_turn() {
     let mut body = response.bytes_stream();
     let mut raw = String::new();
     read_until_tokens(&mut body, &mut raw, 1).await;
-    let (status, stopped) = other
+    let (status, stopped) = stopper
         .post(&format!("/sessions/{session}/stop"), &key, &json!({}))
         .await;
     assert_eq!(
@@ -412,18 +344,45 @@ async fn stop_reaches_the_replica_that_runs_the_turn() {
         !streamed.is_empty() && streamed.len() < many.concat().len(),
         "the turn stopped early: {streamed}"
     );
-    let (_, history) = other
+    let (_, history) = stopper
         .get(&format!("/sessions/{session}/messages"), &key)
         .await;
     assert_eq!(
         history[1],
-        json!({"role": "assistant", "content": streamed, "interrupted": true}),
-        "the other replica sees what was kept"
+        json!({"role": "assistant", "content": streamed, "interrupted": true})
     );
-    let (_, again) = other
+    assert!(
+        eventually(5, || async { (upstream.abandoned() == 1).then_some(()) })
+            .await
+            .is_some(),
+        "the upstream request was dropped"
+    );
+    let (_, again) = stopper
         .post(&format!("/sessions/{session}/stop"), &key, &json!({}))
         .await;
     assert_eq!(again["stopped"], false, "nothing runs any more");
+}
+
+#[tokio::test]
+async fn stop_keeps_what_was_generated_and_ends_the_stream() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let server = start(&upstream, &data).await;
+    stop_mid_stream(&upstream, &server, &server).await;
+}
+
+/// With several replicas, a stop sent to any of them reaches the one that runs the turn
+/// (PostgreSQL only: on SQLite there is one server).
+#[tokio::test]
+async fn stop_reaches_the_replica_that_runs_the_turn() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let Some(replica_data) = data.replica() else {
+        return;
+    };
+    let runner = start(&upstream, &data).await;
+    let other = start(&upstream, &replica_data).await;
+    stop_mid_stream(&upstream, &runner, &other).await;
 }
 
 #[tokio::test]

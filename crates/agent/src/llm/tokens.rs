@@ -25,12 +25,7 @@ pub fn count(text: &str) -> u64 {
 
 /// The exact number of prompt tokens of a request: every message and tool definition.
 pub fn count_prompt(chat: &ChatRequest) -> u64 {
-    chat.messages.iter().map(|m| count(&m.text())).sum::<u64>()
-        + chat
-            .tools
-            .iter()
-            .map(|t| count(&t.parameters.to_string()) + count(&t.description))
-            .sum::<u64>()
+    prompt_size(chat, count)
 }
 
 /// A quick upper estimate of a request's prompt tokens (four bytes a token, rounded up, for
@@ -38,12 +33,19 @@ pub fn count_prompt(chat: &ChatRequest) -> u64 {
 /// exactly costs far more than the estimate needs to be right. The real count comes from the
 /// provider's usage report (or [`count_prompt`] when there is none).
 pub fn estimate_prompt(chat: &ChatRequest) -> u64 {
-    let bytes = |text: &str| (text.len() as u64).div_ceil(4);
-    chat.messages.iter().map(|m| bytes(&m.text())).sum::<u64>()
+    prompt_size(chat, |text| (text.len() as u64).div_ceil(4))
+}
+
+/// The size of every message and tool definition of a request, each measured by `measure`.
+fn prompt_size(chat: &ChatRequest, measure: impl Fn(&str) -> u64) -> u64 {
+    chat.messages
+        .iter()
+        .map(|m| measure(&m.text()))
+        .sum::<u64>()
         + chat
             .tools
             .iter()
-            .map(|t| bytes(&t.parameters.to_string()) + bytes(&t.description))
+            .map(|t| measure(&t.parameters.to_string()) + measure(&t.description))
             .sum::<u64>()
 }
 
