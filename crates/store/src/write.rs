@@ -441,15 +441,16 @@ fn writer_loop(mut conn: rusqlite::Connection, mut jobs: mpsc::UnboundedReceiver
 
 /// Runs a group of jobs in one transaction, each in a savepoint, then commits and answers.
 fn commit_group(conn: &mut rusqlite::Connection, group: Vec<(RunJob, Delivery)>) {
-    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let reason = error.to_string();
-        for (_, deliver) in group {
-            deliver(Err(reason.clone()));
-        }
-        return;
-    }
-    let mut deliveries = Vec::with_capacity(group.len());
+    let mut pending: Vec<Delivery> = Vec::with_capacity(group.len());
+    let mut open = false;
     for (run, deliver) in group {
+        if !open {
+            if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+                deliver(Err(error.to_string()));
+                continue;
+            }
+            open = true;
+        }
         if let Err(error) = conn.execute_batch("SAVEPOINT job") {
             deliver(Err(error.to_string()));
             continue;
@@ -457,6 +458,18 @@ fn commit_group(conn: &mut rusqlite::Connection, group: Vec<(RunJob, Delivery)>)
         let succeeded =
             std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut SqliteTx { conn: &mut *conn })))
                 .unwrap_or(false);
+        if !succeeded && conn.is_autocommit() {
+            // Some failures (a full disk, say) roll the whole transaction back: the jobs
+            // before this one are lost as well. Tell them; the rest start a new transaction.
+            open = false;
+            for earlier in pending.drain(..) {
+                earlier(Err(
+                    "the transaction was rolled back by a later failure".into()
+                ));
+            }
+            deliver(Err("the transaction was rolled back".into()));
+            continue;
+        }
         let end = if succeeded {
             "RELEASE job"
         } else {
@@ -465,13 +478,16 @@ fn commit_group(conn: &mut rusqlite::Connection, group: Vec<(RunJob, Delivery)>)
         if let Err(error) = conn.execute_batch(end) {
             tracing::error!(%error, "could not end a write job's savepoint");
         }
-        deliveries.push(deliver);
+        pending.push(deliver);
+    }
+    if !open {
+        return;
     }
     let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
     if committed.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    for deliver in deliveries {
+    for deliver in pending {
         deliver(committed.clone());
     }
 }
@@ -479,6 +495,68 @@ fn commit_group(conn: &mut rusqlite::Connection, group: Vec<(RunJob, Delivery)>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn count(writer: &Writer) -> i64 {
+        writer
+            .run(|tx| {
+                Box::pin(async move {
+                    tx.fetch_optional("SELECT COUNT(*) FROM t", args![])
+                        .await?
+                        .map_or(Ok(0), |row| row.int(0))
+                })
+            })
+            .await
+            .expect("count")
+    }
+
+    #[tokio::test]
+    async fn grouped_jobs_commit_alone_fail_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let writer = start_sqlite_writer(&dir.path().join("w.db")).expect("writer");
+        writer
+            .run(|tx| {
+                Box::pin(async move {
+                    tx.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", args![])
+                        .await
+                })
+            })
+            .await
+            .expect("create");
+        // Forty jobs at once (they share commits); every fifth inserts, then hits a duplicate
+        // key and fails: its first insert must not stay behind. One panics.
+        let jobs = (0..40i64).map(|n| {
+            let writer = writer.clone();
+            async move {
+                writer
+                    .run(move |tx| {
+                        Box::pin(async move {
+                            tx.execute("INSERT INTO t (id, v) VALUES ($1, $2)", args![n, "x"])
+                                .await?;
+                            if n == 7 {
+                                panic!("a job that panics");
+                            }
+                            if n % 5 == 0 {
+                                tx.execute("INSERT INTO t (id, v) VALUES ($1, 'again')", args![n])
+                                    .await?;
+                            }
+                            Ok(n)
+                        })
+                    })
+                    .await
+            }
+        });
+        let results = futures::future::join_all(jobs).await;
+        let failed: Vec<usize> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_err())
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(failed, [0, 5, 7, 10, 15, 20, 25, 30, 35]);
+        assert!(results[1].as_ref().is_ok_and(|n| *n == 1));
+        assert_eq!(count(&writer).await, 31, "the failed jobs left nothing");
+        writer.close().await;
+    }
 
     #[test]
     fn placeholders_become_numbered_parameters() {
