@@ -388,11 +388,6 @@ impl Store {
         .await
     }
 
-    /// The own LLM key of a scope.
-    pub async fn own_key(&self, scope: &str) -> Result<Option<StoredOwnKey>, StoreError> {
-        Ok(self.own_keys(&[scope]).await?.pop())
-    }
-
     /// The own LLM keys of these scopes (one query), in no particular order.
     pub async fn own_keys(&self, scopes: &[&str]) -> Result<Vec<StoredOwnKey>, StoreError> {
         if scopes.is_empty() {
