@@ -184,8 +184,8 @@ pub(crate) async fn budget_left_in(
     )) > 0)
 }
 
-/// Inserts the reservation (after [`budget_left_in`] said yes, in the same job) and drops the
-/// tenant's expired ones; returns its id.
+/// Inserts the reservation (after [`budget_left_in`] said yes, in the same job); returns its
+/// id. (Expired reservations, left by a crash, are dropped when usage settles.)
 pub(crate) async fn insert_reservation_in(
     tx: &mut dyn WriteTx,
     request: &ReservationRequest,
@@ -194,11 +194,6 @@ pub(crate) async fn insert_reservation_in(
     tx.execute(
         "INSERT INTO usage_reservations (id, tenant_id, amount_micros, expires_at) VALUES ($1, $2, $3, $4)",
         args![&id, &request.tenant_id, request.amount, request.expires_at],
-    )
-    .await?;
-    tx.execute(
-        "DELETE FROM usage_reservations WHERE tenant_id = $1 AND expires_at <= $2",
-        args![&request.tenant_id, request.now],
     )
     .await?;
     Ok(id)
@@ -233,6 +228,12 @@ impl Store {
                     tx.execute("DELETE FROM usage_reservations WHERE id = $1", args![id])
                         .await?;
                 }
+                // Reservations whose work never settled (a crash) hold nothing once expired.
+                tx.execute(
+                    "DELETE FROM usage_reservations WHERE tenant_id = $1 AND expires_at <= $2",
+                    args![&entry.tenant_id, entry.created_at],
+                )
+                .await?;
                 if entry.usage_type == UsageType::Managed && entry.cost_micros > 0 {
                     let allowance = allowance_of(budget.tier, budget.allowance_override);
                     let spent = budget.managed_spent;

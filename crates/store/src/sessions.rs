@@ -103,7 +103,7 @@ const STOP_CHANNEL: &str = "integrator_session_stop";
 
 const INSERT_SESSION: &str =
     "INSERT INTO sessions (id, tenant_id, user_id, title, created_at, updated_at, busy_until) \
-                              VALUES ($1, $2, $3, NULL, $4, $4, $5)";
+     VALUES ($1, $2, $3, $6, $4, $4, $5)";
 
 /// A new session id (sessions are created by the first turn, or by [`Store::create_session`]).
 pub fn new_session_id() -> String {
@@ -134,7 +134,14 @@ impl Store {
         };
         self.execute(
             INSERT_SESSION,
-            args![&session.id, &session.tenant_id, &session.user_id, now, 0],
+            args![
+                &session.id,
+                &session.tenant_id,
+                &session.user_id,
+                now,
+                0,
+                None::<String>
+            ],
         )
         .await?;
         Ok(session)
@@ -231,7 +238,7 @@ impl Store {
                             // The session id was announced: keep it valid, empty.
                             tx.execute(
                                 INSERT_SESSION,
-                                args![&session_id, tenant_id, user_id, now, 0],
+                                args![&session_id, tenant_id, user_id, now, 0, None::<String>],
                             )
                             .await?;
                         }
@@ -240,9 +247,17 @@ impl Store {
                 }
                 match &new_for {
                     Some((tenant_id, user_id)) => {
+                        // A new session: titled by its first message, busy from the start.
                         tx.execute(
                             INSERT_SESSION,
-                            args![&session_id, tenant_id, user_id, now, now + lease_ms],
+                            args![
+                                &session_id,
+                                tenant_id,
+                                user_id,
+                                now,
+                                now + lease_ms,
+                                title_of(&user_message)
+                            ],
                         )
                         .await?;
                     }
@@ -256,27 +271,15 @@ impl Store {
                     Some(request) => Some(insert_reservation_in(tx, request).await?),
                     None => None,
                 };
-                insert_message(tx, &session_id, MessageRole::User, &user_message, false).await?;
-                let rows = tx
-                    .fetch_all(
-                        "SELECT id, role, content, interrupted, created_at FROM messages \
-                         WHERE session_id = $1 ORDER BY id DESC LIMIT $2",
-                        args![&session_id, history],
-                    )
-                    .await?;
-                let mut messages = rows
-                    .iter()
-                    .map(|row| {
-                        Ok(StoredMessage {
-                            id: row.int(0)?,
-                            role: MessageRole::parse(&row.text(1)?),
-                            content: row.text(2)?,
-                            interrupted: row.int(3)? != 0,
-                            created_at: row.int(4)?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                messages.reverse();
+                let message =
+                    insert_only(tx, &session_id, MessageRole::User, &user_message, false).await?;
+                let messages = if new_for.is_some() {
+                    // A new session's history is this one message.
+                    vec![message]
+                } else {
+                    touch(tx, &session_id, now, Some(title_of(&user_message))).await?;
+                    recent_in(tx, &session_id, history).await?
+                };
                 Ok(TurnStart::Started {
                     history: messages,
                     reservation_id,
@@ -400,23 +403,87 @@ async fn insert_message(
     content: &str,
     interrupted: bool,
 ) -> Result<(), StoreError> {
+    let message = insert_only(tx, session_id, role, content, interrupted).await?;
+    let title = (role == MessageRole::User).then(|| title_of(content));
+    touch(tx, session_id, message.created_at, title).await
+}
+
+/// Inserts a message (and nothing else); returns it as stored.
+async fn insert_only(
+    tx: &mut dyn WriteTx,
+    session_id: &str,
+    role: MessageRole,
+    content: &str,
+    interrupted: bool,
+) -> Result<StoredMessage, StoreError> {
     let now = now_millis();
-    tx.execute(
-        "INSERT INTO messages (session_id, role, content, interrupted, created_at) VALUES ($1, $2, $3, $4, $5)",
-        args![session_id, role.as_str(), content, interrupted, now],
-    )
-    .await?;
-    let title: Option<String> = (role == MessageRole::User).then(|| {
-        let mut title: String = content.split_whitespace().collect::<Vec<_>>().join(" ");
-        if title.chars().count() > TITLE_CHARS {
-            title = title.chars().take(TITLE_CHARS - 1).collect::<String>() + "…";
-        }
-        title
-    });
+    let id = tx
+        .fetch_optional(
+            "INSERT INTO messages (session_id, role, content, interrupted, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            args![session_id, role.as_str(), content, interrupted, now],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Invalid("the new message has no id".into()))?
+        .int(0)?;
+    Ok(StoredMessage {
+        id,
+        role,
+        content: content.to_string(),
+        interrupted,
+        created_at: now,
+    })
+}
+
+/// Marks a session as active now, and titles it when it has no title yet.
+async fn touch(
+    tx: &mut dyn WriteTx,
+    session_id: &str,
+    now: i64,
+    title: Option<String>,
+) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE sessions SET updated_at = $1, title = COALESCE(title, $2) WHERE id = $3",
         args![now, title, session_id],
     )
     .await?;
     Ok(())
+}
+
+/// The last `limit` messages of a session, oldest first, inside a write job.
+async fn recent_in(
+    tx: &mut dyn WriteTx,
+    session_id: &str,
+    limit: i64,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let rows = tx
+        .fetch_all(
+            "SELECT id, role, content, interrupted, created_at FROM messages \
+             WHERE session_id = $1 ORDER BY id DESC LIMIT $2",
+            args![session_id, limit],
+        )
+        .await?;
+    let mut messages = rows
+        .iter()
+        .map(|row| {
+            Ok(StoredMessage {
+                id: row.int(0)?,
+                role: MessageRole::parse(&row.text(1)?),
+                content: row.text(2)?,
+                interrupted: row.int(3)? != 0,
+                created_at: row.int(4)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    messages.reverse();
+    Ok(messages)
+}
+
+/// A session's title: its first message on one line, shortened.
+fn title_of(content: &str) -> String {
+    let mut title: String = content.split_whitespace().collect::<Vec<_>>().join(" ");
+    if title.chars().count() > TITLE_CHARS {
+        title = title.chars().take(TITLE_CHARS - 1).collect::<String>() + "…";
+    }
+    title
 }
