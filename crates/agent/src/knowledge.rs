@@ -121,7 +121,10 @@ impl KnowledgeService {
     /// Returns how many documents were (re)indexed.
     pub async fn sync(&self) -> Result<usize, KnowledgeError> {
         let _one_at_a_time = self.sync_lock.lock().await;
-        self.kb.refresh()?;
+        // Segments merged in the background since the last commit become searchable (it reads
+        // the index's files: off the async threads).
+        let kb = self.kb.clone();
+        blocking(move || kb.refresh()).await??;
         let started = store::now_millis();
         let mut marks = self.kb.marks();
         let mut documents = Vec::new();
