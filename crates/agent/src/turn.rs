@@ -14,7 +14,7 @@ use billing::{Billing, BillingError, Charge, Payer, PlannedReservation, Reservat
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use serde_json::Value;
-use store::{Backend, MessageRole, Store, StoredMessage, TurnStart};
+use store::{Backend, MessageRole, Settlement, Store, StoredMessage, TurnStart};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -407,6 +407,7 @@ impl Agent {
             },
         }));
         let mut answer = String::new();
+        let mut final_settlement = None;
         let outcome = self
             .steps(
                 request,
@@ -416,6 +417,7 @@ impl Agent {
                 first_reservation,
                 &mut context,
                 &mut answer,
+                &mut final_settlement,
             )
             .await;
 
@@ -425,7 +427,19 @@ impl Agent {
         renewal.abort();
         let interrupted = !matches!(outcome, Outcome::Answered);
         let stored = (!answer.is_empty() || !interrupted).then_some((answer.as_str(), interrupted));
-        if let Err(e) = self.store.finish_turn(session_id, stored).await {
+        let mut finished = self
+            .store
+            .finish_turn(session_id, stored, final_settlement.clone())
+            .await;
+        if let (Err(e), Some(settlement)) = (&finished, final_settlement) {
+            // The answer matters more than its ledger line: store it alone, then the cost.
+            tracing::warn!(error = %e, "could not finish the turn with its usage; storing them apart");
+            finished = self.store.finish_turn(session_id, stored, None).await;
+            if let Err(e) = self.store.settle_usage(settlement).await {
+                tracing::error!(error = %e, "could not record the call's usage");
+            }
+        }
+        if let Err(e) = finished {
             tracing::error!(error = %e, "could not store the assistant message");
             if let Err(e) = self.store.release_session_lease(session_id).await {
                 tracing::warn!(error = %e, "could not release the session lease; it expires by itself");
@@ -461,6 +475,7 @@ impl Agent {
         first_reservation: Reservation,
         context: &mut Vec<ChatMessage>,
         answer: &mut String,
+        final_settlement: &mut Option<Settlement>,
     ) -> Outcome {
         let mut announced_answer = false;
         let mut reserved = Some(first_reservation);
@@ -492,6 +507,7 @@ impl Agent {
                         emit,
                         answer,
                         &mut announced_answer,
+                        final_settlement,
                     )
                     .await;
                 match result {
@@ -569,6 +585,7 @@ impl Agent {
         emit: &Emitter,
         answer: &mut String,
         announced_answer: &mut bool,
+        final_settlement: &mut Option<Settlement>,
     ) -> Result<Vec<ToolCall>, CallError> {
         let model = resolved.model.as_ref();
         let started = tokio::select! {
@@ -589,13 +606,17 @@ impl Agent {
         let mut usage = None;
         let mut generated = String::new();
         let mut failure = None;
+        // One wait for cancellation for the whole stream (not one per chunk), checked first.
+        let cancelled = emit.cancel.cancelled();
+        tokio::pin!(cancelled);
         loop {
             let next = tokio::select! {
-                next = stream.next() => next,
-                _ = emit.cancel.cancelled() => {
+                biased;
+                _ = &mut cancelled => {
                     failure = Some(CallError::Cancelled);
                     break;
                 }
+                next = stream.next() => next,
             };
             match next {
                 None => break,
@@ -642,16 +663,16 @@ impl Agent {
                 tokens::count(&generated) + tokens::count(&tool_text),
             )
         });
-        // What the provider generated is paid for, whether or not the call completed.
-        if let Err(e) = self
-            .billing
-            .settle(
-                reservation,
-                &payer(request),
-                &charge(resolved, prompt_tokens, completion_tokens),
-            )
-            .await
-        {
+        // What the provider generated is paid for, whether or not the call completed. The
+        // cost of a final answer is recorded with the answer (one write fewer per turn).
+        let settlement = self.billing.settlement(
+            reservation,
+            &payer(request),
+            &charge(resolved, prompt_tokens, completion_tokens),
+        );
+        if failure.is_none() && calls.is_empty() {
+            *final_settlement = Some(settlement);
+        } else if let Err(e) = self.store.settle_usage(settlement).await {
             tracing::error!(error = %e, "could not record the call's usage");
         }
         if let Some(failure) = failure {

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use store::{
-    LedgerEntry, MasterKey, Micros, ReservationRequest, Role, Store, StoreError, StoredOwnKey,
-    Tier, UsageType,
+    LedgerEntry, MasterKey, Micros, ReservationRequest, Role, Settlement, Store, StoreError,
+    StoredOwnKey, Tier, UsageType,
 };
 
 use crate::{Allowances, BillingClock, PriceTable};
@@ -381,13 +381,27 @@ impl Billing {
         Ok(planned.made(id))
     }
 
-    /// Records the actual cost of reserved work and releases the reservation.
+    /// Records a call's actual cost against its reservation.
     pub async fn settle(
         &self,
         reservation: Reservation,
         payer: &Payer,
         actual: &Charge,
     ) -> Result<(), BillingError> {
+        self.store
+            .settle_usage(self.settlement(reservation, payer, actual))
+            .await?;
+        Ok(())
+    }
+
+    /// What [`Billing::settle`] records, to store with other writes in one transaction
+    /// (`Store::finish_turn`).
+    pub fn settlement(
+        &self,
+        reservation: Reservation,
+        payer: &Payer,
+        actual: &Charge,
+    ) -> Settlement {
         let (kind, item, prompt_tokens, completion_tokens) = match actual {
             Charge::Llm {
                 model,
@@ -406,24 +420,24 @@ impl Billing {
             Charge::Tool { name } => ("tool", name.clone(), 0, 0),
         };
         let now = self.clock.now_ms();
-        let entry = LedgerEntry {
-            tenant_id: payer.tenant_id.clone(),
-            user_id: payer.user_id.clone(),
-            key_id: payer.key_id.clone(),
-            session_id: payer.session_id.clone(),
-            kind,
-            item,
-            prompt_tokens: i64::try_from(prompt_tokens).unwrap_or(i64::MAX),
-            completion_tokens: i64::try_from(completion_tokens).unwrap_or(i64::MAX),
-            cost_micros: self.cost(actual),
-            usage_type: reservation.usage_type,
-            month: BillingClock::month_of(now),
-            created_at: now,
-        };
-        self.store
-            .settle_usage(reservation.id.as_deref(), self.allowance_of(), &entry)
-            .await?;
-        Ok(())
+        Settlement {
+            reservation_id: reservation.id,
+            allowance_of: self.allowance_of(),
+            entry: LedgerEntry {
+                tenant_id: payer.tenant_id.clone(),
+                user_id: payer.user_id.clone(),
+                key_id: payer.key_id.clone(),
+                session_id: payer.session_id.clone(),
+                kind,
+                item,
+                prompt_tokens: i64::try_from(prompt_tokens).unwrap_or(i64::MAX),
+                completion_tokens: i64::try_from(completion_tokens).unwrap_or(i64::MAX),
+                cost_micros: self.cost(actual),
+                usage_type: reservation.usage_type,
+                month: BillingClock::month_of(now),
+                created_at: now,
+            },
+        }
     }
 
     /// Gives back a reservation whose work did not happen.

@@ -199,6 +199,87 @@ pub(crate) async fn insert_reservation_in(
     Ok(id)
 }
 
+/// A call's actual cost, to record against the reservation made for it.
+#[derive(Clone)]
+pub struct Settlement {
+    /// The reservation to release (none for own keys and the builtin responder).
+    pub reservation_id: Option<String>,
+    /// The tenant's monthly allowance from its tier and override.
+    pub allowance_of: Arc<dyn Fn(Tier, Option<Micros>) -> Micros + Send + Sync>,
+    pub entry: LedgerEntry,
+}
+
+impl std::fmt::Debug for Settlement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settlement")
+            .field("reservation_id", &self.reservation_id)
+            .field("entry", &self.entry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Carries out a settlement inside a write job (see [`Store::settle_usage`]).
+pub(crate) async fn settle_in(
+    tx: &mut dyn WriteTx,
+    settlement: &Settlement,
+) -> Result<(), StoreError> {
+    let entry = &settlement.entry;
+    let budget = locked_budget(tx, &entry.tenant_id, &entry.month, entry.created_at).await?;
+    if let Some(id) = &settlement.reservation_id {
+        tx.execute("DELETE FROM usage_reservations WHERE id = $1", args![id])
+            .await?;
+    }
+    // Reservations whose work never settled (a crash) hold nothing once expired.
+    tx.execute(
+        "DELETE FROM usage_reservations WHERE tenant_id = $1 AND expires_at <= $2",
+        args![&entry.tenant_id, entry.created_at],
+    )
+    .await?;
+    if entry.usage_type == UsageType::Managed && entry.cost_micros > 0 {
+        let allowance = (settlement.allowance_of)(budget.tier, budget.allowance_override);
+        let spent = budget.managed_spent;
+        let over_before = (spent - allowance).max(0);
+        let over_after = (spent + entry.cost_micros - allowance).max(0);
+        let from_wallet = over_after - over_before;
+        if from_wallet > 0 {
+            tx.execute(
+                "UPDATE tenants SET wallet_micros = wallet_micros - $1 WHERE id = $2",
+                args![from_wallet, &entry.tenant_id],
+            )
+            .await?;
+        }
+        tx.execute(
+            "INSERT INTO usage_month_totals (tenant_id, month, managed_micros) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, month) \
+             DO UPDATE SET managed_micros = usage_month_totals.managed_micros + EXCLUDED.managed_micros",
+            args![&entry.tenant_id, &entry.month, entry.cost_micros],
+        )
+        .await?;
+    }
+    tx.execute(
+        "INSERT INTO usage_ledger (id, tenant_id, user_id, key_id, session_id, kind, item, prompt_tokens, \
+         completion_tokens, cost_micros, usage_type, month, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        args![
+            new_id(),
+            &entry.tenant_id,
+            &entry.user_id,
+            entry.key_id.clone(),
+            entry.session_id.clone(),
+            entry.kind,
+            &entry.item,
+            entry.prompt_tokens,
+            entry.completion_tokens,
+            entry.cost_micros,
+            entry.usage_type.as_str(),
+            &entry.month,
+            entry.created_at
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Carries out a reservation request on its own; `None`: nothing left.
     pub async fn try_reserve(
@@ -212,74 +293,9 @@ impl Store {
     /// Records a call's actual cost, releases its reservation, adds a managed cost to the
     /// month's running total and takes from the wallet the part of it beyond the month's
     /// allowance — all in one transaction.
-    pub async fn settle_usage(
-        &self,
-        reservation_id: Option<&str>,
-        allowance_of: Arc<dyn Fn(Tier, Option<Micros>) -> Micros + Send + Sync>,
-        entry: &LedgerEntry,
-    ) -> Result<(), StoreError> {
-        let reservation_id = reservation_id.map(str::to_string);
-        let entry = entry.clone();
-        self.write(move |tx| {
-            Box::pin(async move {
-                let budget =
-                    locked_budget(tx, &entry.tenant_id, &entry.month, entry.created_at).await?;
-                if let Some(id) = reservation_id {
-                    tx.execute("DELETE FROM usage_reservations WHERE id = $1", args![id])
-                        .await?;
-                }
-                // Reservations whose work never settled (a crash) hold nothing once expired.
-                tx.execute(
-                    "DELETE FROM usage_reservations WHERE tenant_id = $1 AND expires_at <= $2",
-                    args![&entry.tenant_id, entry.created_at],
-                )
-                .await?;
-                if entry.usage_type == UsageType::Managed && entry.cost_micros > 0 {
-                    let allowance = allowance_of(budget.tier, budget.allowance_override);
-                    let spent = budget.managed_spent;
-                    let over_before = (spent - allowance).max(0);
-                    let over_after = (spent + entry.cost_micros - allowance).max(0);
-                    let from_wallet = over_after - over_before;
-                    if from_wallet > 0 {
-                        tx.execute(
-                            "UPDATE tenants SET wallet_micros = wallet_micros - $1 WHERE id = $2",
-                            args![from_wallet, &entry.tenant_id],
-                        )
-                        .await?;
-                    }
-                    tx.execute(
-                        "INSERT INTO usage_month_totals (tenant_id, month, managed_micros) VALUES ($1, $2, $3) \
-                         ON CONFLICT (tenant_id, month) \
-                         DO UPDATE SET managed_micros = usage_month_totals.managed_micros + EXCLUDED.managed_micros",
-                        args![&entry.tenant_id, &entry.month, entry.cost_micros],
-                    )
-                    .await?;
-                }
-                tx.execute(
-                    "INSERT INTO usage_ledger (id, tenant_id, user_id, key_id, session_id, kind, item, prompt_tokens, \
-                     completion_tokens, cost_micros, usage_type, month, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                    args![
-                        new_id(),
-                        &entry.tenant_id,
-                        &entry.user_id,
-                        entry.key_id.clone(),
-                        entry.session_id.clone(),
-                        entry.kind,
-                        &entry.item,
-                        entry.prompt_tokens,
-                        entry.completion_tokens,
-                        entry.cost_micros,
-                        entry.usage_type.as_str(),
-                        &entry.month,
-                        entry.created_at
-                    ],
-                )
-                .await?;
-                Ok(())
-            })
-        })
-        .await
+    pub async fn settle_usage(&self, settlement: Settlement) -> Result<(), StoreError> {
+        self.write(move |tx| Box::pin(async move { settle_in(tx, &settlement).await }))
+            .await
     }
 
     /// Releases a reservation whose work never happened.

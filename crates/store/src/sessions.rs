@@ -2,7 +2,9 @@
 
 use sqlx::Row;
 
-use crate::billing::{budget_left_in, insert_reservation_in, ReservationRequest};
+use crate::billing::{
+    budget_left_in, insert_reservation_in, settle_in, ReservationRequest, Settlement,
+};
 use crate::leases::{release_lease_in, take_lease_in, SESSION_LEASE};
 use crate::write::{args, WriteTx};
 use crate::{new_id, now_millis, Store, StoreError};
@@ -289,12 +291,14 @@ impl Store {
         .await
     }
 
-    /// Ends a turn in one transaction: stores the assistant's message, if there is one, and
-    /// gives the session's lease back.
+    /// Ends a turn in one transaction: stores the assistant's message, if there is one,
+    /// records the cost of the turn's last model call (`settlement`), and gives the session's
+    /// lease back.
     pub async fn finish_turn(
         &self,
         session_id: &str,
         answer: Option<(&str, bool)>,
+        settlement: Option<Settlement>,
     ) -> Result<(), StoreError> {
         let session_id = session_id.to_string();
         let answer = answer.map(|(content, interrupted)| (content.to_string(), interrupted));
@@ -309,6 +313,9 @@ impl Store {
                         interrupted,
                     )
                     .await?;
+                }
+                if let Some(settlement) = &settlement {
+                    settle_in(tx, settlement).await?;
                 }
                 release_lease_in(tx, SESSION_LEASE, &session_id).await
             })

@@ -3,6 +3,7 @@
 
 mod builtin;
 mod openai;
+mod sse;
 pub mod tokens;
 
 use std::pin::Pin;

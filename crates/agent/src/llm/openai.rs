@@ -4,12 +4,17 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
 use async_trait::async_trait;
-use eventsource_stream::Eventsource;
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::sse::SseDecoder;
 use super::{ChatDelta, ChatModel, ChatRequest, DeltaStream, LlmError};
 
 /// Where and how to reach the provider.
@@ -136,27 +141,66 @@ impl ChatModel for OpenAiClient {
                 retry_after,
             });
         }
-        let key = self.settings.api_key.clone();
-        let events = response.bytes_stream().eventsource();
-        let deltas = events
-            .map(move |event| match event {
-                Ok(event) => Ok(parse_chunk(&event.data, &key)),
-                Err(e) => Err(LlmError::Connection(redact_key(&e.to_string(), &key))),
-            })
-            .take_while(|item| {
-                let done = matches!(item, Ok(Chunk::Done));
-                futures::future::ready(!done)
-            })
-            .flat_map(|item| {
-                let deltas: Vec<Result<ChatDelta, LlmError>> = match item {
-                    Ok(Chunk::Deltas(deltas)) => deltas.into_iter().map(Ok).collect(),
-                    Ok(Chunk::Failed(error)) => vec![Err(error)],
-                    Ok(Chunk::Done) => Vec::new(),
-                    Err(error) => vec![Err(error)],
-                };
-                futures::stream::iter(deltas)
-            });
-        Ok(Box::pin(deltas))
+        Ok(Box::pin(Deltas {
+            body: Box::pin(response.bytes_stream()),
+            decoder: SseDecoder::default(),
+            ready: VecDeque::new(),
+            done: false,
+            key: self.settings.api_key.clone(),
+        }))
+    }
+}
+
+type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// The deltas of a streamed response, read as its bytes arrive: each read's events are parsed
+/// at once and their deltas handed out one by one, up to `[DONE]`.
+struct Deltas {
+    body: BodyStream,
+    decoder: SseDecoder,
+    ready: VecDeque<Result<ChatDelta, LlmError>>,
+    /// `[DONE]`, an error or the end of the body was read: nothing more comes.
+    done: bool,
+    key: String,
+}
+
+impl Stream for Deltas {
+    type Item = Result<ChatDelta, LlmError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(delta) = this.ready.pop_front() {
+                return Poll::Ready(Some(delta));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match ready!(this.body.as_mut().poll_next(cx)) {
+                Some(Ok(bytes)) => {
+                    let (ready, done, key) = (&mut this.ready, &mut this.done, &this.key);
+                    this.decoder.feed(&bytes, |data| {
+                        if *done {
+                            return;
+                        }
+                        match parse_chunk(data, key) {
+                            Chunk::Deltas(deltas) => ready.extend(deltas.into_iter().map(Ok)),
+                            Chunk::Failed(error) => {
+                                ready.push_back(Err(error));
+                                *done = true;
+                            }
+                            Chunk::Done => *done = true,
+                        }
+                    });
+                }
+                Some(Err(e)) => {
+                    let message = redact_key(&e.without_url().to_string(), &this.key);
+                    this.ready.push_back(Err(LlmError::Connection(message)));
+                    this.done = true;
+                }
+                None => this.done = true,
+            }
+        }
     }
 }
 
