@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use store::{
-    LedgerEntry, MasterKey, Micros, ReservationRequest, Role, Settlement, Store, StoreError,
-    StoredOwnKey, Tier, UsageType,
+    AllowanceOf, LedgerEntry, MasterKey, Micros, ReservationRequest, Role, Settlement, Store,
+    StoreError, StoredOwnKey, UsageType,
 };
 
 use crate::{Allowances, BillingClock, PriceTable};
@@ -284,7 +284,7 @@ impl Billing {
 
     /// The monthly allowance of a tenant from its tier and override, as a value the store's
     /// write jobs can take along.
-    fn allowance_of(&self) -> Arc<dyn Fn(Tier, Option<Micros>) -> Micros + Send + Sync> {
+    fn allowance_of(&self) -> AllowanceOf {
         let allowances = self.allowances;
         Arc::new(move |tier, allowance_override| {
             allowance_override.unwrap_or_else(|| allowances.of(tier))

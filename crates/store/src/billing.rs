@@ -132,6 +132,9 @@ async fn locked_budget(
     })
 }
 
+/// A tenant's monthly allowance from its tier and override, as a value write jobs take along.
+pub type AllowanceOf = Arc<dyn Fn(Tier, Option<Micros>) -> Micros + Send + Sync>;
+
 /// Money to set aside for work about to start: `amount` against the tenant's allowance and
 /// wallet, while anything is left after this month's managed spending and the reservations
 /// still in flight.
@@ -145,7 +148,7 @@ pub struct ReservationRequest {
     /// When the money is free again should the work never settle (a crash).
     pub expires_at: i64,
     /// The tenant's monthly allowance from its tier and override.
-    pub allowance_of: Arc<dyn Fn(Tier, Option<Micros>) -> Micros + Send + Sync>,
+    pub allowance_of: AllowanceOf,
 }
 
 impl std::fmt::Debug for ReservationRequest {
@@ -205,7 +208,7 @@ pub struct Settlement {
     /// The reservation to release (none for own keys and the builtin responder).
     pub reservation_id: Option<String>,
     /// The tenant's monthly allowance from its tier and override.
-    pub allowance_of: Arc<dyn Fn(Tier, Option<Micros>) -> Micros + Send + Sync>,
+    pub allowance_of: AllowanceOf,
     pub entry: LedgerEntry,
 }
 

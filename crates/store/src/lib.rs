@@ -23,8 +23,8 @@ pub use accounts::{NewTenant, NewUser, Role, Tenant, TenantChanges, Tier, User};
 pub use api_keys::{ApiKeyHash, IssuedKey, KeyRecord, KEY_LENGTH};
 pub use articles::{Article, ArticleFormat, NewArticle};
 pub use billing::{
-    Budget, LedgerEntry, ReservationRequest, Settlement, StoredOwnKey, UsageRow, UsageTotals,
-    UsageType,
+    AllowanceOf, Budget, LedgerEntry, ReservationRequest, Settlement, StoredOwnKey, UsageRow,
+    UsageTotals, UsageType,
 };
 pub use db::{Backend, DatabaseTarget, Store};
 pub use error::StoreError;

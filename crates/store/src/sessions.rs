@@ -305,7 +305,7 @@ impl Store {
         self.write(move |tx| {
             Box::pin(async move {
                 if let Some((content, interrupted)) = answer {
-                    insert_message(
+                    let message = insert_only(
                         tx,
                         &session_id,
                         MessageRole::Assistant,
@@ -313,6 +313,7 @@ impl Store {
                         interrupted,
                     )
                     .await?;
+                    touch(tx, &session_id, message.created_at, None).await?;
                 }
                 if let Some(settlement) = &settlement {
                     settle_in(tx, settlement).await?;
@@ -400,19 +401,6 @@ impl Store {
     pub async fn release_session_lease(&self, session_id: &str) -> Result<(), StoreError> {
         self.release_lease(SESSION_LEASE, session_id).await
     }
-}
-
-/// Inserts a message and touches its session; the first user message becomes the title.
-async fn insert_message(
-    tx: &mut dyn WriteTx,
-    session_id: &str,
-    role: MessageRole,
-    content: &str,
-    interrupted: bool,
-) -> Result<(), StoreError> {
-    let message = insert_only(tx, session_id, role, content, interrupted).await?;
-    let title = (role == MessageRole::User).then(|| title_of(content));
-    touch(tx, session_id, message.created_at, title).await
 }
 
 /// Inserts a message (and nothing else); returns it as stored.

@@ -2,11 +2,10 @@
 //! protocol variations of OpenAI, Azure-style gateways, vLLM, Ollama and llama.cpp.
 
 use std::borrow::Cow;
-use std::time::Duration;
-
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
