@@ -496,3 +496,75 @@ async fn concurrent_requests_never_overspend() {
         "refused requests never reached the upstream"
     );
 }
+
+/// What reservations set aside is kept as a running total on the tenant: every call gives its
+/// share back however it ends — answered, failed upstream, or never settled (a crash), once
+/// expired; an expired leftover never holds up new work.
+#[tokio::test]
+async fn reservations_are_given_back_however_the_call_ends() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let server = start(&upstream, &data, &[("INTEGRATOR_LLM_RETRIES", "0")]).await;
+    data.cli_ok(&["tenant", "create", "acme", "--allowance", "1"])
+        .await;
+    data.cli_ok(&[
+        "user",
+        "create",
+        "dev@acme.test",
+        "--tenant",
+        "acme",
+        "--role",
+        "user",
+    ])
+    .await;
+    let key = data.cli_ok(&["key", "create", "dev@acme.test"]).await;
+    let held = || async {
+        (
+            data.query_i64("SELECT reserved_micros FROM tenants WHERE name = 'acme'")
+                .await,
+            data.query_i64("SELECT COUNT(*) FROM usage_reservations")
+                .await,
+        )
+    };
+    let body = json!({"message": "hi", "include_tools": false});
+
+    upstream.push([Reply::text_with_usage(&["paid"], 100, 50)]);
+    let (_, answer) = server.post("/chat", &key, &body).await;
+    assert_eq!(answer["response"], "paid", "{answer}");
+    assert_eq!(
+        held().await,
+        (0, 0),
+        "an answered call settled its reservation"
+    );
+
+    upstream.push([Reply::status(500, "upstream down")]);
+    let (_, failed) = server.post("/chat", &key, &body).await;
+    assert!(failed["error"].is_string(), "{failed}");
+    assert_eq!(
+        held().await,
+        (0, 0),
+        "a failed call released its reservation"
+    );
+
+    // A crash left a reservation behind, far more than the allowance, long expired.
+    data.execute_sql(
+        "INSERT INTO usage_reservations (id, tenant_id, amount_micros, expires_at) \
+         SELECT 'left-by-a-crash', id, 999000000, 1 FROM tenants WHERE name = 'acme'",
+    )
+    .await;
+    data.execute_sql(
+        "UPDATE tenants SET reserved_micros = reserved_micros + 999000000 WHERE name = 'acme'",
+    )
+    .await;
+    upstream.push([Reply::text_with_usage(&["still paid"], 100, 50)]);
+    let (_, answer) = server.post("/chat", &key, &body).await;
+    assert_eq!(
+        answer["response"], "still paid",
+        "expired, it holds nothing: {answer}"
+    );
+    assert_eq!(
+        held().await,
+        (0, 0),
+        "the expired leftover was swept with the settlement"
+    );
+}

@@ -93,14 +93,29 @@ impl Budget {
     }
 }
 
-/// The budget of a tenant in one statement: its row, this month's running total and the sum of
-/// the live reservations.
+/// The budget of a tenant in one statement: its row, this month's running total, and what its
+/// reservations set aside (a running total too) less the expired ones not deleted yet.
 const BUDGET_SELECT: &str = "SELECT t.tier, t.allowance_micros, t.wallet_micros, \
      COALESCE((SELECT m.managed_micros FROM usage_month_totals m \
                WHERE m.tenant_id = t.id AND m.month = $2), 0) AS managed_spent, \
-     (SELECT CAST(COALESCE(SUM(r.amount_micros), 0) AS BIGINT) FROM usage_reservations r \
-      WHERE r.tenant_id = t.id AND r.expires_at > $3) AS reserved \
+     t.reserved_micros - (SELECT CAST(COALESCE(SUM(r.amount_micros), 0) AS BIGINT) \
+      FROM usage_reservations r WHERE r.tenant_id = t.id AND r.expires_at <= $3) AS reserved \
      FROM tenants t WHERE t.id = $1";
+
+/// Holds a tenant's row until the job's transaction ends (on PostgreSQL; on SQLite the writer
+/// holds the one write lock already). A statement of its own: in READ COMMITTED, the
+/// statements after it take their snapshots after the lock is granted and see what the
+/// previous holder committed.
+async fn lock_tenant(tx: &mut dyn WriteTx, tenant_id: &str) -> Result<(), StoreError> {
+    if tx.backend() == Backend::Postgres {
+        tx.execute(
+            "SELECT id FROM tenants WHERE id = $1 FOR UPDATE",
+            args![tenant_id],
+        )
+        .await?;
+    }
+    Ok(())
+}
 
 /// The budget of a tenant inside a write job, holding the tenant's row until the job's
 /// transaction ends on PostgreSQL (on SQLite the writer holds the one write lock already).
@@ -110,15 +125,7 @@ async fn locked_budget(
     month: &str,
     now: i64,
 ) -> Result<Budget, StoreError> {
-    if tx.backend() == Backend::Postgres {
-        // A statement of its own: in READ COMMITTED, the read below then takes its snapshot
-        // after the lock is granted and sees what the previous holder committed.
-        tx.execute(
-            "SELECT id FROM tenants WHERE id = $1 FOR UPDATE",
-            args![tenant_id],
-        )
-        .await?;
-    }
+    lock_tenant(tx, tenant_id).await?;
     let row = tx
         .fetch_optional(BUDGET_SELECT, args![tenant_id, month, now])
         .await?
@@ -199,7 +206,54 @@ pub(crate) async fn insert_reservation_in(
         args![&id, &request.tenant_id, request.amount, request.expires_at],
     )
     .await?;
+    tx.execute(
+        "UPDATE tenants SET reserved_micros = reserved_micros + $1 WHERE id = $2",
+        args![request.amount, &request.tenant_id],
+    )
+    .await?;
     Ok(id)
+}
+
+/// Deletes reservations of a tenant — the one with `id`, and every one expired at `now` —
+/// and takes what they set aside off the tenant's running total. The tenant's row must be
+/// locked already (see [`locked_budget`]): every change to a tenant's reservations takes that
+/// lock first, so two jobs never drop the same reservation's amount twice.
+async fn drop_reservations_in(
+    tx: &mut dyn WriteTx,
+    tenant_id: &str,
+    id: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut freed = 0;
+    if let Some(id) = id {
+        let rows = tx
+            .fetch_all(
+                "DELETE FROM usage_reservations WHERE id = $1 AND tenant_id = $2 RETURNING amount_micros",
+                args![id, tenant_id],
+            )
+            .await?;
+        for row in rows {
+            freed += row.int(0)?;
+        }
+    }
+    // Reservations whose work never settled (a crash) hold nothing once expired.
+    let rows = tx
+        .fetch_all(
+            "DELETE FROM usage_reservations WHERE tenant_id = $1 AND expires_at <= $2 RETURNING amount_micros",
+            args![tenant_id, now],
+        )
+        .await?;
+    for row in rows {
+        freed += row.int(0)?;
+    }
+    if freed != 0 {
+        tx.execute(
+            "UPDATE tenants SET reserved_micros = reserved_micros - $1 WHERE id = $2",
+            args![freed, tenant_id],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// A call's actual cost, to record against the reservation made for it.
@@ -228,14 +282,11 @@ pub(crate) async fn settle_in(
 ) -> Result<(), StoreError> {
     let entry = &settlement.entry;
     let budget = locked_budget(tx, &entry.tenant_id, &entry.month, entry.created_at).await?;
-    if let Some(id) = &settlement.reservation_id {
-        tx.execute("DELETE FROM usage_reservations WHERE id = $1", args![id])
-            .await?;
-    }
-    // Reservations whose work never settled (a crash) hold nothing once expired.
-    tx.execute(
-        "DELETE FROM usage_reservations WHERE tenant_id = $1 AND expires_at <= $2",
-        args![&entry.tenant_id, entry.created_at],
+    drop_reservations_in(
+        tx,
+        &entry.tenant_id,
+        settlement.reservation_id.as_deref(),
+        entry.created_at,
     )
     .await?;
     if entry.usage_type == UsageType::Managed && entry.cost_micros > 0 {
@@ -303,10 +354,24 @@ impl Store {
 
     /// Releases a reservation whose work never happened.
     pub async fn release_reservation(&self, reservation_id: &str) -> Result<(), StoreError> {
-        let values = args![reservation_id];
-        self.execute("DELETE FROM usage_reservations WHERE id = $1", values)
-            .await?;
-        Ok(())
+        let id = reservation_id.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let owner = tx
+                    .fetch_optional(
+                        "SELECT tenant_id FROM usage_reservations WHERE id = $1",
+                        args![&id],
+                    )
+                    .await?;
+                let Some(owner) = owner else {
+                    return Ok(());
+                };
+                let tenant_id = owner.text(0)?;
+                lock_tenant(tx, &tenant_id).await?;
+                drop_reservations_in(tx, &tenant_id, Some(&id), crate::now_millis()).await
+            })
+        })
+        .await
     }
 
     /// This month's usage of a tenant, grouped by user, kind, item and usage type.

@@ -43,7 +43,9 @@ pub fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// A new random identifier for a stored row.
+/// A new identifier for a stored row: a UUID v7, which begins with the time it was made and
+/// goes on with 74 random bits. Ids made one after another sort together, so the rows a group
+/// commit inserts land in the same index pages instead of one random page each.
 pub(crate) fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Uuid::now_v7().to_string()
 }

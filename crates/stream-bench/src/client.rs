@@ -16,6 +16,8 @@ pub enum Target {
     Direct { base_url: String },
     /// `POST {base}/rest/v1/ai-agent/api/chat/stream` on the server.
     Server { base_url: String, key: String },
+    /// The same request to the bare relay (the floor, see `relay.rs`).
+    Floor { base_url: String },
 }
 
 impl Target {
@@ -23,6 +25,7 @@ impl Target {
         match self {
             Target::Direct { .. } => "direct",
             Target::Server { .. } => "server",
+            Target::Floor { .. } => "floor",
         }
     }
 }
@@ -70,7 +73,7 @@ impl LineBuffer {
 }
 
 /// The system prompt sent on direct requests, about as long as the server's default one.
-const DIRECT_SYSTEM_PROMPT: &str = "You are Integrator Agent, an expert assistant for data integration. \
+pub const DIRECT_SYSTEM_PROMPT: &str = "You are Integrator Agent, an expert assistant for data integration. \
 You help users connect REST APIs, databases (PostgreSQL, SQLite) and files (CSV, JSON, NDJSON), build flows \
 that move data between them, schedule those flows, and troubleshoot problems. Answer in concise Markdown.";
 
@@ -211,6 +214,10 @@ pub async fn one_stream(
                 .bearer_auth(key)
                 .header("accept", "text/event-stream")
                 .json(&json!({"message": message(id), "include_tools": false})),
+            Target::Floor { base_url } => client
+                .post(format!("{base_url}/rest/v1/ai-agent/api/chat/stream"))
+                .header("accept", "text/event-stream")
+                .json(&json!({"message": message(id), "include_tools": false})),
         };
         let mut response = match request.send().await {
             Ok(response) => response,
@@ -227,7 +234,7 @@ pub async fn one_stream(
             match response.chunk().await {
                 Ok(Some(bytes)) => lines.push(&bytes, |line| match target {
                     Target::Direct { .. } => progress.direct_line(line),
-                    Target::Server { .. } => progress.server_line(line),
+                    Target::Server { .. } | Target::Floor { .. } => progress.server_line(line),
                 }),
                 Ok(None) => break,
                 Err(e) => return progress.fail(classify(&e)),

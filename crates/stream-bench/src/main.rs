@@ -3,6 +3,7 @@
 //! upstream. See `bench/stream/README.md`.
 
 mod client;
+mod relay;
 mod server;
 mod stats;
 mod upstream;
@@ -15,6 +16,7 @@ use clap::Parser;
 use serde_json::json;
 
 use crate::client::{Run, StreamResult, Target};
+use crate::relay::RelayProcess;
 use crate::server::{Peaks, ProcSample, Sampler, ServerProcess};
 use crate::stats::{ms, percentile, Percentiles};
 use crate::upstream::{Timing, Upstream};
@@ -53,6 +55,13 @@ struct Args {
     /// Keep the server's temp data dir (SQLite database, log) and print where it is.
     #[arg(long)]
     keep_data: bool,
+    /// Also measure the floor: the same clients through a bare relay on the server's HTTP
+    /// stack (no auth, database, billing or sessions), after the server at every level.
+    #[arg(long)]
+    floor: bool,
+    /// Run as that bare relay in front of this upstream (the benchmark starts itself so).
+    #[arg(long = "relay-to", hide = true)]
+    relay_to: Option<String>,
 }
 
 /// One path (direct or server) at one level.
@@ -142,6 +151,8 @@ struct Level {
     clients: usize,
     direct: Side,
     server: Side,
+    /// The bare relay (`--floor`), and its CPU seconds.
+    floor: Option<(Side, f64)>,
     peaks: Peaks,
     after: ProcSample,
     server_cpu: f64,
@@ -159,6 +170,12 @@ impl Level {
         let server = percentile(&self.server.ttft, p)?;
         let direct = percentile(&self.direct.ttft, p)?;
         Some(ms(server) - ms(direct))
+    }
+
+    fn floor_overhead(&self, p: f64) -> Option<f64> {
+        let floor = percentile(&self.floor.as_ref()?.0.ttft, p)?;
+        let direct = percentile(&self.direct.ttft, p)?;
+        Some(ms(floor) - ms(direct))
     }
 }
 
@@ -289,7 +306,13 @@ fn print_report(args: &Args, levels: &[Level], baseline: &ProcSample, hwm: u64) 
     println!("| streams | path | streams ok / run | TTFT p50 | TTFT p90 | TTFT p99 | TTFT max | before upstream p50 / p99 | first-token relay p50 / p99 | stream duration p50 / p99 | tokens/s |");
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for level in levels {
-        for (name, side) in [("direct", &level.direct), ("server", &level.server)] {
+        let floor = level.floor.as_ref().map(|(side, _)| ("floor", side));
+        let sides = [
+            Some(("direct", &level.direct)),
+            Some(("server", &level.server)),
+            floor,
+        ];
+        for (name, side) in sides.into_iter().flatten() {
             println!(
                 "| {} | {name} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
                 level.clients,
@@ -338,6 +361,34 @@ fn print_report(args: &Args, levels: &[Level], baseline: &ProcSample, hwm: u64) 
             },
         );
     }
+    if levels.iter().any(|l| l.floor.is_some()) {
+        println!();
+        println!("The floor: a bare relay on the server's HTTP stack (axum, hyper, reqwest, tokio), no auth, database, billing or sessions.");
+        println!();
+        println!("| streams | floor overhead p50 | floor overhead p99 | server above the floor p50 | floor errors | floor CPU s |");
+        println!("|---:|---:|---:|---:|---:|---:|");
+        for level in levels {
+            let Some((side, cpu)) = &level.floor else {
+                continue;
+            };
+            let signed = |v: Option<f64>| {
+                v.map(|v| format!("{v:+.2} ms"))
+                    .unwrap_or_else(|| "–".into())
+            };
+            let above = level
+                .overhead(50.0)
+                .zip(level.floor_overhead(50.0))
+                .map(|(server, floor)| server - floor);
+            println!(
+                "| {} | {} | {} | {} | {} | {cpu:.2} |",
+                level.clients,
+                signed(level.floor_overhead(50.0)),
+                signed(level.floor_overhead(99.0)),
+                signed(above),
+                side.error_count(),
+            );
+        }
+    }
     println!();
     println!(
         "Server RSS after start-up: {:.1} MB; peak over the whole run (VmHWM): {:.1} MB.",
@@ -378,15 +429,27 @@ fn print_report(args: &Args, levels: &[Level], baseline: &ProcSample, hwm: u64) 
     );
 }
 
+/// Where the clients go: straight to the upstream, through the server, and (`--floor`) through
+/// the bare relay.
+struct Paths<'a> {
+    direct: Target,
+    through: Target,
+    floor: Option<(&'a RelayProcess, Target)>,
+}
+
 async fn run_level(
     args: &Args,
     upstream: &Upstream,
     server: &ServerProcess,
-    direct: &Target,
-    through: &Target,
+    paths: &Paths<'_>,
     clients: usize,
     next_id: &mut u64,
 ) -> Level {
+    let Paths {
+        direct,
+        through,
+        floor,
+    } = paths;
     let timeout = Duration::from_secs(args.timeout_secs);
     let per_run = (clients * args.rounds) as u64;
 
@@ -431,10 +494,27 @@ async fn run_level(
     let server_side = Side::from_run(&run, &upstream.take_timings());
     let stored = check_stored(server, &run.results, &upstream::full_answer(args.tokens)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let floor = match floor {
+        Some((relay, target)) => {
+            eprintln!("[{clients} streams] through the bare relay (the floor)…");
+            let pid = relay.pid.to_string();
+            let before = server::sample(&pid, false).unwrap_or_default();
+            let run =
+                client::run(target, clients, args.rounds, *next_id, args.tokens, timeout).await;
+            *next_id += per_run;
+            let cpu =
+                server::sample(&pid, false).unwrap_or_default().cpu_seconds - before.cpu_seconds;
+            let side = Side::from_run(&run, &upstream.take_timings());
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Some((side, cpu))
+        }
+        None => None,
+    };
     let level = Level {
         clients,
         direct: direct_side,
         server: server_side,
+        floor,
         peaks,
         after,
         server_cpu: after.cpu_seconds - before.cpu_seconds,
@@ -512,18 +592,34 @@ async fn bench(args: &Args) -> Result<(), String> {
 }
 
 async fn measure(args: &Args, upstream: &Upstream, server: &ServerProcess) -> Result<(), String> {
-    let direct = Target::Direct {
-        base_url: upstream.base_url.clone(),
+    let relay = match args.floor {
+        true => Some(RelayProcess::start(&upstream.base_url).await?),
+        false => None,
     };
-    let through = Target::Server {
-        base_url: server.base_url.clone(),
-        key: server.key.clone(),
+    let paths = Paths {
+        direct: Target::Direct {
+            base_url: upstream.base_url.clone(),
+        },
+        through: Target::Server {
+            base_url: server.base_url.clone(),
+            key: server.key.clone(),
+        },
+        floor: relay.as_ref().map(|relay| {
+            (
+                relay,
+                Target::Floor {
+                    base_url: relay.base_url.clone(),
+                },
+            )
+        }),
     };
     let timeout = Duration::from_secs(args.timeout_secs);
     let mut next_id = 1u64;
     if args.warmup > 0 {
         let rounds = args.warmup.div_ceil(10);
-        for target in [&direct, &through] {
+        let floor = paths.floor.as_ref().map(|(_, target)| target);
+        let targets = [Some(&paths.direct), Some(&paths.through), floor];
+        for target in targets.into_iter().flatten() {
             let run = client::run(target, 10, rounds, next_id, args.tokens, timeout).await;
             next_id += (10 * rounds) as u64;
             let failed: Vec<&StreamResult> =
@@ -541,18 +637,7 @@ async fn measure(args: &Args, upstream: &Upstream, server: &ServerProcess) -> Re
     let baseline = server::sample(&server.pid.to_string(), false).unwrap_or_default();
     let mut levels = Vec::new();
     for &clients in &args.levels {
-        levels.push(
-            run_level(
-                args,
-                upstream,
-                server,
-                &direct,
-                &through,
-                clients,
-                &mut next_id,
-            )
-            .await,
-        );
+        levels.push(run_level(args, upstream, server, &paths, clients, &mut next_id).await);
     }
     let hwm = server::sample(&server.pid.to_string(), false)
         .map(|s| s.hwm_kb)
@@ -581,6 +666,12 @@ async fn measure(args: &Args, upstream: &Upstream, server: &ServerProcess) -> Re
                 "server": l.server.to_json(),
                 "ttft_overhead_p50_ms": l.overhead(50.0),
                 "ttft_overhead_p99_ms": l.overhead(99.0),
+                "floor": l.floor.as_ref().map(|(side, cpu)| json!({
+                    "path": side.to_json(),
+                    "ttft_overhead_p50_ms": l.floor_overhead(50.0),
+                    "ttft_overhead_p99_ms": l.floor_overhead(99.0),
+                    "cpu_seconds": cpu,
+                })),
                 "server_rss_max_mb": l.peaks.rss_kb as f64 / 1024.0,
                 "server_hwm_mb": l.after.hwm_kb as f64 / 1024.0,
                 "server_cpu_seconds": l.server_cpu,
@@ -598,14 +689,29 @@ async fn measure(args: &Args, upstream: &Upstream, server: &ServerProcess) -> Re
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(upstream) = &args.relay_to {
+        return match relay::serve(upstream) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stream-bench relay: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     if args.levels.is_empty() || args.levels.contains(&0) || args.rounds == 0 || args.tokens == 0 {
         eprintln!("levels, rounds and tokens must be positive");
         return std::process::ExitCode::from(2);
     }
-    match bench(&args).await {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("stream-bench: no runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench(&args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("stream-bench: {e}");

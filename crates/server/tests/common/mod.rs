@@ -318,18 +318,33 @@ where
 }
 
 impl Data {
-    /// Runs one SQL statement directly on the server's database (to simulate failures).
-    pub async fn execute_sql(&self, sql: &str) {
+    async fn pool(&self) -> sqlx::AnyPool {
         sqlx::any::install_default_drivers();
         let url = match self.database_url() {
             Some(url) => url,
             None => format!("sqlite://{}", self.path().join("integrator.db").display()),
         };
-        let pool = sqlx::AnyPool::connect(&url)
+        sqlx::AnyPool::connect(&url)
             .await
-            .expect("connect to the test database");
+            .expect("connect to the test database")
+    }
+
+    /// Runs one SQL statement directly on the server's database (to simulate failures).
+    pub async fn execute_sql(&self, sql: &str) {
+        let pool = self.pool().await;
         sqlx::query(sql).execute(&pool).await.expect("execute SQL");
         pool.close().await;
+    }
+
+    /// Reads one integer straight from the server's database (to check what it keeps).
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        let pool = self.pool().await;
+        let value: i64 = sqlx::query_scalar(sql)
+            .fetch_one(&pool)
+            .await
+            .expect("query SQL");
+        pool.close().await;
+        value
     }
 }
 
