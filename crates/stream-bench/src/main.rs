@@ -59,9 +59,16 @@ struct Args {
     /// stack (no auth, database, billing or sessions), after the server at every level.
     #[arg(long)]
     floor: bool,
+    /// With `--floor`: the relay also commits each user message to an SQLite file (one writer
+    /// thread, group commit) before it calls the upstream — the least a turn must store first.
+    #[arg(long)]
+    floor_commit: bool,
     /// Run as that bare relay in front of this upstream (the benchmark starts itself so).
     #[arg(long = "relay-to", hide = true)]
     relay_to: Option<String>,
+    /// The bare relay's commit file.
+    #[arg(long = "relay-commit", hide = true)]
+    relay_commit: Option<PathBuf>,
 }
 
 /// One path (direct or server) at one level.
@@ -363,7 +370,11 @@ fn print_report(args: &Args, levels: &[Level], baseline: &ProcSample, hwm: u64) 
     }
     if levels.iter().any(|l| l.floor.is_some()) {
         println!();
-        println!("The floor: a bare relay on the server's HTTP stack (axum, hyper, reqwest, tokio), no auth, database, billing or sessions.");
+        if args.floor_commit {
+            println!("The floor: a bare relay on the server's HTTP stack (axum, hyper, reqwest, tokio) that commits each user message to SQLite (one writer thread, group commit) before the upstream call; no auth, billing or sessions.");
+        } else {
+            println!("The floor: a bare relay on the server's HTTP stack (axum, hyper, reqwest, tokio), no auth, database, billing or sessions.");
+        }
         println!();
         println!("| streams | floor overhead p50 | floor overhead p99 | server above the floor p50 | floor errors | floor CPU s |");
         println!("|---:|---:|---:|---:|---:|---:|");
@@ -592,8 +603,15 @@ async fn bench(args: &Args) -> Result<(), String> {
 }
 
 async fn measure(args: &Args, upstream: &Upstream, server: &ServerProcess) -> Result<(), String> {
-    let relay = match args.floor {
-        true => Some(RelayProcess::start(&upstream.base_url).await?),
+    let commit_dir = match args.floor_commit {
+        true => Some(tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?),
+        false => None,
+    };
+    let relay = match args.floor || args.floor_commit {
+        true => {
+            let commit_file = commit_dir.as_ref().map(|dir| dir.path().join("floor.db"));
+            Some(RelayProcess::start(&upstream.base_url, commit_file).await?)
+        }
         false => None,
     };
     let paths = Paths {
@@ -692,7 +710,7 @@ async fn measure(args: &Args, upstream: &Upstream, server: &ServerProcess) -> Re
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     if let Some(upstream) = &args.relay_to {
-        return match relay::serve(upstream) {
+        return match relay::serve(upstream, args.relay_commit.as_deref()) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("stream-bench relay: {e}");

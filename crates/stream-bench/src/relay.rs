@@ -4,8 +4,14 @@
 //! chunk into the same `token` SSE event, but does nothing else: no authentication, no
 //! database, no billing, no sessions, no turn task. Its overhead over the direct path is what
 //! relaying alone costs on this machine, the lowest the server's overhead could go.
+//!
+//! With a commit file (`--floor-commit`), it also does the least a turn must store before
+//! the model is called: the user message, inserted into an SQLite table (WAL,
+//! `synchronous = NORMAL`, as the server runs it) by one writer thread that commits the
+//! messages queued meanwhile together, and answered once committed.
 
 use std::convert::Infallible;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,22 +27,79 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{LineBuffer, DIRECT_SYSTEM_PROMPT};
 
 /// The argument that makes the benchmark binary run as the relay.
 pub const RELAY_ARG: &str = "--relay-to";
+/// The argument that gives the relay its commit file.
+pub const COMMIT_ARG: &str = "--relay-commit";
 const LISTEN_LINE: &str = "relay listening on ";
 
 struct Shared {
     http: reqwest::Client,
     completions_url: String,
+    /// The writer thread's queue: a user message to commit, and who waits for the commit.
+    commits: Option<mpsc::UnboundedSender<(String, oneshot::Sender<()>)>>,
+}
+
+/// Opens the commit file and starts its writer thread.
+fn start_writer(
+    path: &Path,
+) -> Result<mpsc::UnboundedSender<(String, oneshot::Sender<()>)>, String> {
+    let conn = rusqlite::Connection::open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+         CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, content TEXT NOT NULL, created_at INTEGER NOT NULL);",
+    )
+    .map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
+    let (queue, mut jobs) = mpsc::unbounded_channel::<(String, oneshot::Sender<()>)>();
+    std::thread::Builder::new()
+        .name("floor-writer".into())
+        .spawn(move || {
+            while let Some(first) = jobs.blocking_recv() {
+                let mut group = vec![first];
+                while let Ok(job) = jobs.try_recv() {
+                    group.push(job);
+                }
+                let committed = commit(&conn, &group);
+                if let Err(e) = &committed {
+                    eprintln!("floor writer: {e}");
+                }
+                for (_, done) in group {
+                    if committed.is_ok() {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the writer: {e}"))?;
+    Ok(queue)
+}
+
+fn commit(
+    conn: &rusqlite::Connection,
+    group: &[(String, oneshot::Sender<()>)],
+) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    for (content, _) in group {
+        conn.prepare_cached("INSERT INTO messages (content, created_at) VALUES (?1, ?2)")?
+            .execute(rusqlite::params![content, now])?;
+    }
+    conn.execute_batch("COMMIT")
 }
 
 /// Runs the relay in front of `upstream_base_url` until the process is killed; prints its
 /// address first.
-pub fn serve(upstream_base_url: &str) -> Result<(), String> {
+pub fn serve(upstream_base_url: &str, commit_file: Option<&Path>) -> Result<(), String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("no runtime: {e}"))?;
+    let commits = commit_file.map(start_writer).transpose()?;
     runtime.block_on(async {
         let shared = Arc::new(Shared {
             // Configured as the server's model client is.
@@ -45,6 +108,7 @@ pub fn serve(upstream_base_url: &str) -> Result<(), String> {
                 .build()
                 .map_err(|e| format!("no http client: {e}"))?,
             completions_url: format!("{upstream_base_url}/chat/completions"),
+            commits,
         });
         let app = axum::Router::new()
             .route("/rest/v1/ai-agent/api/chat/stream", post(chat_stream))
@@ -70,6 +134,12 @@ async fn chat_stream(State(shared): State<Arc<Shared>>, Json(body): Json<Value>)
     let Some(message) = body.get("message").and_then(Value::as_str) else {
         return (StatusCode::BAD_REQUEST, "no message").into_response();
     };
+    if let Some(commits) = &shared.commits {
+        let (done, committed) = oneshot::channel();
+        if commits.send((message.to_string(), done)).is_err() || committed.await.is_err() {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "not committed").into_response();
+        }
+    }
     let request = json!({
         "model": "gpt-bench",
         "messages": [
@@ -130,11 +200,19 @@ pub struct RelayProcess {
 }
 
 impl RelayProcess {
-    /// Starts this binary again as the relay in front of the upstream.
-    pub async fn start(upstream_base_url: &str) -> Result<RelayProcess, String> {
+    /// Starts this binary again as the relay in front of the upstream (committing each user
+    /// message to `commit_file` first, when given).
+    pub async fn start(
+        upstream_base_url: &str,
+        commit_file: Option<PathBuf>,
+    ) -> Result<RelayProcess, String> {
         let binary = std::env::current_exe().map_err(|e| format!("no own binary: {e}"))?;
-        let mut child = Command::new(binary)
-            .args([RELAY_ARG, upstream_base_url])
+        let mut command = Command::new(binary);
+        command.args([RELAY_ARG, upstream_base_url]);
+        if let Some(file) = &commit_file {
+            command.arg(COMMIT_ARG).arg(file);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
