@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sqlx::Row;
 
 use crate::db::Backend;
+use crate::in_flight::InFlight;
 use crate::write::{args, WriteTx};
 use crate::{new_id, Micros, Store, StoreError, Tier};
 
@@ -121,6 +122,7 @@ async fn lock_tenant(tx: &mut dyn WriteTx, tenant_id: &str) -> Result<(), StoreE
 /// transaction ends on PostgreSQL (on SQLite the writer holds the one write lock already).
 async fn locked_budget(
     tx: &mut dyn WriteTx,
+    in_flight: &InFlight,
     tenant_id: &str,
     month: &str,
     now: i64,
@@ -130,12 +132,16 @@ async fn locked_budget(
         .fetch_optional(BUDGET_SELECT, args![tenant_id, month, now])
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id}")))?;
+    let held_here = match in_flight {
+        InFlight::Rows => 0,
+        InFlight::Local(local) => local.held(tenant_id, now),
+    };
     Ok(Budget {
         tier: row.text(0)?.parse().map_err(StoreError::Invalid)?,
         allowance_override: row.opt_int(1)?,
         wallet: row.int(2)?,
         managed_spent: row.int(3)?,
-        reserved: row.int(4)?,
+        reserved: row.int(4)? + held_here,
     })
 }
 
@@ -174,36 +180,53 @@ impl std::fmt::Debug for ReservationRequest {
 /// reservations, so together they overspend by at most what the last one granted reserved.
 pub(crate) async fn reserve_in(
     tx: &mut dyn WriteTx,
+    in_flight: &InFlight,
     request: &ReservationRequest,
-) -> Result<Option<String>, StoreError> {
-    if !budget_left_in(tx, request).await? {
-        return Ok(None);
+    id: &str,
+) -> Result<bool, StoreError> {
+    if !budget_left_in(tx, in_flight, request).await? {
+        return Ok(false);
     }
-    Ok(Some(insert_reservation_in(tx, request).await?))
+    insert_reservation_in(tx, in_flight, request, id).await?;
+    Ok(true)
 }
 
 /// Whether anything is left for the request (read under the job's lock).
 pub(crate) async fn budget_left_in(
     tx: &mut dyn WriteTx,
+    in_flight: &InFlight,
     request: &ReservationRequest,
 ) -> Result<bool, StoreError> {
-    let budget = locked_budget(tx, &request.tenant_id, &request.month, request.now).await?;
+    let budget = locked_budget(
+        tx,
+        in_flight,
+        &request.tenant_id,
+        &request.month,
+        request.now,
+    )
+    .await?;
     Ok(budget.left((request.allowance_of)(
         budget.tier,
         budget.allowance_override,
     )) > 0)
 }
 
-/// Inserts the reservation (after [`budget_left_in`] said yes, in the same job); returns its
-/// id. (Expired reservations, left by a crash, are dropped when usage settles.)
+/// Makes the reservation `id` (after [`budget_left_in`] said yes, in the same job). Rows
+/// expired (left by a crash) are dropped when usage settles. A reservation held in this
+/// process is not undone with the job: the caller releases it when the job fails.
 pub(crate) async fn insert_reservation_in(
     tx: &mut dyn WriteTx,
+    in_flight: &InFlight,
     request: &ReservationRequest,
-) -> Result<String, StoreError> {
-    let id = new_id();
+    id: &str,
+) -> Result<(), StoreError> {
+    if let InFlight::Local(local) = in_flight {
+        local.hold(id, &request.tenant_id, request.amount, request.expires_at);
+        return Ok(());
+    }
     tx.execute(
         "INSERT INTO usage_reservations (id, tenant_id, amount_micros, expires_at) VALUES ($1, $2, $3, $4)",
-        args![&id, &request.tenant_id, request.amount, request.expires_at],
+        args![id, &request.tenant_id, request.amount, request.expires_at],
     )
     .await?;
     tx.execute(
@@ -211,7 +234,12 @@ pub(crate) async fn insert_reservation_in(
         args![request.amount, &request.tenant_id],
     )
     .await?;
-    Ok(id)
+    Ok(())
+}
+
+/// A new reservation's id.
+pub(crate) fn new_reservation_id() -> String {
+    new_id()
 }
 
 /// Deletes reservations of a tenant — the one with `id`, and every one expired at `now` —
@@ -220,10 +248,17 @@ pub(crate) async fn insert_reservation_in(
 /// lock first, so two jobs never drop the same reservation's amount twice.
 async fn drop_reservations_in(
     tx: &mut dyn WriteTx,
+    in_flight: &InFlight,
     tenant_id: &str,
     id: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
+    if let InFlight::Local(local) = in_flight {
+        if let Some(id) = id {
+            local.release(id);
+        }
+        return Ok(());
+    }
     let mut freed = 0;
     if let Some(id) = id {
         let rows = tx
@@ -278,12 +313,21 @@ impl std::fmt::Debug for Settlement {
 /// Carries out a settlement inside a write job (see [`Store::settle_usage`]).
 pub(crate) async fn settle_in(
     tx: &mut dyn WriteTx,
+    in_flight: &InFlight,
     settlement: &Settlement,
 ) -> Result<(), StoreError> {
     let entry = &settlement.entry;
-    let budget = locked_budget(tx, &entry.tenant_id, &entry.month, entry.created_at).await?;
+    let budget = locked_budget(
+        tx,
+        in_flight,
+        &entry.tenant_id,
+        &entry.month,
+        entry.created_at,
+    )
+    .await?;
     drop_reservations_in(
         tx,
+        in_flight,
         &entry.tenant_id,
         settlement.reservation_id.as_deref(),
         entry.created_at,
@@ -340,20 +384,40 @@ impl Store {
         &self,
         request: ReservationRequest,
     ) -> Result<Option<String>, StoreError> {
-        self.write(move |tx| Box::pin(async move { reserve_in(tx, &request).await }))
+        let id = new_reservation_id();
+        let in_flight = self.in_flight.clone();
+        let made = {
+            let id = id.clone();
+            self.write(move |tx| {
+                Box::pin(async move { reserve_in(tx, &in_flight, &request, &id).await })
+            })
             .await
+        };
+        match made {
+            Ok(true) => Ok(Some(id)),
+            Ok(false) => Ok(None),
+            Err(error) => {
+                self.in_flight.release_local(&id);
+                Err(error)
+            }
+        }
     }
 
     /// Records a call's actual cost, releases its reservation, adds a managed cost to the
     /// month's running total and takes from the wallet the part of it beyond the month's
     /// allowance — all in one transaction.
     pub async fn settle_usage(&self, settlement: Settlement) -> Result<(), StoreError> {
-        self.write(move |tx| Box::pin(async move { settle_in(tx, &settlement).await }))
+        let in_flight = self.in_flight.clone();
+        self.write(move |tx| Box::pin(async move { settle_in(tx, &in_flight, &settlement).await }))
             .await
     }
 
     /// Releases a reservation whose work never happened.
     pub async fn release_reservation(&self, reservation_id: &str) -> Result<(), StoreError> {
+        if let InFlight::Local(local) = &self.in_flight {
+            local.release(reservation_id);
+            return Ok(());
+        }
         let id = reservation_id.to_string();
         self.write(move |tx| {
             Box::pin(async move {
@@ -368,7 +432,8 @@ impl Store {
                 };
                 let tenant_id = owner.text(0)?;
                 lock_tenant(tx, &tenant_id).await?;
-                drop_reservations_in(tx, &tenant_id, Some(&id), crate::now_millis()).await
+                let rows = InFlight::Rows;
+                drop_reservations_in(tx, &rows, &tenant_id, Some(&id), crate::now_millis()).await
             })
         })
         .await

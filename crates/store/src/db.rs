@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+use crate::in_flight::{InFlight, LocalReservations};
 use crate::write::{self, Arg, Writer};
 use crate::StoreError;
 
@@ -36,6 +37,8 @@ pub struct Store {
     backend: Backend,
     /// The PostgreSQL URL, for connections of their own (notifications).
     postgres_url: Option<String>,
+    /// Where the money set aside for calls in flight is kept (see `crate::in_flight`).
+    pub(crate) in_flight: InFlight,
 }
 
 impl std::fmt::Debug for Store {
@@ -80,10 +83,31 @@ impl Store {
             DatabaseTarget::Sqlite(path) => write::start_sqlite_writer(path)?,
             DatabaseTarget::Postgres(_) => Writer::Pool(pool.clone()),
         };
+        let in_flight = match backend {
+            Backend::Postgres => InFlight::Rows,
+            Backend::Sqlite => {
+                // One server process: after a restart no work of the last one runs any more,
+                // so nothing it set aside (rows of versions before `in_flight`) holds money.
+                writer
+                    .run(|tx| {
+                        Box::pin(async move {
+                            tx.execute("DELETE FROM usage_reservations", vec![]).await?;
+                            tx.execute(
+                                "UPDATE tenants SET reserved_micros = 0 WHERE reserved_micros <> 0",
+                                vec![],
+                            )
+                            .await
+                        })
+                    })
+                    .await?;
+                InFlight::Local(std::sync::Arc::new(LocalReservations::default()))
+            }
+        };
         Ok(Store {
             pool,
             writer,
             backend,
+            in_flight,
             postgres_url: match target {
                 DatabaseTarget::Postgres(url) => Some(url.clone()),
                 DatabaseTarget::Sqlite(_) => None,

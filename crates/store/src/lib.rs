@@ -11,6 +11,7 @@ mod articles;
 mod billing;
 mod db;
 mod error;
+mod in_flight;
 mod leases;
 mod money;
 mod secrets;

@@ -3,7 +3,8 @@
 use sqlx::Row;
 
 use crate::billing::{
-    budget_left_in, insert_reservation_in, settle_in, ReservationRequest, Settlement,
+    budget_left_in, insert_reservation_in, new_reservation_id, settle_in, ReservationRequest,
+    Settlement,
 };
 use crate::leases::{release_lease_in, take_lease_in, SESSION_LEASE};
 use crate::write::{args, WriteTx};
@@ -231,64 +232,77 @@ impl Store {
     ) -> Result<TurnStart, StoreError> {
         let (session_id, user_message) = (session_id.to_string(), user_message.to_string());
         let new_for = new_for.map(|(tenant, user)| (tenant.to_string(), user.to_string()));
-        self.write(move |tx| {
-            Box::pin(async move {
-                let now = now_millis();
-                if let Some(request) = &reservation {
-                    if !budget_left_in(tx, request).await? {
-                        if let Some((tenant_id, user_id)) = &new_for {
-                            // The session id was announced: keep it valid, empty.
+        let reservation = reservation.map(|request| (request, new_reservation_id()));
+        let reserved_id = reservation.as_ref().map(|(_, id)| id.clone());
+        let in_flight = self.in_flight.clone();
+        let started = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    let now = now_millis();
+                    if let Some((request, _)) = &reservation {
+                        if !budget_left_in(tx, &in_flight, request).await? {
+                            if let Some((tenant_id, user_id)) = &new_for {
+                                // The session id was announced: keep it valid, empty.
+                                tx.execute(
+                                    INSERT_SESSION,
+                                    args![&session_id, tenant_id, user_id, now, 0, None::<String>],
+                                )
+                                .await?;
+                            }
+                            return Ok(TurnStart::CapExceeded);
+                        }
+                    }
+                    match &new_for {
+                        Some((tenant_id, user_id)) => {
+                            // A new session: titled by its first message, busy from the start.
                             tx.execute(
                                 INSERT_SESSION,
-                                args![&session_id, tenant_id, user_id, now, 0, None::<String>],
+                                args![
+                                    &session_id,
+                                    tenant_id,
+                                    user_id,
+                                    now,
+                                    now + lease_ms,
+                                    title_of(&user_message)
+                                ],
                             )
                             .await?;
                         }
-                        return Ok(TurnStart::CapExceeded);
-                    }
-                }
-                match &new_for {
-                    Some((tenant_id, user_id)) => {
-                        // A new session: titled by its first message, busy from the start.
-                        tx.execute(
-                            INSERT_SESSION,
-                            args![
-                                &session_id,
-                                tenant_id,
-                                user_id,
-                                now,
-                                now + lease_ms,
-                                title_of(&user_message)
-                            ],
-                        )
-                        .await?;
-                    }
-                    None => {
-                        if !take_lease_in(tx, SESSION_LEASE, &session_id, lease_ms).await? {
-                            return Ok(TurnStart::SessionBusy);
+                        None => {
+                            if !take_lease_in(tx, SESSION_LEASE, &session_id, lease_ms).await? {
+                                return Ok(TurnStart::SessionBusy);
+                            }
                         }
                     }
-                }
-                let reservation_id = match &reservation {
-                    Some(request) => Some(insert_reservation_in(tx, request).await?),
-                    None => None,
-                };
-                let message =
-                    insert_only(tx, &session_id, MessageRole::User, &user_message, false).await?;
-                let messages = if new_for.is_some() {
-                    // A new session's history is this one message.
-                    vec![message]
-                } else {
-                    touch(tx, &session_id, now, Some(title_of(&user_message))).await?;
-                    recent_in(tx, &session_id, history).await?
-                };
-                Ok(TurnStart::Started {
-                    history: messages,
-                    reservation_id,
+                    let reservation_id = match &reservation {
+                        Some((request, id)) => {
+                            insert_reservation_in(tx, &in_flight, request, id).await?;
+                            Some(id.clone())
+                        }
+                        None => None,
+                    };
+                    let message =
+                        insert_only(tx, &session_id, MessageRole::User, &user_message, false)
+                            .await?;
+                    let messages = if new_for.is_some() {
+                        // A new session's history is this one message.
+                        vec![message]
+                    } else {
+                        touch(tx, &session_id, now, Some(title_of(&user_message))).await?;
+                        recent_in(tx, &session_id, history).await?
+                    };
+                    Ok(TurnStart::Started {
+                        history: messages,
+                        reservation_id,
+                    })
                 })
             })
-        })
-        .await
+            .await;
+        if let (Err(_), Some(id)) = (&started, &reserved_id) {
+            // The job was undone; a reservation it made in this process is not part of it.
+            self.in_flight.release_local(id);
+        }
+        started
     }
 
     /// Ends a turn in one transaction: stores the assistant's message, if there is one,
@@ -302,6 +316,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let session_id = session_id.to_string();
         let answer = answer.map(|(content, interrupted)| (content.to_string(), interrupted));
+        let in_flight = self.in_flight.clone();
         self.write(move |tx| {
             Box::pin(async move {
                 if let Some((content, interrupted)) = answer {
@@ -316,7 +331,7 @@ impl Store {
                     touch(tx, &session_id, message.created_at, None).await?;
                 }
                 if let Some(settlement) = &settlement {
-                    settle_in(tx, settlement).await?;
+                    settle_in(tx, &in_flight, settlement).await?;
                 }
                 release_lease_in(tx, SESSION_LEASE, &session_id).await
             })
