@@ -319,21 +319,27 @@ impl Store {
         let in_flight = self.in_flight.clone();
         self.write(move |tx| {
             Box::pin(async move {
-                if let Some((content, interrupted)) = answer {
-                    let message = insert_only(
-                        tx,
-                        &session_id,
-                        MessageRole::Assistant,
-                        &content,
-                        interrupted,
-                    )
-                    .await?;
-                    touch(tx, &session_id, message.created_at, None).await?;
-                }
                 if let Some(settlement) = &settlement {
                     settle_in(tx, &in_flight, settlement).await?;
                 }
-                release_lease_in(tx, SESSION_LEASE, &session_id).await
+                let Some((content, interrupted)) = answer else {
+                    return release_lease_in(tx, SESSION_LEASE, &session_id).await;
+                };
+                let message = insert_only(
+                    tx,
+                    &session_id,
+                    MessageRole::Assistant,
+                    &content,
+                    interrupted,
+                )
+                .await?;
+                // Touched and given back in one statement (the lease is `busy_until`).
+                tx.execute(
+                    "UPDATE sessions SET updated_at = $1, busy_until = 0 WHERE id = $2",
+                    args![message.created_at, &session_id],
+                )
+                .await?;
+                Ok(())
             })
         })
         .await

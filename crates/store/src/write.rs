@@ -452,19 +452,25 @@ fn writer_loop(mut conn: rusqlite::Connection, mut jobs: mpsc::UnboundedReceiver
     }
 }
 
+/// Runs one transaction-control statement, prepared once per connection (not parsed again for
+/// every job, as `execute_batch` would).
+fn control(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.raw_execute().map(|_| ())
+}
+
 /// Runs a group of jobs in one transaction, each in a savepoint, then commits and answers.
 fn commit_group(conn: &mut rusqlite::Connection, group: Vec<(RunJob, Delivery)>) {
     let mut pending: Vec<Delivery> = Vec::with_capacity(group.len());
     let mut open = false;
     for (run, deliver) in group {
         if !open {
-            if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+            if let Err(error) = control(conn, "BEGIN IMMEDIATE") {
                 deliver(Err(error.to_string()));
                 continue;
             }
             open = true;
         }
-        if let Err(error) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(error) = control(conn, "SAVEPOINT job") {
             deliver(Err(error.to_string()));
             continue;
         }
@@ -483,12 +489,12 @@ fn commit_group(conn: &mut rusqlite::Connection, group: Vec<(RunJob, Delivery)>)
             deliver(Err("the transaction was rolled back".into()));
             continue;
         }
-        let end = if succeeded {
-            "RELEASE job"
+        let ended = if succeeded {
+            control(conn, "RELEASE job")
         } else {
-            "ROLLBACK TO job; RELEASE job"
+            control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"))
         };
-        if let Err(error) = conn.execute_batch(end) {
+        if let Err(error) = ended {
             tracing::error!(%error, "could not end a write job's savepoint");
         }
         pending.push(deliver);
@@ -496,7 +502,7 @@ fn commit_group(conn: &mut rusqlite::Connection, group: Vec<(RunJob, Delivery)>)
     if !open {
         return;
     }
-    let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+    let committed = control(conn, "COMMIT").map_err(|e| e.to_string());
     if committed.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
