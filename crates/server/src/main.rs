@@ -6,6 +6,7 @@ mod body;
 mod cli;
 mod config;
 mod corpus;
+mod data_lock;
 mod error;
 mod metrics;
 mod openapi;

@@ -25,6 +25,10 @@ use crate::state::AppState;
 
 /// Runs the server with this configuration.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let _one_server = match config.database_url {
+        None => Some(crate::data_lock::lock_data_dir(&config.data_dir)?),
+        Some(_) => None,
+    };
     let store = Store::connect(&config.database_target())
         .await
         .context("cannot open the database")?;

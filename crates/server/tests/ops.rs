@@ -139,6 +139,41 @@ async fn bad_settings_stop_the_server_with_a_message_naming_them() {
     assert!(stderr.contains("INTEGRATOR_BODY_LIMIT"), "{stderr}");
 }
 
+/// The embedded database serves one server process: a second server on the same data dir is
+/// refused with a message saying so (several servers share PostgreSQL instead), and the data
+/// dir is free again once the first has stopped.
+#[tokio::test]
+async fn a_second_server_on_the_same_embedded_data_is_refused() {
+    let data = Data::new().await;
+    if data.on_postgres() {
+        return; // Replicas on PostgreSQL are the supported way to run several servers.
+    }
+    let first = Server::start(&data, &[]).await;
+    let second = tokio::process::Command::new(env!("CARGO_BIN_EXE_integrator-agent"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env_remove("INTEGRATOR_DATABASE_URL")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), second)
+        .await
+        .expect("the second server exits instead of serving")
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("another Integrator Agent server is running")
+            && stderr.contains("PostgreSQL"),
+        "{stderr}"
+    );
+    let health = |server: &Server| server.client.get(server.url("/health")).send();
+    let status = health(&first).await.expect("health").status();
+    assert_eq!(status, 200, "the first server runs on");
+    first.stop().await;
+    let again = Server::start(&data, &[]).await;
+    assert_eq!(health(&again).await.expect("health").status(), 200);
+}
+
 #[tokio::test]
 async fn restart_with_the_same_data_keeps_accounts_tickets_and_index() {
     let data = Data::new().await;
