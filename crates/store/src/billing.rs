@@ -261,26 +261,20 @@ async fn drop_reservations_in(
     }
     let mut freed = 0;
     if let Some(id) = id {
-        let rows = tx
-            .fetch_all(
-                "DELETE FROM usage_reservations WHERE id = $1 AND tenant_id = $2 RETURNING amount_micros",
-                args![id, tenant_id],
-            )
-            .await?;
-        for row in rows {
-            freed += row.int(0)?;
-        }
-    }
-    // Reservations whose work never settled (a crash) hold nothing once expired.
-    let rows = tx
-        .fetch_all(
-            "DELETE FROM usage_reservations WHERE tenant_id = $1 AND expires_at <= $2 RETURNING amount_micros",
-            args![tenant_id, now],
+        freed += deleted_amounts(
+            tx,
+            "DELETE FROM usage_reservations WHERE id = $1 AND tenant_id = $2 RETURNING amount_micros",
+            args![id, tenant_id],
         )
         .await?;
-    for row in rows {
-        freed += row.int(0)?;
     }
+    // Reservations whose work never settled (a crash) hold nothing once expired.
+    freed += deleted_amounts(
+        tx,
+        "DELETE FROM usage_reservations WHERE tenant_id = $1 AND expires_at <= $2 RETURNING amount_micros",
+        args![tenant_id, now],
+    )
+    .await?;
     if freed != 0 {
         tx.execute(
             "UPDATE tenants SET reserved_micros = reserved_micros - $1 WHERE id = $2",
@@ -289,6 +283,19 @@ async fn drop_reservations_in(
         .await?;
     }
     Ok(())
+}
+
+/// Runs a `DELETE … RETURNING amount_micros` of reservations; returns what they held.
+async fn deleted_amounts(
+    tx: &mut dyn WriteTx,
+    sql: &str,
+    args: Vec<crate::write::Arg>,
+) -> Result<Micros, StoreError> {
+    let mut freed = 0;
+    for row in tx.fetch_all(sql, args).await? {
+        freed += row.int(0)?;
+    }
+    Ok(freed)
 }
 
 /// A call's actual cost, to record against the reservation made for it.
