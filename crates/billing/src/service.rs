@@ -1,7 +1,7 @@
 //! The billing service: reserve before billed work, settle after it, own LLM keys, reports.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -286,7 +286,7 @@ impl Billing {
     /// write jobs can take along.
     fn allowance_of(&self) -> AllowanceOf {
         let allowances = self.allowances;
-        Arc::new(move |tier, allowance_override| {
+        AllowanceOf::new(move |tier, allowance_override| {
             allowance_override.unwrap_or_else(|| allowances.of(tier))
         })
     }
@@ -547,7 +547,7 @@ impl Billing {
         let tenant = self.store.tenant_by_id(tenant_id).await?;
         let month = self.clock.month();
         let rows = self.store.usage_rows(tenant_id, &month).await?;
-        let allowance = self.allowance_of()(tenant.tier, tenant.allowance_micros);
+        let allowance = self.allowance_of().of(tenant.tier, tenant.allowance_micros);
         let mut tenant_section = UsageSection {
             name: Some(tenant.name.clone()),
             tier: Some(tenant.tier.as_str().to_string()),

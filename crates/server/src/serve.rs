@@ -68,9 +68,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot open the search index")?,
     );
     if store.backend() == store::Backend::Sqlite {
-        // Only one server runs on an SQLite data dir (the search index above is locked to this
-        // process), so session leases still set were left by a crash.
+        // Only one server runs on an SQLite data dir (`data_lock`), so session leases still set
+        // and reservations still recorded were left by an earlier process.
         store.release_all_session_leases().await?;
+        store.release_all_reservations().await?;
         let abandoned = store.fail_abandoned_runs().await?;
         if abandoned > 0 {
             tracing::warn!(

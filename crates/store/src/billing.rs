@@ -132,26 +132,40 @@ async fn locked_budget(
         .fetch_optional(BUDGET_SELECT, args![tenant_id, month, now])
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id}")))?;
-    let held_here = match in_flight {
-        InFlight::Rows => 0,
-        InFlight::Local(local) => local.held(tenant_id, now),
-    };
     Ok(Budget {
         tier: row.text(0)?.parse().map_err(StoreError::Invalid)?,
         allowance_override: row.opt_int(1)?,
         wallet: row.int(2)?,
         managed_spent: row.int(3)?,
-        reserved: row.int(4)? + held_here,
+        reserved: row.int(4)? + in_flight.held_here(tenant_id, now),
     })
 }
 
 /// A tenant's monthly allowance from its tier and override, as a value write jobs take along.
-pub type AllowanceOf = Arc<dyn Fn(Tier, Option<Micros>) -> Micros + Send + Sync>;
+#[derive(Clone)]
+pub struct AllowanceOf(Arc<dyn Fn(Tier, Option<Micros>) -> Micros + Send + Sync>);
+
+impl AllowanceOf {
+    pub fn new(of: impl Fn(Tier, Option<Micros>) -> Micros + Send + Sync + 'static) -> Self {
+        AllowanceOf(Arc::new(of))
+    }
+
+    /// The allowance of a tenant of this tier with this override.
+    pub fn of(&self, tier: Tier, allowance_override: Option<Micros>) -> Micros {
+        (self.0)(tier, allowance_override)
+    }
+}
+
+impl std::fmt::Debug for AllowanceOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AllowanceOf(..)")
+    }
+}
 
 /// Money to set aside for work about to start: `amount` against the tenant's allowance and
 /// wallet, while anything is left after this month's managed spending and the reservations
 /// still in flight.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ReservationRequest {
     pub tenant_id: String,
     /// `YYYY-MM` of the billing clock.
@@ -162,16 +176,6 @@ pub struct ReservationRequest {
     pub expires_at: i64,
     /// The tenant's monthly allowance from its tier and override.
     pub allowance_of: AllowanceOf,
-}
-
-impl std::fmt::Debug for ReservationRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReservationRequest")
-            .field("tenant_id", &self.tenant_id)
-            .field("month", &self.month)
-            .field("amount", &self.amount)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Makes a reservation inside a write job; `None`, with nothing written, when nothing is left.
@@ -205,10 +209,11 @@ pub(crate) async fn budget_left_in(
         request.now,
     )
     .await?;
-    Ok(budget.left((request.allowance_of)(
-        budget.tier,
-        budget.allowance_override,
-    )) > 0)
+    Ok(budget.left(
+        request
+            .allowance_of
+            .of(budget.tier, budget.allowance_override),
+    ) > 0)
 }
 
 /// Makes the reservation `id` (after [`budget_left_in`] said yes, in the same job). Rows
@@ -237,11 +242,6 @@ pub(crate) async fn insert_reservation_in(
     Ok(())
 }
 
-/// A new reservation's id.
-pub(crate) fn new_reservation_id() -> String {
-    new_id()
-}
-
 /// Deletes reservations of a tenant — the one with `id`, and every one expired at `now` —
 /// and takes what they set aside off the tenant's running total. The tenant's row must be
 /// locked already (see [`locked_budget`]): every change to a tenant's reservations takes that
@@ -253,12 +253,24 @@ async fn drop_reservations_in(
     id: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
-    if let InFlight::Local(local) = in_flight {
-        if let Some(id) = id {
-            local.release(id);
+    match in_flight {
+        InFlight::Local(local) => {
+            if let Some(id) = id {
+                local.release(id);
+            }
+            Ok(())
         }
-        return Ok(());
+        InFlight::Rows => drop_reservation_rows_in(tx, tenant_id, id, now).await,
     }
+}
+
+/// [`drop_reservations_in`] for reservations that are rows (PostgreSQL).
+async fn drop_reservation_rows_in(
+    tx: &mut dyn WriteTx,
+    tenant_id: &str,
+    id: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
     let mut freed = 0;
     if let Some(id) = id {
         freed += deleted_amounts(
@@ -299,22 +311,13 @@ async fn deleted_amounts(
 }
 
 /// A call's actual cost, to record against the reservation made for it.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Settlement {
     /// The reservation to release (none for own keys and the builtin responder).
     pub reservation_id: Option<String>,
     /// The tenant's monthly allowance from its tier and override.
     pub allowance_of: AllowanceOf,
     pub entry: LedgerEntry,
-}
-
-impl std::fmt::Debug for Settlement {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settlement")
-            .field("reservation_id", &self.reservation_id)
-            .field("entry", &self.entry)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Carries out a settlement inside a write job (see [`Store::settle_usage`]).
@@ -341,7 +344,9 @@ pub(crate) async fn settle_in(
     )
     .await?;
     if entry.usage_type == UsageType::Managed && entry.cost_micros > 0 {
-        let allowance = (settlement.allowance_of)(budget.tier, budget.allowance_override);
+        let allowance = settlement
+            .allowance_of
+            .of(budget.tier, budget.allowance_override);
         let spent = budget.managed_spent;
         let over_before = (spent - allowance).max(0);
         let over_after = (spent + entry.cost_micros - allowance).max(0);
@@ -391,7 +396,7 @@ impl Store {
         &self,
         request: ReservationRequest,
     ) -> Result<Option<String>, StoreError> {
-        let id = new_reservation_id();
+        let id = new_id();
         let in_flight = self.in_flight.clone();
         let made = {
             let id = id.clone();
@@ -400,14 +405,8 @@ impl Store {
             })
             .await
         };
-        match made {
-            Ok(true) => Ok(Some(id)),
-            Ok(false) => Ok(None),
-            Err(error) => {
-                self.in_flight.release_local(&id);
-                Err(error)
-            }
-        }
+        self.in_flight.release_if_failed(&made, Some(&id));
+        Ok(made?.then_some(id))
     }
 
     /// Records a call's actual cost, releases its reservation, adds a managed cost to the
@@ -417,6 +416,25 @@ impl Store {
         let in_flight = self.in_flight.clone();
         self.write(move |tx| Box::pin(async move { settle_in(tx, &in_flight, &settlement).await }))
             .await
+    }
+
+    /// Frees every reservation: for a process that knows it is the only server on this
+    /// database (SQLite), where no work of an earlier process runs any more. (This process
+    /// holds its own reservations in memory; rows are left only by versions before that.)
+    pub async fn release_all_reservations(&self) -> Result<(), StoreError> {
+        self.write(|tx| {
+            Box::pin(async move {
+                tx.execute("DELETE FROM usage_reservations", args![])
+                    .await?;
+                tx.execute(
+                    "UPDATE tenants SET reserved_micros = 0 WHERE reserved_micros <> 0",
+                    args![],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Releases a reservation whose work never happened.
@@ -439,8 +457,7 @@ impl Store {
                 };
                 let tenant_id = owner.text(0)?;
                 lock_tenant(tx, &tenant_id).await?;
-                let rows = InFlight::Rows;
-                drop_reservations_in(tx, &rows, &tenant_id, Some(&id), crate::now_millis()).await
+                drop_reservation_rows_in(tx, &tenant_id, Some(&id), crate::now_millis()).await
             })
         })
         .await

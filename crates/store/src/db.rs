@@ -85,23 +85,7 @@ impl Store {
         };
         let in_flight = match backend {
             Backend::Postgres => InFlight::Rows,
-            Backend::Sqlite => {
-                // One server process: after a restart no work of the last one runs any more,
-                // so nothing it set aside (rows of versions before `in_flight`) holds money.
-                writer
-                    .run(|tx| {
-                        Box::pin(async move {
-                            tx.execute("DELETE FROM usage_reservations", vec![]).await?;
-                            tx.execute(
-                                "UPDATE tenants SET reserved_micros = 0 WHERE reserved_micros <> 0",
-                                vec![],
-                            )
-                            .await
-                        })
-                    })
-                    .await?;
-                InFlight::Local(std::sync::Arc::new(LocalReservations::default()))
-            }
+            Backend::Sqlite => InFlight::Local(std::sync::Arc::new(LocalReservations::default())),
         };
         Ok(Store {
             pool,

@@ -113,10 +113,19 @@ impl LocalReservations {
 }
 
 impl InFlight {
-    /// Frees a reservation held in this process (a no-op for rows, which their own
-    /// statements delete).
-    pub(crate) fn release_local(&self, id: &str) {
-        if let InFlight::Local(local) = self {
+    /// What the tenant's reservations held in this process hold at `now` (none for rows: the
+    /// budget read counts those).
+    pub(crate) fn held_here(&self, tenant_id: &str, now: i64) -> Micros {
+        match self {
+            InFlight::Rows => 0,
+            InFlight::Local(local) => local.held(tenant_id, now),
+        }
+    }
+
+    /// After the write job that made reservation `id` ended: when it failed, its rows were
+    /// rolled back with it, but a reservation held in this process must be freed here.
+    pub(crate) fn release_if_failed<T, E>(&self, job: &Result<T, E>, id: Option<&str>) {
+        if let (Err(_), Some(id), InFlight::Local(local)) = (job, id, self) {
             local.release(id);
         }
     }

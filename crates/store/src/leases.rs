@@ -84,6 +84,20 @@ pub(crate) async fn take_lease_in(
     Ok(changed == 1)
 }
 
+/// Gives a lease back within a write job and records, in the same statement, that the row
+/// changed at `updated_at` (its `updated_at` column).
+pub(crate) async fn release_lease_touching_in(
+    tx: &mut dyn WriteTx,
+    lease: LeaseColumn,
+    id: &str,
+    updated_at: i64,
+) -> Result<(), StoreError> {
+    let LeaseColumn { table, column } = lease;
+    let sql = format!("UPDATE {table} SET {column} = 0, updated_at = $1 WHERE id = $2");
+    tx.execute(&sql, args![updated_at, id]).await?;
+    Ok(())
+}
+
 /// Gives a lease back within a write job.
 pub(crate) async fn release_lease_in(
     tx: &mut dyn WriteTx,

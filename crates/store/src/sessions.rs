@@ -3,10 +3,9 @@
 use sqlx::Row;
 
 use crate::billing::{
-    budget_left_in, insert_reservation_in, new_reservation_id, settle_in, ReservationRequest,
-    Settlement,
+    budget_left_in, insert_reservation_in, settle_in, ReservationRequest, Settlement,
 };
-use crate::leases::{release_lease_in, take_lease_in, SESSION_LEASE};
+use crate::leases::{release_lease_in, release_lease_touching_in, take_lease_in, SESSION_LEASE};
 use crate::write::{args, WriteTx};
 use crate::{new_id, now_millis, Store, StoreError};
 
@@ -232,7 +231,7 @@ impl Store {
     ) -> Result<TurnStart, StoreError> {
         let (session_id, user_message) = (session_id.to_string(), user_message.to_string());
         let new_for = new_for.map(|(tenant, user)| (tenant.to_string(), user.to_string()));
-        let reservation = reservation.map(|request| (request, new_reservation_id()));
+        let reservation = reservation.map(|request| (request, new_id()));
         let reserved_id = reservation.as_ref().map(|(_, id)| id.clone());
         let in_flight = self.in_flight.clone();
         let started = self
@@ -298,10 +297,8 @@ impl Store {
                 })
             })
             .await;
-        if let (Err(_), Some(id)) = (&started, &reserved_id) {
-            // The job was undone; a reservation it made in this process is not part of it.
-            self.in_flight.release_local(id);
-        }
+        self.in_flight
+            .release_if_failed(&started, reserved_id.as_deref());
         started
     }
 
@@ -333,13 +330,7 @@ impl Store {
                     interrupted,
                 )
                 .await?;
-                // Touched and given back in one statement (the lease is `busy_until`).
-                tx.execute(
-                    "UPDATE sessions SET updated_at = $1, busy_until = 0 WHERE id = $2",
-                    args![message.created_at, &session_id],
-                )
-                .await?;
-                Ok(())
+                release_lease_touching_in(tx, SESSION_LEASE, &session_id, message.created_at).await
             })
         })
         .await

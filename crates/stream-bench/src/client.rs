@@ -16,8 +16,8 @@ pub enum Target {
     Direct { base_url: String },
     /// `POST {base}/rest/v1/ai-agent/api/chat/stream` on the server.
     Server { base_url: String, key: String },
-    /// The same request to the bare relay (the floor, see `relay.rs`).
-    Floor { base_url: String },
+    /// The same request to the bare relay (the floor, see `relay.rs`), which ignores the key.
+    Floor { base_url: String, key: String },
 }
 
 impl Target {
@@ -209,13 +209,9 @@ pub async fn one_stream(
                     "stream": true,
                     "stream_options": {"include_usage": true},
                 })),
-            Target::Server { base_url, key } => client
+            Target::Server { base_url, key } | Target::Floor { base_url, key } => client
                 .post(format!("{base_url}/rest/v1/ai-agent/api/chat/stream"))
                 .bearer_auth(key)
-                .header("accept", "text/event-stream")
-                .json(&json!({"message": message(id), "include_tools": false})),
-            Target::Floor { base_url } => client
-                .post(format!("{base_url}/rest/v1/ai-agent/api/chat/stream"))
                 .header("accept", "text/event-stream")
                 .json(&json!({"message": message(id), "include_tools": false})),
         };

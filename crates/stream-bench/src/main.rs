@@ -627,6 +627,7 @@ async fn measure(args: &Args, upstream: &Upstream, server: &ServerProcess) -> Re
                 relay,
                 Target::Floor {
                     base_url: relay.base_url.clone(),
+                    key: server.key.clone(),
                 },
             )
         }),
