@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use billing::Billing;
 
-use crate::llm::{BuiltinModel, ChatModel, OpenAiClient, OpenAiSettings};
+use crate::llm::{BuiltinModel, ChatModel, CompletionsUrl, OpenAiClient, OpenAiSettings};
 use crate::Principal;
 
 /// Who pays for the model's calls.
@@ -51,6 +51,7 @@ impl std::fmt::Debug for ProviderSettings {
 /// Picks the model for each request.
 pub struct ModelResolver {
     settings: ProviderSettings,
+    completions_url: CompletionsUrl,
     http: reqwest::Client,
     builtin: Arc<BuiltinModel>,
     billing: Arc<Billing>,
@@ -61,6 +62,7 @@ impl ModelResolver {
     pub fn new(settings: ProviderSettings, billing: Arc<Billing>) -> ModelResolver {
         let http = OpenAiClient::http_client(settings.connect_timeout, settings.read_timeout);
         ModelResolver {
+            completions_url: CompletionsUrl::under(&settings.base_url),
             settings,
             http,
             builtin: Arc::new(BuiltinModel),
@@ -88,7 +90,7 @@ impl ModelResolver {
         Ok(ResolvedModel {
             model: Arc::new(OpenAiClient::new(
                 OpenAiSettings {
-                    base_url: self.settings.base_url.clone(),
+                    completions_url: self.completions_url.clone(),
                     api_key: key,
                     model: self.settings.model.clone(),
                     connect_timeout: self.settings.connect_timeout,

@@ -103,6 +103,14 @@ const BUDGET_SELECT: &str = "SELECT t.tier, t.allowance_micros, t.wallet_micros,
       FROM usage_reservations r WHERE r.tenant_id = t.id AND r.expires_at <= $3) AS reserved \
      FROM tenants t WHERE t.id = $1";
 
+/// [`BUDGET_SELECT`] where reservations are held in this process ([`InFlight::Local`]): no
+/// reservation rows or running total to read (`held_here` adds what is held).
+const BUDGET_SELECT_HELD_HERE: &str = "SELECT t.tier, t.allowance_micros, t.wallet_micros, \
+     COALESCE((SELECT m.managed_micros FROM usage_month_totals m \
+               WHERE m.tenant_id = t.id AND m.month = $2), 0) AS managed_spent, \
+     0 AS reserved \
+     FROM tenants t WHERE t.id = $1";
+
 /// Holds a tenant's row until the job's transaction ends (on PostgreSQL; on SQLite the writer
 /// holds the one write lock already). A statement of its own: in READ COMMITTED, the
 /// statements after it take their snapshots after the lock is granted and see what the
@@ -129,7 +137,10 @@ async fn locked_budget(
 ) -> Result<Budget, StoreError> {
     lock_tenant(tx, tenant_id).await?;
     let row = tx
-        .fetch_optional(BUDGET_SELECT, args![tenant_id, month, now])
+        .fetch_optional(
+            in_flight.pick(BUDGET_SELECT, BUDGET_SELECT_HELD_HERE),
+            args![tenant_id, month, now],
+        )
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id}")))?;
     Ok(Budget {

@@ -425,14 +425,12 @@ async fn insert_only(
 ) -> Result<StoredMessage, StoreError> {
     let now = now_millis();
     let id = tx
-        .fetch_optional(
+        .insert_returning_id(
             "INSERT INTO messages (session_id, role, content, interrupted, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
             args![session_id, role.as_str(), content, interrupted, now],
         )
-        .await?
-        .ok_or_else(|| StoreError::Invalid("the new message has no id".into()))?
-        .int(0)?;
+        .await?;
     Ok(StoredMessage {
         id,
         role,

@@ -150,6 +150,16 @@ pub(crate) trait WriteTx: Send {
     /// Which engine the transaction runs on (for the few statements that differ).
     fn backend(&self) -> Backend;
 
+    /// Runs an `INSERT … RETURNING id` into a table whose integer `id` the database assigns;
+    /// returns that id. (SQLite runs the statement without the clause and reads the row id it
+    /// assigned: no result table to fill for one number.)
+    async fn insert_returning_id(&mut self, sql: &str, args: Vec<Arg>) -> Result<i64, StoreError> {
+        self.fetch_optional(sql, args)
+            .await?
+            .ok_or_else(|| StoreError::Invalid("the insert returned no id".into()))?
+            .int(0)
+    }
+
     /// Runs a query; returns its first row, if any.
     async fn fetch_optional(
         &mut self,
@@ -319,12 +329,23 @@ pub(crate) struct SqliteTx<'c> {
 }
 
 /// Binds `args` to a statement written with `$N` placeholders. SQLite reads `$1` as a
-/// parameter *named* "$1" (numbered by first appearance), so each is bound by its name.
+/// parameter *named* "$1" (numbered by first appearance), so each parameter's name says which
+/// argument it takes: read from the prepared statement, no name is formatted per call.
 fn bind(statement: &mut rusqlite::Statement<'_>, args: &[Arg]) -> Result<(), StoreError> {
-    for (n, arg) in args.iter().enumerate() {
-        let name = format!("${}", n + 1);
-        let Some(index) = statement.parameter_index(&name)? else {
-            continue;
+    for index in 1..=statement.parameter_count() {
+        let number = statement
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|digits| digits.parse::<usize>().ok());
+        let Some(arg) = number
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|n| args.get(n))
+        else {
+            return Err(StoreError::Invalid(format!(
+                "parameter {} of the statement has no argument (placeholders are $1..${})",
+                statement.parameter_name(index).unwrap_or("?"),
+                args.len()
+            )));
         };
         match arg {
             Arg::Int(value) => statement.raw_bind_parameter(index, value)?,
@@ -379,6 +400,16 @@ impl WriteTx for SqliteTx<'_> {
 
     fn backend(&self) -> Backend {
         Backend::Sqlite
+    }
+
+    async fn insert_returning_id(&mut self, sql: &str, args: Vec<Arg>) -> Result<i64, StoreError> {
+        let Some(insert) = sql.trim_end().strip_suffix("RETURNING id") else {
+            return Err(StoreError::Invalid(format!(
+                "not an INSERT … RETURNING id: {sql}"
+            )));
+        };
+        self.run_statement(insert, args)?;
+        Ok(self.conn.last_insert_rowid())
     }
 }
 
@@ -458,28 +489,36 @@ fn control(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.raw_execute().map(|_| ())
 }
 
-/// Runs a group of jobs in one transaction, each in a savepoint, then commits and answers.
+/// Runs a group of jobs in one transaction and commits it, then answers them. The first job
+/// of the transaction runs without a savepoint (rolling the transaction back undoes it alone);
+/// every later one in a savepoint of its own, so that its failure undoes only its own writes.
 fn commit_group(conn: &mut rusqlite::Connection, group: Vec<(RunJob, Delivery)>) {
     let mut pending: Vec<Delivery> = Vec::with_capacity(group.len());
     let mut open = false;
     for (run, deliver) in group {
-        if !open {
+        let first = !open;
+        if first {
             if let Err(error) = control(conn, "BEGIN IMMEDIATE") {
                 deliver(Err(error.to_string()));
                 continue;
             }
             open = true;
-        }
-        if let Err(error) = control(conn, "SAVEPOINT job") {
+        } else if let Err(error) = control(conn, "SAVEPOINT job") {
             deliver(Err(error.to_string()));
             continue;
         }
         let succeeded =
             std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut SqliteTx { conn: &mut *conn })))
                 .unwrap_or(false);
-        if !succeeded && conn.is_autocommit() {
-            // Some failures (a full disk, say) roll the whole transaction back: the jobs
-            // before this one are lost as well. Tell them; the rest start a new transaction.
+        if !succeeded && (first || conn.is_autocommit()) {
+            // The first job failed: its transaction holds nothing else. Other failures (a full
+            // disk, say) may roll the whole transaction back: the jobs before this one are
+            // lost as well. Tell them; the rest start a new transaction.
+            if !conn.is_autocommit() {
+                if let Err(error) = control(conn, "ROLLBACK") {
+                    tracing::error!(%error, "could not roll a failed write job back");
+                }
+            }
             open = false;
             for earlier in pending.drain(..) {
                 earlier(Err(
@@ -489,10 +528,12 @@ fn commit_group(conn: &mut rusqlite::Connection, group: Vec<(RunJob, Delivery)>)
             deliver(Err("the transaction was rolled back".into()));
             continue;
         }
-        let ended = if succeeded {
-            control(conn, "RELEASE job")
-        } else {
-            control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"))
+        let ended = match (first, succeeded) {
+            (true, _) => Ok(()),
+            (false, true) => control(conn, "RELEASE job"),
+            (false, false) => {
+                control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"))
+            }
         };
         if let Err(error) = ended {
             tracing::error!(%error, "could not end a write job's savepoint");
@@ -593,6 +634,68 @@ mod tests {
         assert_eq!(
             row.map(|r| r.text(0).unwrap_or_default()),
             Some("b-a-b".into())
+        );
+        writer.close().await;
+    }
+    #[tokio::test]
+    async fn inserts_return_the_ids_sqlite_assigned() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let writer = start_sqlite_writer(&dir.path().join("i.db")).expect("writer");
+        let ids = writer
+            .run(|tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)",
+                        args![],
+                    )
+                    .await?;
+                    let mut ids = Vec::new();
+                    for v in ["a", "b", "c"] {
+                        ids.push(
+                            tx.insert_returning_id(
+                                "INSERT INTO t (v) VALUES ($1) RETURNING id",
+                                args![v],
+                            )
+                            .await?,
+                        );
+                    }
+                    let last = tx
+                        .fetch_optional("SELECT id FROM t WHERE v = 'c'", args![])
+                        .await?
+                        .map_or(Ok(0), |row| row.int(0))?;
+                    Ok((ids, last))
+                })
+            })
+            .await
+            .expect("inserts");
+        assert_eq!(ids, (vec![1, 2, 3], 3));
+        let refused = writer
+            .run(|tx| {
+                Box::pin(async move {
+                    tx.insert_returning_id("INSERT INTO t (v) VALUES ('d')", args![])
+                        .await
+                })
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Invalid(ref m)) if m.contains("RETURNING id")),
+            "{refused:?}"
+        );
+        writer.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_placeholder_without_an_argument_is_an_error_not_a_null() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let writer = start_sqlite_writer(&dir.path().join("n.db")).expect("writer");
+        let result = writer
+            .run(|tx| {
+                Box::pin(async move { tx.fetch_optional("SELECT $1, $2", args!["only one"]).await })
+            })
+            .await;
+        assert!(
+            matches!(result, Err(StoreError::Invalid(ref m)) if m.contains("$2")),
+            "{result:?}"
         );
         writer.close().await;
     }

@@ -13,7 +13,7 @@ use futures::Stream;
 use serde_json::{json, Value};
 
 pub use builtin::BuiltinModel;
-pub use openai::{OpenAiClient, OpenAiSettings};
+pub use openai::{CompletionsUrl, OpenAiClient, OpenAiSettings};
 
 /// A tool call the model asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,11 +16,26 @@ use serde_json::{json, Value};
 use super::sse::SseDecoder;
 use super::{ChatDelta, ChatModel, ChatRequest, DeltaStream, LlmError};
 
+/// The chat-completions address under a provider's base URL (e.g. `https://api.openai.com/v1`
+/// + `/chat/completions`), parsed once when the server starts rather than for every call.
+#[derive(Debug, Clone)]
+pub struct CompletionsUrl(Result<reqwest::Url, String>);
+
+impl CompletionsUrl {
+    /// The address under `base_url`; one that does not parse fails each call that uses it.
+    pub fn under(base_url: &str) -> CompletionsUrl {
+        let text = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+        CompletionsUrl(
+            reqwest::Url::parse(&text)
+                .map_err(|e| format!("the provider's base URL '{base_url}' is not a URL: {e}")),
+        )
+    }
+}
+
 /// Where and how to reach the provider.
 #[derive(Clone)]
 pub struct OpenAiSettings {
-    /// e.g. `https://api.openai.com/v1`; `/chat/completions` is appended.
-    pub base_url: String,
+    pub completions_url: CompletionsUrl,
     pub api_key: String,
     pub model: String,
     pub connect_timeout: Duration,
@@ -31,7 +46,7 @@ pub struct OpenAiSettings {
 impl std::fmt::Debug for OpenAiSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenAiSettings")
-            .field("base_url", &self.base_url)
+            .field("completions_url", &self.completions_url)
             .field("api_key", &"***")
             .field("model", &self.model)
             .finish()
@@ -105,10 +120,10 @@ impl ChatModel for OpenAiClient {
                 }))
                 .collect::<Vec<_>>());
         }
-        let url = format!(
-            "{}/chat/completions",
-            self.settings.base_url.trim_end_matches('/')
-        );
+        let url = match &self.settings.completions_url.0 {
+            Ok(url) => url.clone(),
+            Err(invalid) => return Err(LlmError::Protocol(invalid.clone())),
+        };
         let response = self
             .http
             .post(url)
