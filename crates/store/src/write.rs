@@ -556,6 +556,13 @@ fn commit_group(conn: &mut rusqlite::Connection, group: Vec<(RunJob, Delivery)>)
 mod tests {
     use super::*;
 
+    /// A writer on a database file of its own (kept while the directory lives).
+    fn scratch_writer() -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let writer = start_sqlite_writer(&dir.path().join("scratch.db")).expect("writer");
+        (dir, writer)
+    }
+
     async fn count(writer: &Writer) -> i64 {
         writer
             .run(|tx| {
@@ -571,8 +578,7 @@ mod tests {
 
     #[tokio::test]
     async fn grouped_jobs_commit_alone_fail_alone() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let writer = start_sqlite_writer(&dir.path().join("w.db")).expect("writer");
+        let (_dir, writer) = scratch_writer();
         writer
             .run(|tx| {
                 Box::pin(async move {
@@ -620,8 +626,7 @@ mod tests {
 
     #[tokio::test]
     async fn placeholders_bind_by_number_in_any_order() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let writer = start_sqlite_writer(&dir.path().join("p.db")).expect("writer");
+        let (_dir, writer) = scratch_writer();
         let row = writer
             .run(|tx| {
                 Box::pin(async move {
@@ -637,10 +642,10 @@ mod tests {
         );
         writer.close().await;
     }
+
     #[tokio::test]
     async fn inserts_return_the_ids_sqlite_assigned() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let writer = start_sqlite_writer(&dir.path().join("i.db")).expect("writer");
+        let (_dir, writer) = scratch_writer();
         let ids = writer
             .run(|tx| {
                 Box::pin(async move {
@@ -686,8 +691,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_placeholder_without_an_argument_is_an_error_not_a_null() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let writer = start_sqlite_writer(&dir.path().join("n.db")).expect("writer");
+        let (_dir, writer) = scratch_writer();
         let result = writer
             .run(|tx| {
                 Box::pin(async move { tx.fetch_optional("SELECT $1, $2", args!["only one"]).await })
