@@ -94,22 +94,30 @@ impl Budget {
     }
 }
 
-/// The budget of a tenant in one statement: its row, this month's running total, and what its
-/// reservations set aside (a running total too) less the expired ones not deleted yet.
-const BUDGET_SELECT: &str = "SELECT t.tier, t.allowance_micros, t.wallet_micros, \
-     COALESCE((SELECT m.managed_micros FROM usage_month_totals m \
-               WHERE m.tenant_id = t.id AND m.month = $2), 0) AS managed_spent, \
-     t.reserved_micros - (SELECT CAST(COALESCE(SUM(r.amount_micros), 0) AS BIGINT) \
-      FROM usage_reservations r WHERE r.tenant_id = t.id AND r.expires_at <= $3) AS reserved \
-     FROM tenants t WHERE t.id = $1";
+/// The budget of a tenant in one statement: its row, this month's running total, and
+/// `$reserved`, what its reservations kept as rows set aside.
+macro_rules! budget_select {
+    ($reserved:literal) => {
+        concat!(
+            "SELECT t.tier, t.allowance_micros, t.wallet_micros, \
+             COALESCE((SELECT m.managed_micros FROM usage_month_totals m \
+                       WHERE m.tenant_id = t.id AND m.month = $2), 0) AS managed_spent, ",
+            $reserved,
+            " AS reserved FROM tenants t WHERE t.id = $1"
+        )
+    };
+}
 
-/// [`BUDGET_SELECT`] where reservations are held in this process ([`InFlight::Local`]): no
-/// reservation rows or running total to read (`held_here` adds what is held).
-const BUDGET_SELECT_HELD_HERE: &str = "SELECT t.tier, t.allowance_micros, t.wallet_micros, \
-     COALESCE((SELECT m.managed_micros FROM usage_month_totals m \
-               WHERE m.tenant_id = t.id AND m.month = $2), 0) AS managed_spent, \
-     0 AS reserved \
-     FROM tenants t WHERE t.id = $1";
+/// The budget where reservations are rows ([`InFlight::Rows`]): their running total less the
+/// expired ones not deleted yet.
+const BUDGET_SELECT: &str = budget_select!(
+    "t.reserved_micros - (SELECT CAST(COALESCE(SUM(r.amount_micros), 0) AS BIGINT) \
+     FROM usage_reservations r WHERE r.tenant_id = t.id AND r.expires_at <= $3)"
+);
+
+/// The budget where reservations are held in this process ([`InFlight::Local`]): no rows to
+/// read (`held_here` adds what is held).
+const BUDGET_SELECT_HELD_HERE: &str = budget_select!("0");
 
 /// Holds a tenant's row until the job's transaction ends (on PostgreSQL; on SQLite the writer
 /// holds the one write lock already). A statement of its own: in READ COMMITTED, the
@@ -138,7 +146,10 @@ async fn locked_budget(
     lock_tenant(tx, tenant_id).await?;
     let row = tx
         .fetch_optional(
-            in_flight.pick(BUDGET_SELECT, BUDGET_SELECT_HELD_HERE),
+            match in_flight {
+                InFlight::Rows => BUDGET_SELECT,
+                InFlight::Local(_) => BUDGET_SELECT_HELD_HERE,
+            },
             args![tenant_id, month, now],
         )
         .await?

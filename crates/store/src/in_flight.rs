@@ -113,14 +113,6 @@ impl LocalReservations {
 }
 
 impl InFlight {
-    /// `rows` for reservations kept as rows, `here` for reservations held in this process.
-    pub(crate) fn pick<T>(&self, rows: T, here: T) -> T {
-        match self {
-            InFlight::Rows => rows,
-            InFlight::Local(_) => here,
-        }
-    }
-
     /// What the tenant's reservations held in this process hold at `now` (none for rows: the
     /// budget read counts those).
     pub(crate) fn held_here(&self, tenant_id: &str, now: i64) -> Micros {

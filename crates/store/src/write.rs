@@ -545,7 +545,7 @@ fn commit_group(conn: &mut rusqlite::Connection, group: Vec<(RunJob, Delivery)>)
     }
     let committed = control(conn, "COMMIT").map_err(|e| e.to_string());
     if committed.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = control(conn, "ROLLBACK");
     }
     for deliver in pending {
         deliver(committed.clone());
