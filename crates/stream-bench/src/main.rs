@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::client::{Run, StreamResult, Target};
 use crate::relay::RelayProcess;
-use crate::server::{Peaks, ProcSample, Sampler, ServerProcess};
+use crate::server::{MachineCpu, Peaks, ProcSample, Sampler, ServerProcess};
 use crate::stats::{ms, percentile, Percentiles};
 use crate::upstream::{Timing, Upstream};
 
@@ -168,6 +168,9 @@ struct Level {
     /// CPU seconds used by every other process on the machine during the two runs.
     others_cpu_direct: f64,
     others_cpu_server: f64,
+    /// CPU seconds the host took from the machine's cores during the two runs.
+    stolen_direct: f64,
+    stolen_server: f64,
     upstream_abandoned: u64,
     stored: Result<usize, String>,
 }
@@ -337,8 +340,8 @@ fn print_report(args: &Args, levels: &[Level], baseline: &ProcSample, hwm: u64) 
         }
     }
     println!();
-    println!("| streams | TTFT overhead p50 | TTFT overhead p99 | server errors | server peak RSS so far (VmHWM) | server RSS max while streaming | server CPU s | bench CPU s (direct / server run) | other processes' CPU s (direct / server run) | server open fds max | server threads max | upstream streams abandoned | stored answers checked |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("| streams | TTFT overhead p50 | TTFT overhead p99 | server errors | server peak RSS so far (VmHWM) | server RSS max while streaming | server CPU s | bench CPU s (direct / server run) | other processes' CPU s (direct / server run) | CPU stolen by the host s (direct / server run) | server open fds max | server threads max | upstream streams abandoned | stored answers checked |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for level in levels {
         let overhead = |p| {
             level
@@ -347,7 +350,7 @@ fn print_report(args: &Args, levels: &[Level], baseline: &ProcSample, hwm: u64) 
                 .unwrap_or_else(|| "–".into())
         };
         println!(
-            "| {} | {} | {} | {} | {:.1} MB | {:.1} MB | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.1} MB | {:.1} MB | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {} | {} | {} |",
             level.clients,
             overhead(50.0),
             overhead(99.0),
@@ -359,6 +362,8 @@ fn print_report(args: &Args, levels: &[Level], baseline: &ProcSample, hwm: u64) 
             level.bench_cpu_server,
             level.others_cpu_direct,
             level.others_cpu_server,
+            level.stolen_direct,
+            level.stolen_server,
             level.peaks.open_fds,
             level.peaks.threads,
             level.upstream_abandoned,
@@ -466,7 +471,7 @@ async fn run_level(
 
     eprintln!("[{clients} streams] direct to the upstream…");
     let cpu = cpu_of_self();
-    let machine_cpu = server::machine_busy_seconds();
+    let machine_cpu = MachineCpu::now();
     let server_before = server::sample(&server.pid.to_string(), false).unwrap_or_default();
     let run = client::run(direct, clients, args.rounds, *next_id, args.tokens, timeout).await;
     let bench_cpu_direct = cpu_of_self() - cpu;
@@ -474,9 +479,9 @@ async fn run_level(
         .unwrap_or_default()
         .cpu_seconds
         - server_before.cpu_seconds;
+    let machine_direct = machine_cpu.elapsed();
     // Clamped: /proc/stat counts in ticks, so an idle machine can come out a tick below zero.
-    let others_cpu_direct =
-        (server::machine_busy_seconds() - machine_cpu - bench_cpu_direct - server_cpu).max(0.0);
+    let others_cpu_direct = (machine_direct.busy - bench_cpu_direct - server_cpu).max(0.0);
     *next_id += per_run;
     let direct_side = Side::from_run(&run, &upstream.take_timings());
     drop(run);
@@ -487,7 +492,7 @@ async fn run_level(
     let abandoned_before = upstream.counts().abandoned;
     let sampler = Sampler::start(server.pid, Duration::from_millis(20));
     let cpu = cpu_of_self();
-    let machine_cpu = server::machine_busy_seconds();
+    let machine_cpu = MachineCpu::now();
     let run = client::run(
         through,
         clients,
@@ -498,7 +503,7 @@ async fn run_level(
     )
     .await;
     let bench_cpu_server = cpu_of_self() - cpu;
-    let machine_cpu = server::machine_busy_seconds() - machine_cpu;
+    let machine_server = machine_cpu.elapsed();
     let peaks = sampler.finish().await;
     *next_id += per_run;
     let after = server::sample(&server.pid.to_string(), false).unwrap_or_default();
@@ -532,7 +537,9 @@ async fn run_level(
         bench_cpu_direct,
         bench_cpu_server,
         others_cpu_direct,
-        others_cpu_server: (machine_cpu
+        stolen_direct: machine_direct.stolen,
+        stolen_server: machine_server.stolen,
+        others_cpu_server: (machine_server.busy
             - bench_cpu_server
             - (after.cpu_seconds - before.cpu_seconds))
             .max(0.0),
@@ -540,10 +547,13 @@ async fn run_level(
         stored,
     };
     eprintln!(
-        "[{clients} streams] TTFT p50 direct {} ms, server {} ms; server errors {}",
+        "[{clients} streams] TTFT p50 direct {} ms, server {} ms; server errors {}; \
+         CPU stolen by the host {:.2} s / {:.2} s",
         fmt_one(&level.direct.ttft, 50.0),
         fmt_one(&level.server.ttft, 50.0),
-        level.server.error_count()
+        level.server.error_count(),
+        level.stolen_direct,
+        level.stolen_server,
     );
     level
 }
@@ -696,6 +706,7 @@ async fn measure(args: &Args, upstream: &Upstream, server: &ServerProcess) -> Re
                 "server_cpu_seconds": l.server_cpu,
                 "bench_cpu_seconds": {"direct": l.bench_cpu_direct, "server": l.bench_cpu_server},
                 "other_processes_cpu_seconds": {"direct": l.others_cpu_direct, "server": l.others_cpu_server},
+                "cpu_stolen_by_host_seconds": {"direct": l.stolen_direct, "server": l.stolen_server},
                 "server_open_fds_max": l.peaks.open_fds,
                 "server_threads_max": l.peaks.threads,
                 "upstream_streams_abandoned": l.upstream_abandoned,

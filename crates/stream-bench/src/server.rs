@@ -159,9 +159,33 @@ pub fn cpu_seconds_from_stat(stat: &str) -> f64 {
     ticks as f64 / clock_ticks_per_second()
 }
 
-/// CPU seconds the whole machine has been busy (all cores, `/proc/stat` minus idle and iowait).
-pub fn machine_busy_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+/// CPU seconds of the whole machine (all cores, from `/proc/stat`): busy running processes
+/// (everything but idle, iowait and steal), and stolen by the host (the hypervisor ran
+/// something else on our virtual cores: a run with much of it measured a disturbed machine).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MachineCpu {
+    pub busy: f64,
+    pub stolen: f64,
+}
+
+impl MachineCpu {
+    /// The machine's totals since boot.
+    pub fn now() -> MachineCpu {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        machine_cpu_from_stat(&stat)
+    }
+
+    /// What the machine used since `self` was read.
+    pub fn elapsed(&self) -> MachineCpu {
+        let now = MachineCpu::now();
+        MachineCpu {
+            busy: now.busy - self.busy,
+            stolen: now.stolen - self.stolen,
+        }
+    }
+}
+
+fn machine_cpu_from_stat(stat: &str) -> MachineCpu {
     let ticks: Vec<u64> = stat
         .lines()
         .next()
@@ -173,12 +197,16 @@ pub fn machine_busy_seconds() -> f64 {
     // user nice system idle iowait irq softirq steal (guest time is already in user).
     let busy: u64 = ticks
         .iter()
-        .take(8)
+        .take(7)
         .enumerate()
         .filter(|(i, _)| *i != 3 && *i != 4)
         .map(|(_, t)| t)
         .sum();
-    busy as f64 / clock_ticks_per_second()
+    let stolen = ticks.get(7).copied().unwrap_or(0);
+    MachineCpu {
+        busy: busy as f64 / clock_ticks_per_second(),
+        stolen: stolen as f64 / clock_ticks_per_second(),
+    }
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -265,7 +293,16 @@ mod tests {
         let stat = "1234 (integrator agent) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 50 0 0 20 0 9 0 100 0 0";
         let expected = 300.0 / clock_ticks_per_second();
         assert!((cpu_seconds_from_stat(stat) - expected).abs() < 1e-9);
-        assert!(machine_busy_seconds() > 0.0);
+        assert!(MachineCpu::now().busy > 0.0);
+    }
+
+    #[test]
+    fn counts_stolen_time_apart_from_busy_time() {
+        let stat = "cpu  100 0 50 900 7 3 2 40 0 0\ncpu0 50 0 25 450 3 1 1 20 0 0\n";
+        let cpu = machine_cpu_from_stat(stat);
+        let tick = 1.0 / clock_ticks_per_second();
+        assert!((cpu.busy - 155.0 * tick).abs() < 1e-9);
+        assert!((cpu.stolen - 40.0 * tick).abs() < 1e-9);
     }
 
     #[test]
