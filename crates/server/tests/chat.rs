@@ -354,6 +354,29 @@ async fn upstream_refusals_are_not_retried_and_never_leak_the_key() {
 }
 
 #[tokio::test]
+async fn a_redirecting_provider_is_reported_with_its_target_not_followed() {
+    let upstream = Upstream::start().await;
+    // Back to the same address: a client following redirects would call the model twice.
+    let location = format!("{}/chat/completions", upstream.base_url);
+    upstream.push([Reply::redirect(307, &location)]);
+    let (_data, server) = start(&upstream, &[]).await;
+    let (status, body) = server
+        .post("/chat", server.admin_key(), &json!({"message": "hi"}))
+        .await;
+    assert_eq!(status, 200);
+    let error = body["error"].as_str().expect("error field");
+    assert!(
+        error.contains("307") && error.contains(&location) && error.contains("OPENAI_BASE_URL"),
+        "{error}"
+    );
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "the redirect was not followed"
+    );
+}
+
+#[tokio::test]
 async fn a_stream_that_breaks_after_tokens_reports_a_retryable_error_and_keeps_the_partial_answer()
 {
     let upstream = Upstream::start().await;

@@ -5,12 +5,13 @@ mod builtin;
 mod openai;
 mod sse;
 pub mod tokens;
+mod wire;
 
 use std::pin::Pin;
 
 use async_trait::async_trait;
 use futures::Stream;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub use builtin::BuiltinModel;
 pub use openai::{CompletionsUrl, OpenAiClient, OpenAiSettings};
@@ -40,35 +41,6 @@ pub enum ChatMessage {
 }
 
 impl ChatMessage {
-    /// The OpenAI chat-completions form.
-    pub fn to_openai(&self) -> Value {
-        match self {
-            ChatMessage::System(content) => json!({"role": "system", "content": content}),
-            ChatMessage::User(content) => json!({"role": "user", "content": content}),
-            ChatMessage::Assistant {
-                content,
-                tool_calls,
-            } if tool_calls.is_empty() => {
-                json!({"role": "assistant", "content": content})
-            }
-            ChatMessage::Assistant {
-                content,
-                tool_calls,
-            } => json!({
-                "role": "assistant",
-                "content": if content.is_empty() { Value::Null } else { json!(content) },
-                "tool_calls": tool_calls.iter().map(|c| json!({
-                    "id": c.id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
-                })).collect::<Vec<_>>(),
-            }),
-            ChatMessage::Tool { call_id, content } => {
-                json!({"role": "tool", "tool_call_id": call_id, "content": content})
-            }
-        }
-    }
-
     /// The text the message carries (for token estimates).
     pub fn text(&self) -> String {
         match self {

@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::sse::SseDecoder;
+use super::wire::CompletionsBody;
 use super::{ChatDelta, ChatModel, ChatRequest, DeltaStream, LlmError};
 
 /// The chat-completions address under a provider's base URL (e.g. `https://api.openai.com/v1`
@@ -71,6 +72,9 @@ impl OpenAiClient {
             .connect_timeout(connect_timeout)
             .read_timeout(read_timeout)
             .pool_max_idle_per_host(1024)
+            // A provider's API answers where it is asked; a redirect is a base URL to correct
+            // (and would be followed for every call), reported with its target instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default()
     }
@@ -104,22 +108,7 @@ impl ChatModel for OpenAiClient {
     }
 
     async fn stream(&self, request: &ChatRequest) -> Result<DeltaStream, LlmError> {
-        let mut body = json!({
-            "model": self.settings.model,
-            "messages": request.messages.iter().map(|m| m.to_openai()).collect::<Vec<_>>(),
-            "stream": true,
-            "stream_options": {"include_usage": true},
-        });
-        if !request.tools.is_empty() {
-            body["tools"] = json!(request
-                .tools
-                .iter()
-                .map(|t| json!({
-                    "type": "function",
-                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
-                }))
-                .collect::<Vec<_>>());
-        }
+        let body = CompletionsBody::new(&self.settings.model, request);
         let url = match &self.settings.completions_url.0 {
             Ok(url) => url.clone(),
             Err(invalid) => return Err(LlmError::Protocol(invalid.clone())),
@@ -140,6 +129,20 @@ impl ChatModel for OpenAiClient {
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
+            if status.is_redirection() {
+                let target = response
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("nowhere named");
+                return Err(LlmError::Status {
+                    status: status.as_u16(),
+                    message: self.redact(&format!(
+                        "a redirect to {target}: set OPENAI_BASE_URL to the address the provider serves"
+                    )),
+                    retry_after: None,
+                });
+            }
             let text = response.text().await.unwrap_or_default();
             let message = serde_json::from_str::<Value>(&text)
                 .ok()

@@ -31,6 +31,8 @@ pub enum Reply {
         message: String,
         retry_after: Option<u64>,
     },
+    /// A redirect elsewhere.
+    Redirect { status: u16, location: String },
 }
 
 fn chunk_with_delta(delta: Value) -> Value {
@@ -137,6 +139,14 @@ impl Reply {
             retry_after: None,
         }
     }
+
+    /// A redirect to `location`.
+    pub fn redirect(status: u16, location: &str) -> Reply {
+        Reply::Redirect {
+            status,
+            location: location.to_string(),
+        }
+    }
 }
 
 /// A request the upstream received.
@@ -241,6 +251,11 @@ async fn completions(
             }
             response
         }
+        Reply::Redirect { status, location } => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT),
+            [("location", location)],
+        )
+            .into_response(),
         Reply::Stream {
             chunks,
             delay,
