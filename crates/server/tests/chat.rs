@@ -331,6 +331,15 @@ async fn exhausted_retries_end_with_a_retryable_error_and_no_answer_stored() {
     );
 }
 
+/// The `error` of a `/chat` answer to "hi" (a failed turn is still a 200).
+async fn chat_error(server: &Server) -> String {
+    let (status, body) = server
+        .post("/chat", server.admin_key(), &json!({"message": "hi"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["error"].as_str().expect("error field").to_string()
+}
+
 #[tokio::test]
 async fn upstream_refusals_are_not_retried_and_never_leak_the_key() {
     let upstream = Upstream::start().await;
@@ -339,11 +348,7 @@ async fn upstream_refusals_are_not_retried_and_never_leak_the_key() {
         &format!("Incorrect API key provided: {SERVER_KEY}"),
     )]);
     let (_data, server) = start(&upstream, &[]).await;
-    let (status, body) = server
-        .post("/chat", server.admin_key(), &json!({"message": "hi"}))
-        .await;
-    assert_eq!(status, 200);
-    let error = body["error"].as_str().expect("error field");
+    let error = chat_error(&server).await;
     assert!(error.contains("401"), "{error}");
     assert!(!error.contains("0123456789"), "key leaked: {error}");
     assert!(
@@ -360,11 +365,7 @@ async fn a_redirecting_provider_is_reported_with_its_target_not_followed() {
     let location = format!("{}/chat/completions", upstream.base_url);
     upstream.push([Reply::redirect(307, &location)]);
     let (_data, server) = start(&upstream, &[]).await;
-    let (status, body) = server
-        .post("/chat", server.admin_key(), &json!({"message": "hi"}))
-        .await;
-    assert_eq!(status, 200);
-    let error = body["error"].as_str().expect("error field");
+    let error = chat_error(&server).await;
     assert!(
         error.contains("307") && error.contains(&location) && error.contains("OPENAI_BASE_URL"),
         "{error}"
