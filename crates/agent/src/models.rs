@@ -53,6 +53,8 @@ pub struct ModelResolver {
     settings: ProviderSettings,
     completions_url: CompletionsUrl,
     http: reqwest::Client,
+    /// The client on the server's key, built once (own keys get one per request).
+    managed: Option<Arc<OpenAiClient>>,
     builtin: Arc<BuiltinModel>,
     billing: Arc<Billing>,
 }
@@ -60,14 +62,20 @@ pub struct ModelResolver {
 impl ModelResolver {
     /// A resolver sharing one pooled HTTP client across requests.
     pub fn new(settings: ProviderSettings, billing: Arc<Billing>) -> ModelResolver {
-        let http = OpenAiClient::http_client(settings.connect_timeout, settings.read_timeout);
-        ModelResolver {
+        let mut resolver = ModelResolver {
             completions_url: CompletionsUrl::under(&settings.base_url),
+            http: OpenAiClient::http_client(settings.connect_timeout, settings.read_timeout),
+            managed: None,
             settings,
-            http,
             builtin: Arc::new(BuiltinModel),
             billing,
-        }
+        };
+        resolver.managed = resolver
+            .settings
+            .server_key
+            .clone()
+            .map(|key| resolver.client(key));
+        resolver
     }
 
     /// The model that answers this caller, and who pays for it.
@@ -75,30 +83,28 @@ impl ModelResolver {
         &self,
         principal: &Principal,
     ) -> Result<ResolvedModel, billing::BillingError> {
-        let (key, owner) = match self.billing.own_key_for(&principal.tenant_id).await? {
-            Some(own) => (own.key, KeyOwner::OwnKey),
-            None => match &self.settings.server_key {
-                Some(key) => (key.clone(), KeyOwner::Managed),
-                None => {
-                    return Ok(ResolvedModel {
-                        model: self.builtin.clone(),
-                        owner: KeyOwner::Builtin,
-                    })
-                }
-            },
-        };
-        Ok(ResolvedModel {
-            model: Arc::new(OpenAiClient::new(
-                OpenAiSettings {
-                    completions_url: self.completions_url.clone(),
-                    api_key: key,
-                    model: self.settings.model.clone(),
-                    connect_timeout: self.settings.connect_timeout,
-                    read_timeout: self.settings.read_timeout,
+        let (model, owner): (Arc<dyn ChatModel>, KeyOwner) =
+            match self.billing.own_key_for(&principal.tenant_id).await? {
+                Some(own) => (self.client(own.key), KeyOwner::OwnKey),
+                None => match &self.managed {
+                    Some(managed) => (managed.clone(), KeyOwner::Managed),
+                    None => (self.builtin.clone(), KeyOwner::Builtin),
                 },
-                self.http.clone(),
-            )),
-            owner,
-        })
+            };
+        Ok(ResolvedModel { model, owner })
+    }
+
+    /// A client of the configured provider on this key.
+    fn client(&self, api_key: String) -> Arc<OpenAiClient> {
+        Arc::new(OpenAiClient::new(
+            OpenAiSettings {
+                completions_url: self.completions_url.clone(),
+                api_key,
+                model: self.settings.model.clone(),
+                connect_timeout: self.settings.connect_timeout,
+                read_timeout: self.settings.read_timeout,
+            },
+            self.http.clone(),
+        ))
     }
 }

@@ -124,11 +124,6 @@ impl ChatModel for OpenAiClient {
             .map_err(|e| LlmError::Connection(self.redact(&e.without_url().to_string())))?;
         let status = response.status();
         if !status.is_success() {
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
             if status.is_redirection() {
                 let target = response
                     .headers()
@@ -143,6 +138,11 @@ impl ChatModel for OpenAiClient {
                     retry_after: None,
                 });
             }
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
             let text = response.text().await.unwrap_or_default();
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
