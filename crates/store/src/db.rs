@@ -167,3 +167,108 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TurnStart;
+
+    /// The SQLite migrations up to `version`, as a database of that release had them.
+    async fn migrated_to(path: &std::path::Path, version: i64) -> AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let options = AnyConnectOptions::from_str(&url).expect("url");
+        let pool = sqlite_pool(1).connect_with(options).await.expect("pool");
+        let mut migrator = sqlx::migrate!("./migrations/sqlite");
+        migrator.migrations = migrator
+            .migrations
+            .iter()
+            .filter(|m| m.version <= version)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        migrator.run(&pool).await.expect("old migrations");
+        pool
+    }
+
+    #[tokio::test]
+    async fn rebuilding_sessions_messages_and_ledger_keeps_every_row() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("old.db");
+        let old = migrated_to(&path, 6).await;
+        for sql in [
+            "INSERT INTO tenants (id, name, tier, created_at) VALUES ('t1', 'acme', 'pro', 1)",
+            "INSERT INTO users (id, tenant_id, email, role, created_at) VALUES ('u1', 't1', 'a@acme.test', 'admin', 1)",
+            "INSERT INTO sessions (id, tenant_id, user_id, title, created_at, updated_at) VALUES ('s1', 't1', 'u1', 'hello', 10, 20)",
+            "INSERT INTO sessions (id, tenant_id, user_id, title, created_at, updated_at) VALUES ('s2', 't1', 'u1', NULL, 30, 30)",
+            "INSERT INTO messages (session_id, role, content, created_at) VALUES ('s1', 'user', 'hello', 10)",
+            "INSERT INTO messages (session_id, role, content, interrupted, created_at) VALUES ('s1', 'assistant', 'hi th', 1, 20)",
+            "INSERT INTO messages (session_id, role, content, created_at) VALUES ('s2', 'user', 'other', 30)",
+            "INSERT INTO usage_ledger (id, tenant_id, user_id, session_id, kind, item, prompt_tokens, completion_tokens, cost_micros, usage_type, month, created_at) \
+             VALUES ('l1', 't1', 'u1', 's1', 'llm', 'gpt-4.1', 12, 3, 450, 'managed', '2026-12', 20)",
+        ] {
+            sqlx::query(sql).execute(&old).await.expect(sql);
+        }
+        old.close().await;
+
+        let store = Store::connect(&DatabaseTarget::Sqlite(path))
+            .await
+            .expect("migrated");
+
+        let sessions = store.list_sessions("u1", 10, 0).await.expect("sessions");
+        let ids: Vec<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["s2", "s1"]);
+        assert_eq!(sessions[1].title.as_deref(), Some("hello"));
+        assert_eq!(sessions[1].message_count, 2);
+
+        // A new message comes after the migrated ones.
+        let started = store
+            .begin_turn("s1", None, "and again", 60_000, 20, None)
+            .await
+            .expect("turn");
+        let TurnStart::Started { history, .. } = started else {
+            panic!("not started: {started:?}");
+        };
+        let contents: Vec<&str> = history.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(contents, ["hello", "hi th", "and again"]);
+        assert!(history[1].interrupted);
+
+        let ledger: i64 = sqlx::query_scalar(
+            "SELECT cost_micros FROM usage_ledger WHERE id = 'l1' AND session_id = 's1'",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .expect("ledger row");
+        assert_eq!(ledger, 450);
+
+        // The foreign key points at the rebuilt sessions table: deleting a session still takes
+        // its messages, and only its own.
+        store.delete_session("s1", "u1").await.expect("deleted");
+        let left: Vec<String> = sqlx::query_scalar("SELECT content FROM messages ORDER BY id")
+            .fetch_all(&store.pool)
+            .await
+            .expect("messages");
+        assert_eq!(left, ["other"]);
+        sqlx::query("INSERT INTO messages (session_id, role, content, created_at) VALUES ('gone', 'user', 'x', 1)")
+            .execute(&store.pool)
+            .await
+            .expect_err("a message needs its session");
+
+        let schema: Vec<String> = sqlx::query_scalar(
+            "SELECT sql FROM sqlite_master WHERE name IN ('sessions', 'usage_ledger', 'messages') ORDER BY name",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .expect("schema");
+        assert!(
+            schema[0].contains("REFERENCES \"sessions\"")
+                || schema[0].contains("REFERENCES sessions"),
+            "{}",
+            schema[0]
+        );
+        assert!(!schema[0].contains("AUTOINCREMENT"), "{}", schema[0]);
+        assert!(schema[1].ends_with("WITHOUT ROWID"), "{}", schema[1]);
+        assert!(schema[2].ends_with("WITHOUT ROWID"), "{}", schema[2]);
+        store.close().await;
+    }
+}
