@@ -60,10 +60,7 @@ impl Store {
                         StoreError::Invalid(format!("cannot create {}: {e}", parent.display()))
                     })?;
                 }
-                (
-                    format!("sqlite://{}?mode=rwc", path.display()),
-                    Backend::Sqlite,
-                )
+                (sqlite_url(path), Backend::Sqlite)
             }
             DatabaseTarget::Postgres(url) => (url.clone(), Backend::Postgres),
         };
@@ -139,6 +136,11 @@ async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The URL of an SQLite file, created when missing.
+fn sqlite_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
 /// A pool of SQLite connections in WAL mode with a busy timeout (for other processes, such as
 /// the admin CLI, that write to the same file).
 fn sqlite_pool(connections: u32) -> AnyPoolOptions {
@@ -176,8 +178,7 @@ mod tests {
     /// The SQLite migrations up to `version`, as a database of that release had them.
     async fn migrated_to(path: &std::path::Path, version: i64) -> AnyPool {
         sqlx::any::install_default_drivers();
-        let url = format!("sqlite://{}?mode=rwc", path.display());
-        let options = AnyConnectOptions::from_str(&url).expect("url");
+        let options = AnyConnectOptions::from_str(&sqlite_url(path)).expect("url");
         let pool = sqlite_pool(1).connect_with(options).await.expect("pool");
         let mut migrator = sqlx::migrate!("./migrations/sqlite");
         migrator.migrations = migrator
@@ -241,8 +242,8 @@ mod tests {
         .expect("ledger row");
         assert_eq!(ledger, 450);
 
-        // The foreign key points at the rebuilt sessions table: deleting a session still takes
-        // its messages, and only its own.
+        // Deleting a session takes its messages, and only its own; the foreign key now points at
+        // the rebuilt sessions table.
         store.delete_session("s1", "u1").await.expect("deleted");
         let left: Vec<String> = sqlx::query_scalar("SELECT content FROM messages ORDER BY id")
             .fetch_all(&store.pool)
