@@ -391,12 +391,12 @@ impl Agent {
             Err(outcome) => return outcome,
         };
         let session_id = &request.session_id;
-        emit.announce(session_id).await;
         let renewal = self.spawn_lease_renewal(session_id);
         if let Ok(mut running) = self.running.lock() {
             running.insert(session_id.clone(), emit.cancel.clone());
         }
-
+        // `session` and `thinking` back to back, so that a stream sends them in one write.
+        emit.announce(session_id).await;
         emit.send(AgentEvent::phase(Phase::Thinking)).await;
         let mut context = vec![ChatMessage::System(system_prompt)];
         context.extend(history.into_iter().map(|m| match m.role {

@@ -438,6 +438,63 @@ async fn keep_alive_comments_fill_long_silences() {
     assert_eq!(parse_sse(&raw).len(), events.len());
 }
 
+/// What a raw HTTP/1.1 client reads, one `read` at a time, until the server closes.
+async fn raw_reads(server: &Server, path: &str, body: &Value) -> Vec<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = server.base.trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let body = body.to_string();
+    let request = format!(
+        "POST {}{path} HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        common::API,
+        server.admin_key(),
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.expect("send");
+    let mut reads = Vec::new();
+    let mut buffer = vec![0u8; 65536];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(30), socket.read(&mut buffer))
+            .await
+            .expect("the stream goes on")
+            .expect("read");
+        if read == 0 {
+            return reads;
+        }
+        reads.push(String::from_utf8_lossy(&buffer[..read]).into_owned());
+    }
+}
+
+#[tokio::test]
+async fn the_response_head_leaves_with_the_first_events_and_the_last_chunk_with_end() {
+    let upstream = Upstream::start().await;
+    upstream.push([Reply::slow_text(
+        &["one ", "two"],
+        Duration::from_millis(300),
+    )]);
+    let (_data, server) = start(&upstream, &[]).await;
+    let reads = raw_reads(
+        &server,
+        "/chat/stream",
+        &json!({"message": "hi", "include_tools": false}),
+    )
+    .await;
+    // One write carries the head and `session`: the client hears nothing before the session
+    // exists, then both at once.
+    let first = &reads[0];
+    assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{reads:?}");
+    assert!(first.contains("text/event-stream"), "{reads:?}");
+    assert!(first.contains(r#""type":"session""#), "{reads:?}");
+    assert!(!first.contains(r#""type":"token""#), "{reads:?}");
+    // The stream's closing chunk travels with `end`, not in a write of its own.
+    let last = reads.last().expect("reads");
+    assert!(last.contains(r#""type":"end""#), "{reads:?}");
+    assert!(last.ends_with("0\r\n\r\n"), "{reads:?}");
+}
+
 #[tokio::test]
 async fn the_builtin_responder_answers_without_any_key() {
     let data = Data::new().await;

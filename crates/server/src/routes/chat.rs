@@ -278,23 +278,41 @@ async fn fold(mut handle: TurnHandle, session_id: String) -> Folded {
     Folded::Answer(response)
 }
 
+/// How long a stream's response head may wait for the turn's first event, so that both leave
+/// in one write (the first event, `session`, follows the turn's first commit: a millisecond or
+/// two). Past it the head goes alone and keep-alive comments cover the silence.
+const HEAD_WAITS_FOR_FIRST_EVENT: Duration = Duration::from_secs(1);
+
 /// Serialises a turn's events as Server-Sent Events, with keep-alive comments in silences.
-fn sse(state: &AppState, handle: TurnHandle) -> Response {
-    let events = futures::stream::unfold(handle, |mut handle| async move {
-        let event = handle.events.recv().await?;
+///
+/// The response head goes out together with the first event rather than a write of its own,
+/// and the stream ends with its last event (`end` or `error`), so that the closing chunk leaves
+/// in the same write too: two fewer writes (and client wake-ups) per stream.
+async fn sse(state: &AppState, mut handle: TurnHandle) -> Response {
+    let first = match tokio::time::timeout(HEAD_WAITS_FOR_FIRST_EVENT, handle.events.recv()).await {
+        Ok(None) => return sse_response(futures::stream::empty(), state),
+        Ok(Some(event)) => Some(event),
+        Err(_) => None,
+    };
+    let events = futures::stream::unfold((first, Some(handle)), |(first, handle)| async move {
+        let mut handle = handle?;
+        let event = match first {
+            Some(event) => event,
+            None => handle.events.recv().await?,
+        };
+        let last = matches!(event, AgentEvent::End | AgentEvent::Error { .. });
         let data = serde_json::to_string(&event).unwrap_or_default();
-        Some((Ok::<Event, Infallible>(Event::default().data(data)), handle))
+        let event = Ok::<Event, Infallible>(Event::default().data(data));
+        Some((event, (None, (!last).then_some(handle))))
     });
-    sse_response(
-        events,
-        Duration::from_secs(state.config.sse_keepalive_seconds),
-    )
+    sse_response(events, state)
 }
 
 fn sse_response(
     events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
-    keep_alive: Duration,
+    state: &AppState,
 ) -> Response {
+    let keep_alive = Duration::from_secs(state.config.sse_keepalive_seconds);
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(keep_alive).text("keep-alive"))
         .into_response()
@@ -338,7 +356,7 @@ pub async fn chat_stream(
     let body = ChatBody::parse(body)?;
     let session = SessionFor::New(store::new_session_id());
     let handle = state.agent.start(body.into_turn(principal, session));
-    Ok(sse(&state, handle))
+    Ok(sse(&state, handle).await)
 }
 
 /// Create a persistent chat session.
@@ -455,7 +473,7 @@ pub async fn session_chat_stream(
     let handle = state
         .agent
         .start(body.into_turn(principal, SessionFor::Existing(session_id)));
-    Ok(sse(&state, handle))
+    Ok(sse(&state, handle).await)
 }
 
 /// The session's user and assistant messages, oldest first.
