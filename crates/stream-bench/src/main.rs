@@ -82,10 +82,13 @@ struct Side {
     before_upstream: Vec<Duration>,
     relay: Vec<Duration>,
     duration: Vec<Duration>,
+    /// TTFT of each round apart (round `r` = the `r`-th stream of every client): the first
+    /// round starts all clients at once, on new connections.
+    ttft_by_round: Vec<Vec<Duration>>,
 }
 
 impl Side {
-    fn from_run(run: &Run, timings: &HashMap<u64, Timing>) -> Side {
+    fn from_run(run: &Run, timings: &HashMap<u64, Timing>, clients: usize) -> Side {
         let mut side = Side {
             streams: run.results.len(),
             ok: 0,
@@ -96,7 +99,9 @@ impl Side {
             before_upstream: Vec::new(),
             relay: Vec::new(),
             duration: Vec::new(),
+            ttft_by_round: Vec::new(),
         };
+        let first_id = run.results.iter().map(|r| r.id).min().unwrap_or(0);
         for r in &run.results {
             side.tokens += r.tokens as u64;
             match &r.error {
@@ -108,6 +113,11 @@ impl Side {
             }
             if let Some(ttft) = r.ttft() {
                 side.ttft.push(ttft);
+                let round = ((r.id - first_id) as usize) / clients.max(1);
+                if side.ttft_by_round.len() <= round {
+                    side.ttft_by_round.resize_with(round + 1, Vec::new);
+                }
+                side.ttft_by_round[round].push(ttft);
             }
             side.duration.push(r.end - r.start);
             if let Some(timing) = timings.get(&r.id) {
@@ -123,7 +133,10 @@ impl Side {
             &mut side.before_upstream,
             &mut side.relay,
             &mut side.duration,
-        ] {
+        ]
+        .into_iter()
+        .chain(side.ttft_by_round.iter_mut())
+        {
             list.sort_unstable();
         }
         side
@@ -149,6 +162,9 @@ impl Side {
             "before_upstream_ms": Percentiles::of(&self.before_upstream).to_json(),
             "first_token_relay_ms": Percentiles::of(&self.relay).to_json(),
             "stream_duration_ms": Percentiles::of(&self.duration).to_json(),
+            "ttft_p50_by_round_ms": self.ttft_by_round.iter()
+                .map(|round| percentile(round, 50.0).map(ms))
+                .collect::<Vec<_>>(),
         })
     }
 }
@@ -483,7 +499,7 @@ async fn run_level(
     // Clamped: /proc/stat counts in ticks, so an idle machine can come out a tick below zero.
     let others_cpu_direct = (machine_direct.busy - bench_cpu_direct - server_cpu).max(0.0);
     *next_id += per_run;
-    let direct_side = Side::from_run(&run, &upstream.take_timings());
+    let direct_side = Side::from_run(&run, &upstream.take_timings(), clients);
     drop(run);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -507,7 +523,7 @@ async fn run_level(
     let peaks = sampler.finish().await;
     *next_id += per_run;
     let after = server::sample(&server.pid.to_string(), false).unwrap_or_default();
-    let server_side = Side::from_run(&run, &upstream.take_timings());
+    let server_side = Side::from_run(&run, &upstream.take_timings(), clients);
     let stored = check_stored(server, &run.results, &upstream::full_answer(args.tokens)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let floor = match floor {
@@ -520,7 +536,7 @@ async fn run_level(
             *next_id += per_run;
             let cpu =
                 server::sample(&pid, false).unwrap_or_default().cpu_seconds - before.cpu_seconds;
-            let side = Side::from_run(&run, &upstream.take_timings());
+            let side = Side::from_run(&run, &upstream.take_timings(), clients);
             tokio::time::sleep(Duration::from_secs(1)).await;
             Some((side, cpu))
         }
@@ -546,11 +562,20 @@ async fn run_level(
         upstream_abandoned: upstream.counts().abandoned - abandoned_before,
         stored,
     };
+    let by_round = |side: &Side| {
+        side.ttft_by_round
+            .iter()
+            .map(|round| fmt_one(round, 50.0))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     eprintln!(
-        "[{clients} streams] TTFT p50 direct {} ms, server {} ms; server errors {}; \
-         CPU stolen by the host {:.2} s / {:.2} s",
+        "[{clients} streams] TTFT p50 direct {} ms, server {} ms (by round: direct {}; \
+         server {}); server errors {}; CPU stolen by the host {:.2} s / {:.2} s",
         fmt_one(&level.direct.ttft, 50.0),
         fmt_one(&level.server.ttft, 50.0),
+        by_round(&level.direct),
+        by_round(&level.server),
         level.server.error_count(),
         level.stolen_direct,
         level.stolen_server,
