@@ -69,6 +69,12 @@ impl AgentEvent {
             message: phase.message().to_string(),
         }
     }
+
+    /// Whether the event ends its turn's stream: `end`, or an `error` (the stream closes
+    /// after it).
+    pub fn is_last(&self) -> bool {
+        matches!(self, AgentEvent::End | AgentEvent::Error { .. })
+    }
 }
 
 #[cfg(test)]

@@ -294,16 +294,16 @@ async fn sse(state: &AppState, mut handle: TurnHandle) -> Response {
         Ok(Some(event)) => Some(event),
         Err(_) => None,
     };
-    let events = futures::stream::unfold((first, Some(handle)), |(first, handle)| async move {
-        let mut handle = handle?;
+    // The state: the event already received, if any, and the handle — gone after the last event.
+    let events = futures::stream::unfold(Some((first, handle)), |state| async move {
+        let (first, mut handle) = state?;
         let event = match first {
             Some(event) => event,
             None => handle.events.recv().await?,
         };
-        let last = matches!(event, AgentEvent::End | AgentEvent::Error { .. });
+        let next = (!event.is_last()).then_some((None, handle));
         let data = serde_json::to_string(&event).unwrap_or_default();
-        let event = Ok::<Event, Infallible>(Event::default().data(data));
-        Some((event, (None, (!last).then_some(handle))))
+        Some((Ok::<Event, Infallible>(Event::default().data(data)), next))
     });
     sse_response(events, state)
 }
