@@ -378,6 +378,68 @@ async fn a_redirecting_provider_is_reported_with_its_target_not_followed() {
 }
 
 #[tokio::test]
+async fn a_stream_cut_off_without_a_finish_reason_or_done_is_an_error_not_an_answer() {
+    let upstream = Upstream::start().await;
+    upstream.push([Reply::cut_off_after(&["Hello ", "from "])]);
+    let (_data, server) = start(&upstream, &[]).await;
+    let (events, raw) = read_sse(
+        server
+            .stream(
+                "/chat/stream",
+                server.admin_key(),
+                &json!({"message": "hi"}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(tokens(&events), "Hello from ", "{raw}");
+    let last = events.last().expect("events");
+    assert_eq!(
+        (last["type"].as_str(), last["retryable"].as_bool()),
+        (Some("error"), Some(true)),
+        "{raw}"
+    );
+    assert!(
+        !events.iter().any(|e| e["type"] == "end"),
+        "no end after a cut-off stream: {raw}"
+    );
+    let session_id = events[0]["session_id"].as_str().expect("id");
+    let (_, messages) = server
+        .get(
+            &format!("/sessions/{session_id}/messages"),
+            server.admin_key(),
+        )
+        .await;
+    assert_eq!(
+        messages[1],
+        json!({"role": "assistant", "content": "Hello from ", "interrupted": true})
+    );
+
+    // Cut off before any token: retried like a broken connection, and the retry answers.
+    upstream.push([Reply::cut_off_after(&[]), Reply::text(&["Whole."])]);
+    let (status, body) = server
+        .post("/chat", server.admin_key(), &json!({"message": "again"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["response"], "Whole.", "{body}");
+    assert!(body.get("error").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn a_complete_answer_whose_body_ends_without_done_is_an_answer() {
+    let upstream = Upstream::start().await;
+    upstream.push([Reply::text_without_done(&["All ", "there."])]);
+    let (_data, server) = start(&upstream, &[]).await;
+    let (status, body) = server
+        .post("/chat", server.admin_key(), &json!({"message": "hi"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["response"], "All there.", "{body}");
+    assert!(body.get("error").is_none(), "{body}");
+    assert_eq!(upstream.requests().len(), 1, "not retried");
+}
+
+#[tokio::test]
 async fn a_stream_that_breaks_after_tokens_reports_a_retryable_error_and_keeps_the_partial_answer()
 {
     let upstream = Upstream::start().await;

@@ -163,6 +163,7 @@ impl ChatModel for OpenAiClient {
             decoder: SseDecoder::default(),
             ready: VecDeque::new(),
             done: false,
+            finished: false,
             key: self.settings.api_key.clone(),
         }))
     }
@@ -178,8 +179,15 @@ struct Deltas {
     ready: VecDeque<Result<ChatDelta, LlmError>>,
     /// `[DONE]`, an error or the end of the body was read: nothing more comes.
     done: bool,
+    /// A choice's `finish_reason` was read: the answer is complete even if the body then ends
+    /// without `[DONE]` (as some OpenAI-compatible servers end it).
+    finished: bool,
     key: String,
 }
+
+/// Why a body that ended before `[DONE]` or a finish reason is an error: the provider (or
+/// something between) stopped half-way, and what came is not the whole answer.
+const CUT_OFF: &str = "the model's stream ended before the answer was complete";
 
 impl Stream for Deltas {
     type Item = Result<ChatDelta, LlmError>;
@@ -195,13 +203,21 @@ impl Stream for Deltas {
             }
             match ready!(this.body.as_mut().poll_next(cx)) {
                 Some(Ok(bytes)) => {
-                    let (ready, done, key) = (&mut this.ready, &mut this.done, &this.key);
+                    let (ready, done, finished, key) = (
+                        &mut this.ready,
+                        &mut this.done,
+                        &mut this.finished,
+                        &this.key,
+                    );
                     this.decoder.feed(&bytes, |data| {
                         if *done {
                             return;
                         }
                         match parse_chunk(data, key) {
-                            Chunk::Deltas(deltas) => ready.extend(deltas.into_iter().map(Ok)),
+                            Chunk::Deltas { deltas, finish } => {
+                                *finished |= finish;
+                                ready.extend(deltas.into_iter().map(Ok));
+                            }
                             Chunk::Failed(error) => {
                                 ready.push_back(Err(error));
                                 *done = true;
@@ -215,14 +231,24 @@ impl Stream for Deltas {
                     this.ready.push_back(Err(LlmError::Connection(message)));
                     this.done = true;
                 }
-                None => this.done = true,
+                None => {
+                    if !this.finished {
+                        this.ready
+                            .push_back(Err(LlmError::Connection(CUT_OFF.to_string())));
+                    }
+                    this.done = true;
+                }
             }
         }
     }
 }
 
 enum Chunk {
-    Deltas(Vec<ChatDelta>),
+    /// What the chunk carries; `finish`: it has a choice's (non-empty) finish reason.
+    Deltas {
+        deltas: Vec<ChatDelta>,
+        finish: bool,
+    },
     Failed(LlmError),
     Done,
 }
@@ -243,6 +269,8 @@ struct ChunkBody<'a> {
 struct ChoiceBody<'a> {
     #[serde(default, borrow)]
     delta: Option<DeltaBody<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -289,7 +317,10 @@ fn parse_chunk(data: &str, key: &str) -> Chunk {
         return Chunk::Done;
     }
     if data.is_empty() {
-        return Chunk::Deltas(Vec::new());
+        return Chunk::Deltas {
+            deltas: Vec::new(),
+            finish: false,
+        };
     }
     match serde_json::from_str::<ChunkBody>(data) {
         Ok(body) if body.error.is_none() => return typed_deltas(body),
@@ -311,6 +342,10 @@ fn parse_chunk(data: &str, key: &str) -> Chunk {
         });
     }
     let mut deltas = Vec::new();
+    let finish = value
+        .pointer("/choices/0/finish_reason")
+        .and_then(Value::as_str)
+        .is_some_and(|reason| !reason.is_empty());
     if let Some(delta) = value.pointer("/choices/0/delta") {
         if let Some(content) = delta.get("content").and_then(Value::as_str) {
             if !content.is_empty() {
@@ -343,12 +378,17 @@ fn parse_chunk(data: &str, key: &str) -> Chunk {
             completion_tokens: number("completion_tokens"),
         });
     }
-    Chunk::Deltas(deltas)
+    Chunk::Deltas { deltas, finish }
 }
 
 fn typed_deltas(body: ChunkBody) -> Chunk {
     let mut deltas = Vec::new();
-    if let Some(delta) = body.choices.into_iter().next().and_then(|c| c.delta) {
+    let choice = body.choices.into_iter().next();
+    let finish = choice
+        .as_ref()
+        .and_then(|c| c.finish_reason.as_deref())
+        .is_some_and(|reason| !reason.is_empty());
+    if let Some(delta) = choice.and_then(|c| c.delta) {
         if let Some(content) = delta.content.filter(|c| !c.is_empty()) {
             deltas.push(ChatDelta::Content(content.into_owned()));
         }
@@ -371,7 +411,7 @@ fn typed_deltas(body: ChunkBody) -> Chunk {
             completion_tokens: usage.completion_tokens.unwrap_or(0),
         });
     }
-    Chunk::Deltas(deltas)
+    Chunk::Deltas { deltas, finish }
 }
 
 #[cfg(test)]
@@ -380,7 +420,7 @@ mod tests {
 
     fn deltas(data: &str) -> Vec<ChatDelta> {
         match parse_chunk(data, "sk-secret-key") {
-            Chunk::Deltas(d) => d,
+            Chunk::Deltas { deltas, .. } => deltas,
             Chunk::Done => vec![],
             Chunk::Failed(e) => panic!("{e}"),
         }
@@ -444,6 +484,31 @@ mod tests {
         ));
         assert!(matches!(parse_chunk("[DONE]", ""), Chunk::Done));
         assert!(matches!(parse_chunk("{not json", ""), Chunk::Failed(_)));
+    }
+
+    #[test]
+    fn a_finish_reason_marks_the_answer_complete() {
+        let finish = |data: &str| match parse_chunk(data, "") {
+            Chunk::Deltas { finish, .. } => finish,
+            _ => panic!("not deltas: {data}"),
+        };
+        assert!(finish(
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#
+        ));
+        assert!(finish(
+            r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#
+        ));
+        assert!(!finish(
+            r#"{"choices":[{"delta":{"content":"a"},"finish_reason":null}]}"#
+        ));
+        assert!(!finish(
+            r#"{"choices":[{"delta":{"content":"a"},"finish_reason":""}]}"#
+        ));
+        assert!(!finish(r#"{"choices":[],"usage":{"prompt_tokens":1}}"#));
+        // The plain-value path (a field of an unexpected type) reads it too.
+        assert!(finish(
+            r#"{"choices":[{"delta":{},"finish_reason":"length"}],"usage":{"prompt_tokens":"3"}}"#
+        ));
     }
 
     #[test]

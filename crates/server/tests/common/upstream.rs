@@ -18,12 +18,11 @@ use serde_json::{json, Value};
 /// One scripted answer.
 #[derive(Debug, Clone)]
 pub enum Reply {
-    /// A stream of `data:` payloads, each after `delay`; `finish` sends `[DONE]`, otherwise the
-    /// connection breaks after the last chunk.
+    /// A stream of `data:` payloads, each after `delay`, ended as `end` says.
     Stream {
         chunks: Vec<Value>,
         delay: Duration,
-        finish: bool,
+        end: StreamEnd,
     },
     /// An error status with an OpenAI-style body.
     Status {
@@ -33,6 +32,17 @@ pub enum Reply {
     },
     /// A redirect elsewhere.
     Redirect { status: u16, location: String },
+}
+
+/// How a scripted stream ends after its last chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// `data: [DONE]`.
+    Done,
+    /// The connection breaks (the body fails).
+    Broken,
+    /// The body just ends, complete as HTTP but without `[DONE]`.
+    Closed,
 }
 
 fn chunk_with_delta(delta: Value) -> Value {
@@ -59,7 +69,7 @@ impl Reply {
         Reply::Stream {
             chunks,
             delay: Duration::ZERO,
-            finish: true,
+            end: StreamEnd::Done,
         }
     }
 
@@ -69,16 +79,12 @@ impl Reply {
             Reply::Stream {
                 mut chunks,
                 delay,
-                finish,
+                end,
             } => {
                 if let Some(last) = chunks.last_mut() {
                     *last = usage_chunk(prompt, completion);
                 }
-                Reply::Stream {
-                    chunks,
-                    delay,
-                    finish,
-                }
+                Reply::Stream { chunks, delay, end }
             }
             other => other,
         }
@@ -102,18 +108,14 @@ impl Reply {
         Reply::Stream {
             chunks,
             delay: Duration::ZERO,
-            finish: true,
+            end: StreamEnd::Done,
         }
     }
 
     /// Tokens sent slowly, one every `delay`.
     pub fn slow_text(tokens: &[&str], delay: Duration) -> Reply {
         match Reply::text(tokens) {
-            Reply::Stream { chunks, finish, .. } => Reply::Stream {
-                chunks,
-                delay,
-                finish,
-            },
+            Reply::Stream { chunks, end, .. } => Reply::Stream { chunks, delay, end },
             other => other,
         }
     }
@@ -127,7 +129,33 @@ impl Reply {
         Reply::Stream {
             chunks,
             delay: Duration::from_millis(20),
-            finish: false,
+            end: StreamEnd::Broken,
+        }
+    }
+
+    /// Tokens, then the body ends cleanly: no finish reason, no usage, no `[DONE]` (a
+    /// provider that stopped half-way).
+    pub fn cut_off_after(tokens: &[&str]) -> Reply {
+        match Reply::broken_after(tokens) {
+            Reply::Stream { chunks, delay, .. } => Reply::Stream {
+                chunks,
+                delay,
+                end: StreamEnd::Closed,
+            },
+            other => other,
+        }
+    }
+
+    /// A complete answer whose body ends after its finish reason and usage without
+    /// `[DONE]`, as some OpenAI-compatible servers send it.
+    pub fn text_without_done(tokens: &[&str]) -> Reply {
+        match Reply::text(tokens) {
+            Reply::Stream { chunks, delay, .. } => Reply::Stream {
+                chunks,
+                delay,
+                end: StreamEnd::Closed,
+            },
+            other => other,
         }
     }
 
@@ -256,11 +284,7 @@ async fn completions(
             [("location", location)],
         )
             .into_response(),
-        Reply::Stream {
-            chunks,
-            delay,
-            finish,
-        } => {
+        Reply::Stream { chunks, delay, end } => {
             let guard = AbandonGuard {
                 shared: shared.clone(),
                 finished: false,
@@ -275,13 +299,15 @@ async fn completions(
                                 tokio::time::sleep(delay).await;
                             }
                             let mut text = format!("data: {chunk}\n\n");
-                            if n + 1 == total && finish {
-                                text.push_str("data: [DONE]\n\n");
+                            if n + 1 == total && end != StreamEnd::Broken {
+                                if end == StreamEnd::Done {
+                                    text.push_str("data: [DONE]\n\n");
+                                }
                                 guard.finished = true;
                             }
                             Some((Ok::<_, std::io::Error>(text), (chunks, guard)))
                         }
-                        None if finish => None,
+                        None if end != StreamEnd::Broken => None,
                         None => {
                             // Let the last chunk reach the client before the connection breaks.
                             tokio::time::sleep(Duration::from_millis(200)).await;
