@@ -267,7 +267,11 @@ fn corpus_fingerprint(catalog: &TemplateCatalog, docs: &[ShippedDoc]) -> String 
             hash = (hash ^ u64::from(byte)).wrapping_mul(0x100000001b3);
         }
     }
-    format!("{hash:x}-{}", catalog.fingerprint())
+    format!(
+        "{hash:x}-{}-text{}",
+        catalog.fingerprint(),
+        kb::TEXT_EXTRACTION_VERSION
+    )
 }
 
 fn doc_document(doc: &ShippedDoc) -> KbDocument {

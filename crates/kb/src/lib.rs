@@ -9,4 +9,4 @@ mod stemming;
 mod text;
 
 pub use index::{DocKind, KbDocument, KbError, KnowledgeBase, SearchHit, SyncMarks, GLOBAL_TENANT};
-pub use text::{html_to_title_and_text, markdown_to_title_and_text};
+pub use text::{html_to_title_and_text, markdown_to_title_and_text, TEXT_EXTRACTION_VERSION};

@@ -1,11 +1,18 @@
 //! Turning imported Markdown and HTML into a title and plain searchable text.
 
+/// Version of the text extraction below: part of the shipped corpus's fingerprint, so that a
+/// server whose extraction changed indexes the shipped documents again.
+pub const TEXT_EXTRACTION_VERSION: u32 = 2;
+
 /// Splits a Markdown document into its title (the first `# ` heading, else the first
 /// non-empty line) and plain text without markup characters that would clutter snippets.
+/// Code — fenced blocks and inline code spans — is kept exactly as written: it holds commands
+/// that users copy (`cron="0 2 * * *"`, `[]`).
 pub fn markdown_to_title_and_text(markdown: &str) -> (String, String) {
     let mut title = None;
     let mut text = String::with_capacity(markdown.len());
     let mut in_front_matter = false;
+    let mut fence: Option<&str> = None;
     for (number, line) in markdown.lines().enumerate() {
         let trimmed = line.trim();
         if number == 0 && trimmed == "---" {
@@ -20,8 +27,22 @@ pub fn markdown_to_title_and_text(markdown: &str) -> (String, String) {
             }
             continue;
         }
-        if trimmed.starts_with("```") {
-            continue;
+        match fence {
+            Some(open) if trimmed.starts_with(open) => {
+                fence = None;
+                continue;
+            }
+            Some(_) => {
+                text.push_str(line.trim_end());
+                text.push('\n');
+                continue;
+            }
+            None => {
+                if let Some(open) = ["```", "~~~"].into_iter().find(|f| trimmed.starts_with(f)) {
+                    fence = Some(open);
+                    continue;
+                }
+            }
         }
         if let Some(heading) = trimmed.strip_prefix("# ") {
             if title.is_none() {
@@ -37,27 +58,60 @@ pub fn markdown_to_title_and_text(markdown: &str) -> (String, String) {
     (title, collapse_blank_lines(&text))
 }
 
-/// Removes link targets, emphasis and code markers: `[a](b)` becomes `a`, `**a**` becomes `a`.
-/// Underscores stay: they are part of names such as `search_knowledge_base`.
+/// Removes inline markup and keeps what it marks: `[a](b)` and `![a](b)` become `a`, `**a**`
+/// and `*a*` become `a`, and a code span loses its backticks but nothing inside them.
+/// Underscores stay: they are part of names such as `search_knowledge_base`. Brackets and
+/// stars that are not markup (`[optional]`, `2 * 3`) stay too.
 fn strip_inline_markdown(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '*' | '`' | '[' => {}
-            '!' if chars.peek() == Some(&'[') => {}
-            ']' if chars.peek() == Some(&'(') => {
-                for next in chars.by_ref() {
-                    if next == ')' {
-                        break;
-                    }
+    let mut rest = line;
+    while let Some(c) = rest.chars().next() {
+        if c == '`' {
+            let ticks = rest.len() - rest.trim_start_matches('`').len();
+            let (fence, after) = rest.split_at(ticks);
+            match after.find(fence) {
+                Some(end) => {
+                    out.push_str(&after[..end]);
+                    rest = &after[end + ticks..];
                 }
+                // Backticks that open nothing are dropped.
+                None => rest = after,
             }
-            ']' => {}
-            other => out.push(other),
+            continue;
         }
+        let image = c == '!' && rest[1..].starts_with('[');
+        if c == '[' || image {
+            let at = usize::from(image);
+            if let Some((label, after)) = link(&rest[at..]) {
+                out.push_str(&strip_inline_markdown(label));
+                rest = after;
+                continue;
+            }
+        }
+        if c == '*' {
+            let stars = rest.len() - rest.trim_start_matches('*').len();
+            let before = out.chars().next_back();
+            let next = rest[stars..].chars().next();
+            let touches_text =
+                |neighbour: Option<char>| neighbour.is_some_and(|n| !n.is_whitespace());
+            if touches_text(before) || touches_text(next) {
+                rest = &rest[stars..];
+                continue;
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
     }
     out
+}
+
+/// A link `[label](target)` at the start of `text`: its label and the text after it.
+fn link(text: &str) -> Option<(&str, &str)> {
+    let inner = text.strip_prefix('[')?;
+    let close = inner.find(']')?;
+    let target = inner[close + 1..].strip_prefix('(')?;
+    let end = target.find(')')?;
+    Some((&inner[..close], &target[end + 1..]))
 }
 
 /// Extracts the title (`<title>` or the first `<h1>`) and the visible text of an HTML page.
@@ -179,6 +233,37 @@ mod tests {
         assert!(text.contains("Steps"));
         assert!(text.contains("create connection api"));
         assert!(!text.contains("flows.md"));
+    }
+
+    #[test]
+    fn code_keeps_every_character() {
+        let (_, text) = markdown_to_title_and_text(
+            "# Schedules\n\n```\nschedule flow orders cron=\"0 2 * * *\"\n# a shell comment\n```\n\nA body that is not an object (`[]`, `\"hi\"`) is refused; use ``a `tick` inside``.\n",
+        );
+        assert!(
+            text.contains("schedule flow orders cron=\"0 2 * * *\""),
+            "{text}"
+        );
+        assert!(text.contains("# a shell comment"), "{text}");
+        assert!(
+            text.contains("(`[]`, \"hi\")".replace('`', "").as_str()),
+            "{text}"
+        );
+        assert!(text.contains("use a `tick` inside."), "{text}");
+    }
+
+    #[test]
+    fn only_markup_is_removed() {
+        let strip = strip_inline_markdown;
+        assert_eq!(strip("**bold**, *it*, and __x__"), "bold, it, and __x__");
+        assert_eq!(strip("2 * 3 [optional] [x]"), "2 * 3 [optional] [x]");
+        assert_eq!(
+            strip("see [the *guide*](a.md) and ![logo](l.png)!"),
+            "see the guide and logo!"
+        );
+        assert_eq!(strip("[a] then [b](c)"), "[a] then b");
+        assert_eq!(strip("an `unclosed tick"), "an unclosed tick");
+        assert_eq!(strip("ünïcode *ok*"), "ünïcode ok");
     }
 
     #[test]
