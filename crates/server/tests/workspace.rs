@@ -561,6 +561,52 @@ async fn viewers_read_only_tenants_isolated_injections_refused() {
 }
 
 #[tokio::test]
+async fn the_printed_fill_in_commands_work_once_the_values_are_put_in() {
+    let data = Data::new().await;
+    let server = Server::start(&data, &[]).await;
+    let key = server.admin_key();
+    let (_, imported) = server
+        .tool(key, "import_template", json!({"template_id": 1}))
+        .await;
+    assert_eq!(imported["success"], true, "{imported}");
+    let text = imported["result"].as_str().unwrap_or_default();
+    let commands: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.split_once("Fill its placeholders before use: "))
+        .map(|(_, command)| command)
+        .collect();
+    assert_eq!(commands.len(), 2, "one per connection: {text}");
+    let values = [
+        ("<API_BASE_URL>", "https://api.example.com/v1"),
+        ("<API_TOKEN>", "t0ken"),
+        ("<PG_USER>", "postgres"),
+        ("<PG_HOST>", "127.0.0.1"),
+        ("<PG_DATABASE>", "test"),
+        ("<PG_PASSWORD>", "s3cret"),
+    ];
+    for command in commands {
+        assert!(!command.contains("KEY="), "{command}");
+        let filled = values
+            .iter()
+            .fold(command.to_string(), |line, (mark, value)| {
+                line.replace(mark, value)
+            });
+        assert!(!filled.contains('<'), "every placeholder named: {command}");
+        let done = ok(&server, key, &filled).await;
+        assert!(
+            done.starts_with("Updated connection") && !done.contains("Fill its placeholders"),
+            "{filled} -> {done}"
+        );
+    }
+    let shown = ok(&server, key, "show connection warehouse").await;
+    assert!(
+        shown.contains("postgres://postgres") && shown.contains("127.0.0.1:5432/test"),
+        "{shown}"
+    );
+    assert!(!shown.contains("{{"), "{shown}");
+}
+
+#[tokio::test]
 async fn templates_preview_import_and_compose() {
     let data = Data::new().await;
     let server = Server::start(&data, &[]).await;

@@ -75,16 +75,27 @@ pub fn display_value(key: &str, value: &str) -> String {
 pub fn unfilled(params: &BTreeMap<String, String>) -> Vec<String> {
     let mut found = Vec::new();
     for value in params.values() {
-        let mut rest = value.as_str();
-        while let Some(start) = rest.find("{{") {
-            let after = &rest[start + 2..];
-            let Some(end) = after.find("}}") else { break };
-            let name = after[..end].to_string();
+        for name in unfilled_in(value) {
             if !found.contains(&name) {
                 found.push(name);
             }
-            rest = &after[end + 2..];
         }
+    }
+    found
+}
+
+/// The placeholder names (`{{NAME}}`) left in one value, in order, each once.
+pub fn unfilled_in(value: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let name = after[..end].to_string();
+        if !found.contains(&name) {
+            found.push(name);
+        }
+        rest = &after[end + 2..];
     }
     found
 }

@@ -584,21 +584,37 @@ impl Workspace {
     }
 }
 
-/// A reminder of the placeholders a connection still holds.
+/// A reminder of the placeholders a connection still holds, as the command that fills them:
+/// each parameter holding one, with `<NAME>` where the value goes, quoted so that the line
+/// parses as it is printed (`set connection api token="<API_TOKEN>" url="<API_BASE_URL>/v1"`).
 fn placeholder_note(name: &str, params: &BTreeMap<String, String>) -> String {
-    let missing = connections::unfilled(params);
-    if missing.is_empty() {
+    let to_fill: Vec<String> = params
+        .iter()
+        .filter(|(_, value)| !connections::unfilled_in(value).is_empty())
+        .map(|(key, value)| format!("{key}={}", quoted(&marked_placeholders(value))))
+        .collect();
+    if to_fill.is_empty() {
         String::new()
     } else {
         format!(
             " Fill its placeholders before use: set connection {name} {}",
-            missing
-                .iter()
-                .map(|p| format!("KEY=<{p}>"))
-                .collect::<Vec<_>>()
-                .join(" ")
+            to_fill.join(" ")
         )
     }
+}
+
+/// `value` with each `{{NAME}}` written `<NAME>`.
+fn marked_placeholders(value: &str) -> String {
+    let mut out = value.to_string();
+    for name in connections::unfilled_in(value) {
+        out = out.replace(&format!("{{{{{name}}}}}"), &format!("<{name}>"));
+    }
+    out
+}
+
+/// A value in double quotes, as the command language reads them back.
+fn quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// Refuses to use a connection that still holds placeholders.
