@@ -237,4 +237,4 @@ def test_api_key(cli, cli_env, tenant_admin_key, needs_api_key_endpoints):
 def test_api_key_forbidden_for_a_user(cli, cli_env, server, needs_api_key_endpoints):
     key = server.new_key("cliusers-%s" % cli.kind, "u@%s.example.com" % cli.kind, role="user")
     failed(cli("api-key", "set", "sk-nope-0000", env=dict(cli_env, ETLWORKS_API_KEY=key)),
-           "403")
+           "permission_denied")

@@ -11,6 +11,6 @@ mod service;
 pub use clock::BillingClock;
 pub use prices::{Allowances, ModelPrice, PriceTable};
 pub use service::{
-    Billing, BillingError, Charge, OwnKey, OwnKeyScope, OwnKeyStatus, Payer, PlannedReservation,
-    Reservation, UsageReport, UsageSection,
+    may_manage_own_keys, Billing, BillingError, Charge, OwnKey, OwnKeyScope, OwnKeyStatus, Payer,
+    PlannedReservation, Reservation, UsageReport, UsageSection,
 };

@@ -457,6 +457,7 @@ impl Billing {
         user_id: &str,
         key: &str,
     ) -> Result<OwnKeyStatus, BillingError> {
+        let (scope_name, scope) = self.scope_for(role, tenant_id)?;
         let key = key.trim();
         if key.len() < 8
             || key.len() > 512
@@ -466,7 +467,6 @@ impl Billing {
                 "Field 'api_key' must be a provider API key (8-512 characters, no spaces)".into(),
             ));
         }
-        let (scope_name, scope) = self.scope_for(role, tenant_id)?;
         let last4: String = key
             .chars()
             .rev()
@@ -528,13 +528,11 @@ impl Billing {
         role: Role,
         tenant_id: &str,
     ) -> Result<(String, OwnKeyScope), BillingError> {
-        match role {
-            Role::SuperAdmin => Ok((GLOBAL_SCOPE.to_string(), OwnKeyScope::Global)),
-            Role::Admin => Ok((tenant_id.to_string(), OwnKeyScope::Tenant)),
-            Role::User | Role::Viewer => Err(BillingError::Forbidden(
-                "Only an admin (for its tenant) or a super_admin (global) may manage the own OpenAI key".into(),
-            )),
-        }
+        may_manage_own_keys(role)?;
+        Ok(match role {
+            Role::SuperAdmin => (GLOBAL_SCOPE.to_string(), OwnKeyScope::Global),
+            _ => (tenant_id.to_string(), OwnKeyScope::Tenant),
+        })
     }
 
     /// This month's usage for a user and its tenant; `include_users` adds each user (admins).
@@ -617,4 +615,15 @@ fn add(section: &mut UsageSection, row: &store::UsageRow) {
 /// Keeps displayed sums at micro-dollar precision (no binary-fraction noise).
 fn round6(value: f64) -> f64 {
     (value * 1_000_000.0).round() / 1_000_000.0
+}
+
+/// Whether a role may set or remove own provider keys: admins (their tenant's) and
+/// super-admins (the global one). `Forbidden` says why not.
+pub fn may_manage_own_keys(role: Role) -> Result<(), BillingError> {
+    match role {
+        Role::SuperAdmin | Role::Admin => Ok(()),
+        Role::User | Role::Viewer => Err(BillingError::Forbidden(format!(
+            "Only an admin (for its tenant) or a super_admin (global) may manage the own OpenAI key; your role is {role}"
+        ))),
+    }
 }

@@ -5,6 +5,30 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+/// An application-level failure: HTTP 200 with `{"success": false, "error", "code"}`, the
+/// seeds' form for a refusal of a request that was itself fine (`cap_exceeded`,
+/// `permission_denied`, `tool_failed`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub error: String,
+}
+
+impl Refusal {
+    pub fn new(code: impl Into<String>, error: impl Into<String>) -> Refusal {
+        Refusal {
+            code: code.into(),
+            error: error.into(),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        Json(json!({"success": false, "error": self.error, "code": self.code})).into_response()
+    }
+}
+
 /// A request failure: status, machine-readable code, human sentence, and the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {

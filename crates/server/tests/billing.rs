@@ -216,20 +216,31 @@ async fn own_keys_are_scoped_masked_encrypted_and_bypass_caps() {
     let tenant_key = "sk-tenant-acme-secret-1234";
     let global_key = "sk-global-secret-5678";
 
-    let forbidden = server
-        .client
-        .post(format!("{}/rest/v1/ai-agent/api-key", server.base))
-        .bearer_auth(&dev)
-        .json(&json!({"api_key": tenant_key}))
-        .send()
-        .await
-        .expect("post");
-    let (status, body) = common::status_and_json(forbidden).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (403, Some("forbidden")),
-        "{body}"
-    );
+    // A role refusal is application-level, as for tools: 200, `permission_denied` — also
+    // before the body is looked at.
+    for body in [
+        json!({"api_key": tenant_key}),
+        json!({"api_key": "sk-x"}),
+        json!({}),
+    ] {
+        let (status, refused) = set(&server, &dev, body).await;
+        assert_eq!(
+            (
+                status,
+                refused["success"].as_bool(),
+                refused["code"].as_str()
+            ),
+            (200, Some(false), Some("permission_denied")),
+            "{refused}"
+        );
+        assert!(
+            refused["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("admin"),
+            "{refused}"
+        );
+    }
 
     let (status, body) = set(&server, &admin, json!({})).await;
     assert_eq!((status, body["field"].as_str()), (400, Some("api_key")));
@@ -312,7 +323,11 @@ async fn own_keys_are_scoped_masked_encrypted_and_bypass_caps() {
     );
 
     let (status, body) = delete(&server, &dev).await;
-    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (200, Some("permission_denied")),
+        "{body}"
+    );
     let (_, body) = delete(&server, &admin).await;
     assert_eq!(
         (body["deleted"].as_bool(), body["scope"].as_str()),

@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::body::JsonBody;
-use crate::error::ApiError;
+use crate::error::{ApiError, Refusal};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -226,10 +226,7 @@ impl IntoResponse for Folded {
     fn into_response(self) -> Response {
         match self {
             Folded::Answer(answer) => Json(answer).into_response(),
-            Folded::Refused { error, code } => {
-                Json(serde_json::json!({"success": false, "error": error, "code": code}))
-                    .into_response()
-            }
+            Folded::Refused { error, code } => Refusal::new(code, error).into_response(),
         }
     }
 }

@@ -6,12 +6,12 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::body::JsonBody;
-use crate::error::ApiError;
+use crate::error::{ApiError, Refusal};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -141,11 +141,6 @@ pub async fn execute_tool(
             field,
             message,
         }) => Err(ApiError::bad_field(code, field, message)),
-        Err(error) => Ok(Json(json!({
-            "success": false,
-            "error": error.to_string(),
-            "code": error.code(),
-        }))
-        .into_response()),
+        Err(error) => Ok(Refusal::new(error.code(), error.to_string()).into_response()),
     }
 }
