@@ -147,3 +147,43 @@ async fn the_quick_start_works_verbatim_against_an_llm() {
         "the follow-up carries the first message"
     );
 }
+
+#[tokio::test]
+async fn every_example_of_the_tool_reference_works_as_written() {
+    let data = Data::new().await;
+    let server = Server::start(&data, &[]).await;
+    let key = server.admin_key();
+    // The seeds' "Tool reference": one example body per tool, verbatim.
+    let examples = [
+        (
+            "search_knowledge_base",
+            json!({"query": "how to create a REST API connection"}),
+        ),
+        (
+            "search_templates",
+            json!({"query": "salesforce to database"}),
+        ),
+        (
+            "create_support_ticket",
+            json!({"subject": "Need help with REST connection", "description": "I am getting a 401 error when...", "user_email": "user@company.com"}),
+        ),
+        ("host_list_commands", json!({})),
+        ("host_cli", json!({"command": "list connections"})),
+        (
+            "import_template",
+            json!({"template_id": 42, "mode": "standard"}),
+        ),
+    ];
+    for (tool, arguments) in examples {
+        let (status, body) = server.tool(key, tool, arguments.clone()).await;
+        assert_eq!(
+            (status, body["success"].as_bool(), body["tool"].as_str()),
+            (200, Some(true), Some(tool)),
+            "{tool} {arguments}: {body}"
+        );
+        assert!(
+            !body["result"].as_str().unwrap_or_default().is_empty(),
+            "{tool}: {body}"
+        );
+    }
+}
