@@ -253,11 +253,11 @@ pub async fn usage(store: &Store, config: &Config, tenant_name: &str) -> anyhow:
         tenant.name, tenant.tier, report.month
     );
     println!(
-        "  allowance ${:.2}: used ${:.6}, left ${:.6}; wallet ${:.6}",
-        report.allowance_usd,
-        report.allowance_used_usd,
-        report.allowance_left_usd,
-        report.wallet_usd
+        "  allowance {}: used {}, left {}; wallet {}",
+        dollars(report.allowance_usd),
+        dollars(report.allowance_used_usd),
+        dollars(report.allowance_left_usd),
+        dollars(report.wallet_usd)
     );
     match report.own_key_scope {
         Some(scope) => println!(
@@ -268,9 +268,9 @@ pub async fn usage(store: &Store, config: &Config, tenant_name: &str) -> anyhow:
     }
     let section = &report.tenant;
     println!(
-        "  total ${:.6} (own key ${:.6}), {} prompt + {} completion tokens",
-        section.cost_usd,
-        section.own_key_cost_usd,
+        "  total {} (own key {}), {} prompt + {} completion tokens",
+        dollars(section.cost_usd),
+        dollars(section.own_key_cost_usd),
         section.prompt_tokens,
         section.completion_tokens
     );
@@ -300,6 +300,12 @@ pub async fn usage(store: &Store, config: &Config, tenant_name: &str) -> anyhow:
         );
     }
     Ok(())
+}
+
+/// A report's dollar amount as the CLI prints money elsewhere: exact to the micro-dollar
+/// (`$0.005`, `$12.50`), never rounded to cents.
+fn dollars(usd: f64) -> String {
+    store::format_usd((usd * 1_000_000.0).round() as i64)
 }
 
 /// `host --tenant T "COMMAND"`: the workspace command language from the command line, run with

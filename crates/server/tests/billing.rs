@@ -177,7 +177,8 @@ async fn cost_comes_from_the_allowance_first_then_the_wallet() {
     assert!(
         printed.contains("gpt-4.1")
             && printed.contains("dev@acme.test")
-            && printed.contains("wallet $0.0492"),
+            && printed.contains("wallet $0.0492")
+            && printed.contains("total $0.0018"),
         "{printed}"
     );
 }
