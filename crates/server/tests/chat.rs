@@ -377,11 +377,13 @@ async fn a_redirecting_provider_is_reported_with_its_target_not_followed() {
     );
 }
 
-#[tokio::test]
-async fn a_stream_cut_off_without_a_finish_reason_or_done_is_an_error_not_an_answer() {
-    let upstream = Upstream::start().await;
-    upstream.push([Reply::cut_off_after(&["Hello ", "from "])]);
-    let (_data, server) = start(&upstream, &[]).await;
+/// Streams a turn whose model stream fails after `expected` was sent: checks that the tokens
+/// are `expected` and the last event a retryable `error`; returns the events, the raw stream
+/// and the assistant message stored for the turn.
+async fn partial_answer_then_retryable_error(
+    server: &Server,
+    expected: &str,
+) -> (Vec<Value>, String, Value) {
     let (events, raw) = read_sse(
         server
             .stream(
@@ -392,16 +394,12 @@ async fn a_stream_cut_off_without_a_finish_reason_or_done_is_an_error_not_an_ans
             .await,
     )
     .await;
-    assert_eq!(tokens(&events), "Hello from ", "{raw}");
+    assert_eq!(tokens(&events), expected, "{raw}");
     let last = events.last().expect("events");
     assert_eq!(
         (last["type"].as_str(), last["retryable"].as_bool()),
         (Some("error"), Some(true)),
         "{raw}"
-    );
-    assert!(
-        !events.iter().any(|e| e["type"] == "end"),
-        "no end after a cut-off stream: {raw}"
     );
     let session_id = events[0]["session_id"].as_str().expect("id");
     let (_, messages) = server
@@ -410,8 +408,22 @@ async fn a_stream_cut_off_without_a_finish_reason_or_done_is_an_error_not_an_ans
             server.admin_key(),
         )
         .await;
+    let stored = messages[1].clone();
+    (events, raw, stored)
+}
+
+#[tokio::test]
+async fn a_stream_cut_off_without_a_finish_reason_or_done_is_an_error_not_an_answer() {
+    let upstream = Upstream::start().await;
+    upstream.push([Reply::cut_off_after(&["Hello ", "from "])]);
+    let (_data, server) = start(&upstream, &[]).await;
+    let (events, raw, stored) = partial_answer_then_retryable_error(&server, "Hello from ").await;
+    assert!(
+        !events.iter().any(|e| e["type"] == "end"),
+        "no end after a cut-off stream: {raw}"
+    );
     assert_eq!(
-        messages[1],
+        stored,
         json!({"role": "assistant", "content": "Hello from ", "interrupted": true})
     );
 
@@ -445,37 +457,14 @@ async fn a_stream_that_breaks_after_tokens_reports_a_retryable_error_and_keeps_t
     let upstream = Upstream::start().await;
     upstream.push([Reply::broken_after(&["Half ", "an "])]);
     let (_data, server) = start(&upstream, &[]).await;
-    let (events, raw) = read_sse(
-        server
-            .stream(
-                "/chat/stream",
-                server.admin_key(),
-                &json!({"message": "hi"}),
-            )
-            .await,
-    )
-    .await;
-    assert_eq!(tokens(&events), "Half an ", "{raw}");
-    let last = events.last().expect("events");
-    assert_eq!(
-        (last["type"].as_str(), last["retryable"].as_bool()),
-        (Some("error"), Some(true)),
-        "{raw}"
-    );
+    let (_, _, stored) = partial_answer_then_retryable_error(&server, "Half an ").await;
     assert_eq!(
         upstream.requests().len(),
         1,
         "no retry once tokens reached the client"
     );
-    let session_id = events[0]["session_id"].as_str().expect("id");
-    let (_, messages) = server
-        .get(
-            &format!("/sessions/{session_id}/messages"),
-            server.admin_key(),
-        )
-        .await;
     assert_eq!(
-        messages[1],
+        stored,
         json!({"role": "assistant", "content": "Half an ", "interrupted": true})
     );
 }

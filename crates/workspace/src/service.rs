@@ -590,8 +590,11 @@ impl Workspace {
 fn placeholder_note(name: &str, params: &BTreeMap<String, String>) -> String {
     let to_fill: Vec<String> = params
         .iter()
-        .filter(|(_, value)| !connections::unfilled_in(value).is_empty())
-        .map(|(key, value)| format!("{key}={}", quoted(&marked_placeholders(value))))
+        .filter_map(|(key, value)| {
+            let names = connections::unfilled_in(value);
+            (!names.is_empty())
+                .then(|| format!("{key}={}", quoted(&marked_placeholders(value, &names))))
+        })
         .collect();
     if to_fill.is_empty() {
         String::new()
@@ -603,10 +606,10 @@ fn placeholder_note(name: &str, params: &BTreeMap<String, String>) -> String {
     }
 }
 
-/// `value` with each `{{NAME}}` written `<NAME>`.
-fn marked_placeholders(value: &str) -> String {
+/// `value` with each of its placeholders `{{NAME}}` (`names`) written `<NAME>`.
+fn marked_placeholders(value: &str, names: &[String]) -> String {
     let mut out = value.to_string();
-    for name in connections::unfilled_in(value) {
+    for name in names {
         out = out.replace(&format!("{{{{{name}}}}}"), &format!("<{name}>"));
     }
     out

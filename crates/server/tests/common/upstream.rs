@@ -136,25 +136,19 @@ impl Reply {
     /// Tokens, then the body ends cleanly: no finish reason, no usage, no `[DONE]` (a
     /// provider that stopped half-way).
     pub fn cut_off_after(tokens: &[&str]) -> Reply {
-        match Reply::broken_after(tokens) {
-            Reply::Stream { chunks, delay, .. } => Reply::Stream {
-                chunks,
-                delay,
-                end: StreamEnd::Closed,
-            },
-            other => other,
-        }
+        Reply::broken_after(tokens).ended_by(StreamEnd::Closed)
     }
 
     /// A complete answer whose body ends after its finish reason and usage without
     /// `[DONE]`, as some OpenAI-compatible servers send it.
     pub fn text_without_done(tokens: &[&str]) -> Reply {
-        match Reply::text(tokens) {
-            Reply::Stream { chunks, delay, .. } => Reply::Stream {
-                chunks,
-                delay,
-                end: StreamEnd::Closed,
-            },
+        Reply::text(tokens).ended_by(StreamEnd::Closed)
+    }
+
+    /// The same stream, ended as `end` says.
+    fn ended_by(self, end: StreamEnd) -> Reply {
+        match self {
+            Reply::Stream { chunks, delay, .. } => Reply::Stream { chunks, delay, end },
             other => other,
         }
     }
