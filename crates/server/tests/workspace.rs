@@ -59,6 +59,13 @@ async fn start_api() -> String {
         )
         .route("/orders", get(orders))
         .route("/broken", get(broken))
+        .route(
+            "/stuck",
+            get(|| async {
+                tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+                Json(json!({"data": []}))
+            }),
+        )
         .with_state(Api::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -437,6 +444,122 @@ async fn schedules_run_on_their_interval_and_again_after_a_restart() {
     ok(&server, &key, "unschedule flow ticking").await;
     let body = cli(&server, &key, "unschedule flow ticking").await;
     assert_eq!(body["success"], false);
+}
+
+/// A run whose server is killed mid-run does not stay `running`: the next server on an SQLite
+/// data dir records it as failed at start; on PostgreSQL another replica does so once the
+/// run's lease has run out, without any restart, and the flow can run again.
+#[tokio::test]
+async fn a_run_whose_server_is_killed_is_recorded_as_failed() {
+    let api = start_api().await;
+    let data = Data::new().await;
+    // Replicas share the master key that encrypts connection secrets.
+    let shared = [(
+        "INTEGRATOR_MASTER_KEY",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    )];
+    let server = Server::start(&data, &shared).await;
+    let key = server.admin_key().to_string();
+    ok(
+        &server,
+        &key,
+        &format!("create connection api type=http url={api} records=data timeout=5m"),
+    )
+    .await;
+    ok(
+        &server,
+        &key,
+        "create connection lake type=sqlite path=lake.db",
+    )
+    .await;
+    ok(
+        &server,
+        &key,
+        "create flow stuck from=api:/stuck to=lake:stuck mode=append",
+    )
+    .await;
+    let running = {
+        let client = reqwest::Client::new();
+        let url = server.api("/tools/host_cli/execute");
+        let key = key.clone();
+        tokio::spawn(async move {
+            let _ = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"command": "run flow stuck"}))
+                .send()
+                .await;
+        })
+    };
+    assert!(
+        eventually(10, || async {
+            ok(&server, &key, "list runs stuck")
+                .await
+                .contains("running")
+                .then_some(())
+        })
+        .await
+        .is_some(),
+        "the run is in progress"
+    );
+    let replica = data.replica();
+    server.kill().await;
+    running.abort();
+
+    let survivor = match &replica {
+        Some(replica) => Server::start(replica, &shared).await,
+        None => Server::start(&data, &shared).await,
+    };
+    let failed = eventually(30, || async {
+        let runs = ok(&survivor, &key, "list runs stuck").await;
+        runs.contains("failed").then_some(runs)
+    })
+    .await
+    .expect("the killed server's run is recorded as failed");
+    assert!(!failed.contains("running"), "{failed}");
+    let run_id = failed
+        .lines()
+        .find(|line| line.contains("failed"))
+        .and_then(|line| line.split_whitespace().next())
+        .expect("the run's id")
+        .to_string();
+    let shown = ok(&survivor, &key, &format!("show run {run_id}")).await;
+    assert!(
+        shown.contains("the server running it stopped during the run"),
+        "{shown}"
+    );
+    let rerun = cli(&survivor, &key, "show flow stuck").await;
+    assert!(
+        rerun["result"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("failed"),
+        "the flow's last run is the failed one: {rerun}"
+    );
+    let again = {
+        let client = reqwest::Client::new();
+        let url = survivor.api("/tools/host_cli/execute");
+        let key = key.clone();
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"command": "run flow stuck"}))
+                .send()
+                .await
+                .ok()
+        })
+    };
+    assert!(
+        eventually(10, || async {
+            let runs = ok(&survivor, &key, "list runs stuck").await;
+            (runs.contains("running") && runs.contains("failed")).then_some(())
+        })
+        .await
+        .is_some(),
+        "the flow runs again"
+    );
+    again.abort();
 }
 
 async fn scheduled_runs(server: &Server, key: &str) -> usize {

@@ -43,11 +43,10 @@ impl Store {
         id: &str,
         lease_ms: i64,
     ) -> Result<(), StoreError> {
-        let LeaseColumn { table, column } = lease;
-        let sql = format!("UPDATE {table} SET {column} = $1 WHERE id = $2");
-        let values = args![now_millis() + lease_ms, id];
-        self.execute(&sql, values).await?;
-        Ok(())
+        let id = id.to_string();
+        let until = now_millis() + lease_ms;
+        self.write(move |tx| Box::pin(async move { renew_lease_in(tx, lease, &id, until).await }))
+            .await
     }
 
     /// Gives a lease back.
@@ -82,6 +81,19 @@ pub(crate) async fn take_lease_in(
     let sql = format!("UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} < $3");
     let changed = tx.execute(&sql, args![now + lease_ms, id, now]).await?;
     Ok(changed == 1)
+}
+
+/// Extends a lease (until `until`) within a write job.
+pub(crate) async fn renew_lease_in(
+    tx: &mut dyn WriteTx,
+    lease: LeaseColumn,
+    id: &str,
+    until: i64,
+) -> Result<(), StoreError> {
+    let LeaseColumn { table, column } = lease;
+    let sql = format!("UPDATE {table} SET {column} = $1 WHERE id = $2");
+    tx.execute(&sql, args![until, id]).await?;
+    Ok(())
 }
 
 /// Gives a lease back within a write job and records, in the same statement, that the row

@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use crate::leases::FLOW_LEASE;
+use crate::leases::{renew_lease_in, FLOW_LEASE};
 use crate::write::args;
 use crate::{new_id, now_millis, Store, StoreError};
 
@@ -104,6 +104,9 @@ fn run_from_row(row: &sqlx::any::AnyRow) -> Result<StoredRun, StoreError> {
         log: row.try_get("log")?,
     })
 }
+
+/// The error of a run whose server stopped (crashed, was killed) before the run ended.
+const ABANDONED: &str = "the server running it stopped during the run";
 
 const RUN_COLUMNS: &str =
     "id, flow_name, trigger, status, rows_read, rows_written, started_at, finished_at, error, log";
@@ -247,31 +250,27 @@ impl Store {
         self.take_lease(FLOW_LEASE, flow_id, lease_ms).await
     }
 
-    /// Extends a flow's run lease.
-    pub async fn renew_flow_lease(&self, flow_id: &str, lease_ms: i64) -> Result<(), StoreError> {
-        self.renew_lease(FLOW_LEASE, flow_id, lease_ms).await
-    }
-
     /// Gives a flow's run lease back.
     pub async fn release_flow_lease(&self, flow_id: &str) -> Result<(), StoreError> {
         self.release_lease(FLOW_LEASE, flow_id).await
     }
 
-    /// Records the start of a run; returns its id.
+    /// Records the start of a run, alive for `alive_ms` unless renewed; returns its id.
     pub async fn start_run(
         &self,
         tenant_id: &str,
         flow_id: &str,
         flow_name: &str,
         trigger: &str,
+        alive_ms: i64,
     ) -> Result<i64, StoreError> {
         let now = now_millis();
-        let values = args![tenant_id, flow_id, flow_name, trigger, now];
+        let values = args![tenant_id, flow_id, flow_name, trigger, now, now + alive_ms];
         let flow_id = flow_id.to_string();
         self.write(move |tx| {
             Box::pin(async move {
                 tx.execute(
-                    "INSERT INTO ws_runs (tenant_id, flow_id, flow_name, trigger, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)",
+                    "INSERT INTO ws_runs (tenant_id, flow_id, flow_name, trigger, status, started_at, alive_until) VALUES ($1, $2, $3, $4, 'running', $5, $6)",
                     values,
                 )
                 .await?;
@@ -282,6 +281,31 @@ impl Store {
                 .await?
                 .ok_or_else(|| StoreError::NotFound("the new run".into()))?
                 .int(0)
+            })
+        })
+        .await
+    }
+
+    /// The sign of life of a run in progress: extends its flow's run lease and the run's own
+    /// time alive by `alive_ms`.
+    pub async fn renew_run(
+        &self,
+        flow_id: &str,
+        run_id: i64,
+        alive_ms: i64,
+    ) -> Result<(), StoreError> {
+        let until = now_millis() + alive_ms;
+        let flow_id = flow_id.to_string();
+        let run = args![until, run_id];
+        self.write(move |tx| {
+            Box::pin(async move {
+                renew_lease_in(tx, FLOW_LEASE, &flow_id, until).await?;
+                tx.execute(
+                    "UPDATE ws_runs SET alive_until = $1 WHERE id = $2 AND status = 'running'",
+                    run,
+                )
+                .await?;
+                Ok(())
             })
         })
         .await
@@ -345,12 +369,33 @@ impl Store {
     pub async fn fail_abandoned_runs(&self) -> Result<u64, StoreError> {
         let failed = self
             .execute(
-                "UPDATE ws_runs SET status = 'failed', finished_at = $1, error = 'the server stopped during the run' WHERE status = 'running'",
+                &format!("UPDATE ws_runs SET status = 'failed', finished_at = $1, error = '{ABANDONED}' WHERE status = 'running'"),
                 args![now_millis()],
             )
             .await?;
         self.release_all_leases(FLOW_LEASE).await?;
         Ok(failed)
+    }
+
+    /// Marks as failed the runs whose process stopped giving signs of life (a replica that
+    /// crashed or was killed mid-run); returns how many. Cheap when there are none: one
+    /// indexed read, no write.
+    pub async fn fail_runs_gone_silent(&self) -> Result<u64, StoreError> {
+        let now = now_millis();
+        let silent = sqlx::query(
+            "SELECT id FROM ws_runs WHERE status = 'running' AND alive_until < $1 LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if silent.is_none() {
+            return Ok(0);
+        }
+        self.execute(
+            &format!("UPDATE ws_runs SET status = 'failed', finished_at = $1, error = '{ABANDONED}' WHERE status = 'running' AND alive_until < $2"),
+            args![now, now],
+        )
+        .await
     }
 
     /// Sets (or replaces) a flow's schedule.

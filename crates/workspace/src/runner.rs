@@ -11,8 +11,9 @@ use crate::connectors::{self, Destination, DestinationSpec, Record, Source};
 use crate::flows::StoredDefinition;
 use crate::service::{ensure_filled, format_duration, Actor, Workspace, WorkspaceError};
 
-/// How long a run may go without renewing its flow's lease before another may start: a
-/// replica that crashed mid-run holds its flows this long at most (renewed every third).
+/// How long a run may go without renewing its lease before it counts as abandoned: a replica
+/// that crashed mid-run holds its flows this long at most, and after it the run is recorded
+/// as failed (renewed every third).
 const FLOW_LEASE_MS: i64 = 15_000;
 
 struct Counts {
@@ -66,51 +67,66 @@ impl Workspace {
                 "flow '{flow_name}' is already running; see list runs {flow_name}"
             )));
         }
-        let renewal = {
-            let store = self.store.clone();
-            let flow_id = flow.id.clone();
-            tokio::spawn(async move {
-                let mut tick =
-                    tokio::time::interval(Duration::from_millis(FLOW_LEASE_MS as u64 / 3));
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = store.renew_flow_lease(&flow_id, FLOW_LEASE_MS).await {
-                        tracing::warn!(error = %e, "could not renew a flow's run lease");
-                    }
-                }
-            })
+        let outcome = match self
+            .store
+            .start_run(tenant_id, &flow.id, flow_name, trigger, FLOW_LEASE_MS)
+            .await
+        {
+            Ok(run_id) => {
+                let signs_of_life = self.keep_run_alive(&flow.id, run_id);
+                let outcome = self
+                    .record_run(tenant_id, tenant_name, run_id, flow_name, &definition)
+                    .await;
+                signs_of_life.abort();
+                outcome
+            }
+            Err(e) => Err(e.into()),
         };
-        let outcome = self
-            .run_with_lease(
-                tenant_id,
-                tenant_name,
-                &flow.id,
-                flow_name,
-                trigger,
-                &definition,
-            )
-            .await;
-        renewal.abort();
         if let Err(e) = self.store.release_flow_lease(&flow.id).await {
             tracing::warn!(error = %e, "could not release a flow's run lease; it expires by itself");
         }
         outcome
     }
 
-    async fn run_with_lease(
+    /// Records as failed the runs whose server stopped during the run (their lease ran out
+    /// without renewal), so the history never shows a dead run as running.
+    pub async fn settle_abandoned_runs(&self) -> Result<(), WorkspaceError> {
+        let failed = self.store.fail_runs_gone_silent().await?;
+        if failed > 0 {
+            tracing::warn!(
+                failed,
+                "recorded runs whose server stopped during the run as failed"
+            );
+        }
+        Ok(())
+    }
+
+    /// Renews the run's lease (and its flow's) every third of the lease until aborted, so
+    /// that another replica sees the run alive; once this stops, the run counts as abandoned.
+    fn keep_run_alive(&self, flow_id: &str, run_id: i64) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let flow_id = flow_id.to_string();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(FLOW_LEASE_MS as u64 / 3));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.renew_run(&flow_id, run_id, FLOW_LEASE_MS).await {
+                    tracing::warn!(error = %e, run_id, "could not renew a run's lease");
+                }
+            }
+        })
+    }
+
+    /// Moves the data of a started run and records how it ended.
+    async fn record_run(
         &self,
         tenant_id: &str,
         tenant_name: &str,
-        flow_id: &str,
+        run_id: i64,
         flow_name: &str,
-        trigger: &str,
         definition: &FlowDefinition,
     ) -> Result<String, WorkspaceError> {
-        let run_id = self
-            .store
-            .start_run(tenant_id, flow_id, flow_name, trigger)
-            .await?;
         let started = std::time::Instant::now();
         let mut log = RunLog(Vec::new());
         let mut counts = Counts {

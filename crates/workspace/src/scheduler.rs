@@ -8,8 +8,10 @@ use crate::flows::StoredScheduleSpec;
 use crate::service::{Workspace, WorkspaceError};
 
 impl Workspace {
-    /// Starts the runs of every schedule due now; returns how many were started.
+    /// Starts the runs of every schedule due now; returns how many were started. Runs left
+    /// behind by a server that stopped mid-run are recorded as failed first.
     pub async fn fire_due_schedules(self: &Arc<Self>) -> Result<usize, WorkspaceError> {
+        self.settle_abandoned_runs().await?;
         let now = store::now_millis();
         let mut started = 0;
         for schedule in self.store.schedules(None).await? {

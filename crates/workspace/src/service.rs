@@ -429,6 +429,7 @@ impl Workspace {
                 ))
             }
             ListWhat::Runs(flow) => {
+                self.settle_abandoned_runs().await?;
                 let rows: Vec<Vec<String>> = self
                     .store
                     .runs(&actor.tenant_id, flow.as_deref(), 50)
@@ -538,6 +539,7 @@ impl Workspace {
                 rfc3339(schedule.next_at)
             ));
         }
+        self.settle_abandoned_runs().await?;
         if let Some(last) = self
             .store
             .runs(&actor.tenant_id, Some(name), 1)
@@ -554,6 +556,7 @@ impl Workspace {
     }
 
     async fn show_run(&self, actor: &Actor, id: i64) -> Result<String, WorkspaceError> {
+        self.settle_abandoned_runs().await?;
         let run = self.store.run(&actor.tenant_id, id).await?;
         let mut out = format!(
             "Run {} of flow '{}' ({}): {}\n  rows read: {}\n  rows written: {}\n  started: {}\n",
