@@ -675,16 +675,17 @@ impl Agent {
         } else if let Err(e) = self.store.settle_usage(settlement).await {
             tracing::error!(error = %e, "could not record the call's usage");
         }
-        if let Some(failure) = failure {
-            return Err(failure);
-        }
+        // Reported like every call that is paid for, also one stopped or broken part way.
         emit.send(AgentEvent::Usage {
             prompt_tokens,
             completion_tokens,
             model: model.model_name().to_string(),
         })
         .await;
-        Ok(calls)
+        match failure {
+            Some(failure) => Err(failure),
+            None => Ok(calls),
+        }
     }
 
     /// Runs one step's tool calls concurrently; `None` when the turn was cancelled meanwhile.

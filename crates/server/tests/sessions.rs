@@ -344,6 +344,14 @@ async fn stop_mid_stream(upstream: &Upstream, runner: &Server, stopper: &Server)
         !streamed.is_empty() && streamed.len() < many.concat().len(),
         "the turn stopped early: {streamed}"
     );
+    let usage = events
+        .iter()
+        .find(|e| e["type"] == "usage")
+        .unwrap_or_else(|| panic!("the stopped call's usage is reported: {raw}"));
+    assert!(
+        usage["completion_tokens"].as_u64() > Some(0) && usage["model"] != "",
+        "{usage}"
+    );
     let (_, history) = stopper
         .get(&format!("/sessions/{session}/messages"), &key)
         .await;
@@ -369,6 +377,77 @@ async fn stop_keeps_what_was_generated_and_ends_the_stream() {
     let data = Data::new().await;
     let server = start(&upstream, &data).await;
     stop_mid_stream(&upstream, &server, &server).await;
+}
+
+/// A non-streaming chat that is stopped answers with what was generated and with the usage of
+/// the stopped call: the same tokens the usage report counts.
+#[tokio::test]
+async fn a_stopped_chat_answers_its_partial_text_and_usage() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let server = start(&upstream, &data).await;
+    let key = server.admin_key().to_string();
+    let session = new_session(&server, &key).await;
+    let many: Vec<String> = (0..100).map(|n| format!("t{n} ")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    upstream.push([Reply::slow_text(&many, Duration::from_millis(50))]);
+    let chat = {
+        let client = reqwest::Client::new();
+        let url = server.api(&format!("/sessions/{session}/chat"));
+        let key = key.clone();
+        tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"message": "long answer", "include_tools": false}))
+                .send()
+                .await
+                .expect("POST");
+            common::status_and_json(response).await
+        })
+    };
+    assert!(
+        eventually(5, || async {
+            (upstream.requests().len() == 1).then_some(())
+        })
+        .await
+        .is_some(),
+        "the model was called"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, stopped) = server
+        .post(&format!("/sessions/{session}/stop"), &key, &json!({}))
+        .await;
+    assert_eq!(stopped["stopped"], true, "{stopped}");
+    let (status, body) = chat.await.expect("the chat answers");
+    assert_eq!(status, 200, "{body}");
+    let partial = body["response"].as_str().unwrap_or_default();
+    assert!(
+        !partial.is_empty() && partial.len() < many.concat().len(),
+        "{body}"
+    );
+    let (_, history) = server
+        .get(&format!("/sessions/{session}/messages"), &key)
+        .await;
+    assert_eq!(
+        history[1],
+        json!({"role": "assistant", "content": partial, "interrupted": true})
+    );
+    let (_, usage) = server.get("/usage", &key).await;
+    let model = body["usage"]["model"].as_str().unwrap_or_default();
+    let recorded = &usage["tenant"]["by_model"][model];
+    assert!(
+        body["usage"]["completion_tokens"].as_u64() > Some(0),
+        "{body}"
+    );
+    assert_eq!(
+        (
+            &body["usage"]["prompt_tokens"],
+            &body["usage"]["completion_tokens"]
+        ),
+        (&recorded["prompt_tokens"], &recorded["completion_tokens"]),
+        "the answer reports what was recorded: {body} {usage}"
+    );
 }
 
 /// With several replicas, a stop sent to any of them reaches the one that runs the turn
