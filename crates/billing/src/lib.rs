@@ -12,5 +12,5 @@ pub use clock::BillingClock;
 pub use prices::{Allowances, ModelPrice, PriceTable};
 pub use service::{
     may_manage_own_keys, Billing, BillingError, Charge, OwnKey, OwnKeyScope, OwnKeyStatus, Payer,
-    PlannedReservation, Reservation, UsageReport, UsageSection,
+    PlannedReservation, Reservation, UsageReport, UsageSection, DEFAULT_RESERVATION_HOLD,
 };

@@ -12,8 +12,12 @@ use store::{
 
 use crate::{Allowances, BillingClock, PriceTable};
 
-/// How long a reservation holds money if its work never settles (a crash mid-call).
-const RESERVATION_TTL_MS: i64 = 10 * 60 * 1000;
+/// How long a reservation holds money after the last sign of life of the process doing its
+/// work, by default: what a crashed replica's calls keep from the tenant's budget.
+pub const DEFAULT_RESERVATION_HOLD: Duration = Duration::from_secs(60);
+/// The longest a reservation holds money, however long its work runs (a bound for one never
+/// settled by mistake).
+const RESERVATION_LONGEST_MS: i64 = 10 * 60 * 1000;
 /// The global own key's scope name in storage.
 const GLOBAL_SCOPE: &str = "global";
 
@@ -198,6 +202,8 @@ pub struct Billing {
     clock: BillingClock,
     master_key: MasterKey,
     own_keys: OwnKeyCache,
+    /// See [`DEFAULT_RESERVATION_HOLD`].
+    reservation_hold: Duration,
 }
 
 /// The own key in force per tenant, remembered for a few seconds: every turn asks, and the
@@ -256,6 +262,37 @@ impl Billing {
                 ttl: Duration::ZERO,
                 entries: Mutex::new(HashMap::new()),
             },
+            reservation_hold: DEFAULT_RESERVATION_HOLD,
+        }
+    }
+
+    /// Reservations hold money for `hold` after the last renewal by the process doing their
+    /// work ([`Billing::keep_reservations_alive`] renews them three times per hold).
+    pub fn with_reservation_hold(mut self, hold: Duration) -> Billing {
+        self.reservation_hold = hold;
+        self
+    }
+
+    fn hold_ms(&self) -> i64 {
+        i64::try_from(self.reservation_hold.as_millis()).unwrap_or(RESERVATION_LONGEST_MS)
+    }
+
+    /// Renews this process's reservations for as long as it runs, three times per hold: while
+    /// a call is in flight its money stays set aside, and once the process is gone (a crash)
+    /// the money is free again within one hold.
+    pub async fn keep_reservations_alive(&self) {
+        let mut tick = tokio::time::interval(self.reservation_hold / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = self.clock.now_ms();
+            if let Err(e) = self
+                .store
+                .renew_reservations(now, now.saturating_add(self.hold_ms()))
+                .await
+            {
+                tracing::warn!(error = %e, "could not renew the reservations in flight; retrying");
+            }
         }
     }
 
@@ -354,7 +391,8 @@ impl Billing {
                 month: self.clock.month(),
                 amount: self.cost(estimate).max(1),
                 now,
-                expires_at: now + RESERVATION_TTL_MS,
+                expires_at: now.saturating_add(self.hold_ms().min(RESERVATION_LONGEST_MS)),
+                longest_until: now.saturating_add(RESERVATION_LONGEST_MS),
                 allowance_of: self.allowance_of(),
             }),
             usage_type: UsageType::Managed,

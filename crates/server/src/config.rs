@@ -36,6 +36,8 @@ pub struct BillingSettings {
     pub allowances: billing::Allowances,
     /// Shifts the billing clock (for testing month rollovers); zero in production.
     pub clock_offset_ms: i64,
+    /// How long a crashed replica's calls in flight keep their money set aside.
+    pub reservation_hold: std::time::Duration,
 }
 
 /// A model's price in the TOML file, in USD per 1M tokens.
@@ -57,6 +59,7 @@ struct FileBilling {
     allowance_free_usd: Option<String>,
     allowance_standard_usd: Option<String>,
     allowance_professional_usd: Option<String>,
+    reservation_hold_seconds: Option<u64>,
 }
 
 /// Zendesk credentials, all three present.
@@ -313,7 +316,22 @@ impl Config {
             1..=300,
         )?;
 
-        let billing = billing_settings(env, file.billing)?;
+        let hold_seconds = number(
+            "INTEGRATOR_RESERVATION_HOLD_SECONDS",
+            file.billing.reservation_hold_seconds,
+        )?
+        .unwrap_or(billing::DEFAULT_RESERVATION_HOLD.as_secs());
+        if !(3..=600).contains(&hold_seconds) {
+            return Err(bad(
+                "billing.reservation_hold_seconds (INTEGRATOR_RESERVATION_HOLD_SECONDS)",
+                "must be between 3 and 600 seconds",
+            ));
+        }
+        let billing = billing_settings(
+            env,
+            file.billing,
+            std::time::Duration::from_secs(hold_seconds),
+        )?;
 
         let zendesk = zendesk_settings(
             text("INTEGRATOR_ZENDESK_SUBDOMAIN", file.zendesk_subdomain),
@@ -398,6 +416,7 @@ fn model_price(setting: &str, price: &FilePrice) -> Result<billing::ModelPrice, 
 fn billing_settings(
     env: &dyn Environment,
     file: FileBilling,
+    reservation_hold: std::time::Duration,
 ) -> Result<BillingSettings, ConfigError> {
     let mut prices = billing::PriceTable::default();
     let mut allowances = billing::Allowances::default();
@@ -453,6 +472,7 @@ fn billing_settings(
         prices,
         allowances,
         clock_offset_ms,
+        reservation_hold,
     })
 }
 
@@ -577,6 +597,10 @@ mod tests {
                 "INTEGRATOR_ZENDESK_EMAIL",
             ),
             (&[("INTEGRATOR_LOG_FORMAT", "xml")], "INTEGRATOR_LOG_FORMAT"),
+            (
+                &[("INTEGRATOR_RESERVATION_HOLD_SECONDS", "1")],
+                "INTEGRATOR_RESERVATION_HOLD_SECONDS",
+            ),
         ];
         for (env, named) in cases {
             let error = load(env, Overrides::default()).expect_err("must fail");

@@ -101,7 +101,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             BillingClock::shifted(config.billing.clock_offset_ms),
             master_key,
         )
-        .with_own_key_cache(Duration::from_secs(config.auth_cache_seconds)),
+        .with_own_key_cache(Duration::from_secs(config.auth_cache_seconds))
+        .with_reservation_hold(config.billing.reservation_hold),
     );
     let mut tools = ToolRegistry::new(billing.clone());
     tools
@@ -155,6 +156,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
 
     let stop_requests = tokio::spawn(agent.clone().follow_stop_requests());
+    let reservations = {
+        let billing = billing.clone();
+        tokio::spawn(async move { billing.keep_reservations_alive().await })
+    };
 
     let openapi = crate::openapi::document();
     let state = AppState {
@@ -211,6 +216,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     sync_task.abort();
     scheduler.abort();
     stop_requests.abort();
+    reservations.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -4,8 +4,10 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::upstream::{Reply, Upstream};
-use common::{read_sse, Data, Server};
+use common::{eventually, read_sse, Data, Server};
 use serde_json::{json, Value};
 
 const SERVER_KEY: &str = "sk-server-key-aaaaaaaaaaaa";
@@ -554,5 +556,81 @@ async fn reservations_are_given_back_however_the_call_ends() {
         held().await,
         (0, 0),
         "the expired leftover was swept with the settlement"
+    );
+}
+
+/// A call in flight keeps its money set aside however long it runs (its server renews the
+/// reservation), and once the server running it dies the money is free again within one hold
+/// (`INTEGRATOR_RESERVATION_HOLD_SECONDS`), not after the longest a call may take. The second
+/// half with two replicas on PostgreSQL; on SQLite a restart frees everything at once.
+#[tokio::test]
+async fn a_dead_replicas_calls_stop_holding_the_budget_within_one_hold() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let hold = [("INTEGRATOR_RESERVATION_HOLD_SECONDS", "3")];
+    let runner = start(&upstream, &data, &hold).await;
+    let replica_data = data.replica();
+    let replica = match &replica_data {
+        Some(replica) => Some(start(&upstream, replica, &hold).await),
+        None => None,
+    };
+    let key = developer_of(&data, "thin", "0").await;
+    // Less than one call's reservation (its prompt plus 1,024 completion tokens, ≈ $0.0083).
+    data.cli_ok(&["wallet", "top-up", "thin", "0.005"]).await;
+    let tokens: Vec<String> = (0..100).map(|n| format!("t{n} ")).collect();
+    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    upstream.push([
+        Reply::slow_text(&tokens, Duration::from_millis(100)),
+        Reply::text_with_usage(&["paid"], 100, 50),
+    ]);
+    let body = json!({"message": "hi", "include_tools": false});
+    let long_call = {
+        let (url, key, body) = (runner.api("/chat"), key.clone(), body.clone());
+        tokio::spawn(async move {
+            let _ = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await;
+        })
+    };
+    assert!(
+        eventually(5, || async {
+            (upstream.requests().len() == 1).then_some(())
+        })
+        .await
+        .is_some(),
+        "the long call reached the model"
+    );
+    // Longer than the hold: only renewals keep the long call's money set aside.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let other = replica.as_ref().unwrap_or(&runner);
+    let (_, refused) = other.post("/chat", &key, &body).await;
+    assert_eq!(
+        refused,
+        cap_body(),
+        "the live call's money is still set aside"
+    );
+
+    let Some(replica) = replica else {
+        long_call.abort();
+        return;
+    };
+    runner.kill().await;
+    long_call.abort();
+    let paid = eventually(15, || async {
+        let (_, answer) = replica.post("/chat", &key, &body).await;
+        (answer["response"] == "paid").then_some(answer)
+    })
+    .await;
+    assert!(
+        paid.is_some(),
+        "the dead replica's reservation stopped holding the budget"
+    );
+    assert_eq!(
+        upstream.requests().len(),
+        2,
+        "refused calls never reached the model"
     );
 }

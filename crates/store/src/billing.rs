@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sqlx::Row;
 
 use crate::db::Backend;
-use crate::in_flight::InFlight;
+use crate::in_flight::{Expiry, InFlight};
 use crate::write::{args, WriteTx};
 use crate::{new_id, Micros, Store, StoreError, Tier};
 
@@ -147,7 +147,7 @@ async fn locked_budget(
     let row = tx
         .fetch_optional(
             match in_flight {
-                InFlight::Rows => BUDGET_SELECT,
+                InFlight::Rows { .. } => BUDGET_SELECT,
                 InFlight::Local(_) => BUDGET_SELECT_HELD_HERE,
             },
             args![tenant_id, month, now],
@@ -194,8 +194,12 @@ pub struct ReservationRequest {
     pub month: String,
     pub amount: Micros,
     pub now: i64,
-    /// When the money is free again should the work never settle (a crash).
+    /// When the money is free again should the work never settle (a crash), unless the
+    /// process doing the work renews it meanwhile ([`Store::renew_reservations`]).
     pub expires_at: i64,
+    /// The latest renewals may keep it: beyond it, even live work holds nothing (a bound on
+    /// what a reservation that was never settled by mistake can hold).
+    pub longest_until: i64,
     /// The tenant's monthly allowance from its tier and override.
     pub allowance_of: AllowanceOf,
 }
@@ -247,13 +251,28 @@ pub(crate) async fn insert_reservation_in(
     request: &ReservationRequest,
     id: &str,
 ) -> Result<(), StoreError> {
-    if let InFlight::Local(local) = in_flight {
-        local.hold(id, &request.tenant_id, request.amount, request.expires_at);
-        return Ok(());
-    }
+    let holder = match in_flight {
+        InFlight::Local(local) => {
+            let expires = Expiry {
+                at: request.expires_at,
+                longest_until: request.longest_until,
+            };
+            local.hold(id, &request.tenant_id, request.amount, expires);
+            return Ok(());
+        }
+        InFlight::Rows { holder } => holder.to_string(),
+    };
     tx.execute(
-        "INSERT INTO usage_reservations (id, tenant_id, amount_micros, expires_at) VALUES ($1, $2, $3, $4)",
-        args![id, &request.tenant_id, request.amount, request.expires_at],
+        "INSERT INTO usage_reservations (id, tenant_id, amount_micros, expires_at, holder, longest_until) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        args![
+            id,
+            &request.tenant_id,
+            request.amount,
+            request.expires_at,
+            holder,
+            request.longest_until
+        ],
     )
     .await?;
     tx.execute(
@@ -282,7 +301,7 @@ async fn drop_reservations_in(
             }
             Ok(())
         }
-        InFlight::Rows => drop_reservation_rows_in(tx, tenant_id, id, now).await,
+        InFlight::Rows { .. } => drop_reservation_rows_in(tx, tenant_id, id, now).await,
     }
 }
 
@@ -429,6 +448,32 @@ impl Store {
         };
         self.in_flight.release_if_failed(&made, Some(&id));
         Ok(made?.then_some(id))
+    }
+
+    /// Keeps this process's reservations that are live at `now` (their work still running)
+    /// until `until`, each at most until its longest. Run more often than the hold lasts: once
+    /// the process is gone, its reservations stop holding the budget when the hold runs out.
+    pub async fn renew_reservations(&self, now: i64, until: i64) -> Result<(), StoreError> {
+        let holder = match &self.in_flight {
+            InFlight::Local(local) => {
+                local.renew(now, until);
+                return Ok(());
+            }
+            InFlight::Rows { holder } => holder.to_string(),
+        };
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "UPDATE usage_reservations SET expires_at = \
+                     CASE WHEN longest_until < $1 THEN longest_until ELSE $1 END \
+                     WHERE holder = $2 AND expires_at > $3 AND expires_at < $1",
+                    args![until, holder, now],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Records a call's actual cost, releases its reservation, adds a managed cost to the

@@ -81,7 +81,10 @@ impl Store {
             DatabaseTarget::Postgres(_) => Writer::Pool(pool.clone()),
         };
         let in_flight = match backend {
-            Backend::Postgres => InFlight::Rows,
+            // Each process is its own holder: a new one after a restart.
+            Backend::Postgres => InFlight::Rows {
+                holder: crate::new_id().into(),
+            },
             Backend::Sqlite => InFlight::Local(std::sync::Arc::new(LocalReservations::default())),
         };
         Ok(Store {

@@ -1,8 +1,9 @@
 //! Where the money set aside for model calls in flight is kept.
 //!
 //! On PostgreSQL several replicas spend one tenant's budget, so a reservation is a row that
-//! all of them see (with a running total per tenant, see `billing.rs`), and a replica that
-//! crashes leaves rows behind that hold nothing once expired.
+//! all of them see (with a running total per tenant, see `billing.rs`). Each row names the
+//! process that made it (its holder), which renews the expiry of its rows while it lives; a
+//! replica that crashes leaves rows behind that hold nothing once that short hold has passed.
 //!
 //! On SQLite there is exactly one server process: the work a reservation is for lives and
 //! dies with that process, so its reservations live in it too. The budget check and every
@@ -22,8 +23,8 @@ const SWEEP_EVERY_MS: i64 = 1_000;
 /// The reservations in flight, by the backend's rules.
 #[derive(Clone)]
 pub(crate) enum InFlight {
-    /// PostgreSQL: rows in `usage_reservations`.
-    Rows,
+    /// PostgreSQL: rows in `usage_reservations`, made by `holder` (this process).
+    Rows { holder: Arc<str> },
     /// SQLite: held in this process.
     Local(Arc<LocalReservations>),
 }
@@ -32,6 +33,8 @@ struct Held {
     tenant_id: String,
     amount: Micros,
     expires_at: i64,
+    /// The latest a renewal may move `expires_at` to.
+    longest_until: i64,
 }
 
 #[derive(Default)]
@@ -91,8 +94,9 @@ impl LocalReservations {
         ledger.by_tenant.get(tenant_id).copied().unwrap_or(0)
     }
 
-    /// Sets `amount` aside for the tenant under `id` until it is released or expires.
-    pub(crate) fn hold(&self, id: &str, tenant_id: &str, amount: Micros, expires_at: i64) {
+    /// Sets `amount` aside for the tenant under `id` until it is released or expires (at
+    /// `expires`: the first expiry, and the latest renewals may move it to).
+    pub(crate) fn hold(&self, id: &str, tenant_id: &str, amount: Micros, expires: Expiry) {
         let mut ledger = self.ledger();
         ledger.take(id);
         *ledger.by_tenant.entry(tenant_id.to_string()).or_default() += amount;
@@ -101,9 +105,20 @@ impl LocalReservations {
             Held {
                 tenant_id: tenant_id.to_string(),
                 amount,
-                expires_at,
+                expires_at: expires.at,
+                longest_until: expires.longest_until,
             },
         );
+    }
+
+    /// Moves the expiry of every reservation still live at `now` on to `until` (at most to its
+    /// longest).
+    pub(crate) fn renew(&self, now: i64, until: i64) {
+        for held in self.ledger().by_id.values_mut() {
+            if held.expires_at > now {
+                held.expires_at = until.min(held.longest_until).max(held.expires_at);
+            }
+        }
     }
 
     /// Frees a reservation; nothing happens when it is gone already.
@@ -112,12 +127,19 @@ impl LocalReservations {
     }
 }
 
+/// When a reservation expires: first at `at`, and renewed at most until `longest_until`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expiry {
+    pub(crate) at: i64,
+    pub(crate) longest_until: i64,
+}
+
 impl InFlight {
     /// What the tenant's reservations held in this process hold at `now` (none for rows: the
     /// budget read counts those).
     pub(crate) fn held_here(&self, tenant_id: &str, now: i64) -> Micros {
         match self {
-            InFlight::Rows => 0,
+            InFlight::Rows { .. } => 0,
             InFlight::Local(local) => local.held(tenant_id, now),
         }
     }
@@ -135,12 +157,20 @@ impl InFlight {
 mod tests {
     use super::*;
 
+    /// An expiry that renewals cannot move.
+    fn until(at: i64) -> Expiry {
+        Expiry {
+            at,
+            longest_until: at,
+        }
+    }
+
     #[test]
     fn holds_per_tenant_until_released_or_expired() {
         let local = LocalReservations::default();
-        local.hold("a", "t1", 100, 10_000);
-        local.hold("b", "t1", 50, 1_500);
-        local.hold("c", "t2", 7, 10_000);
+        local.hold("a", "t1", 100, until(10_000));
+        local.hold("b", "t1", 50, until(1_500));
+        local.hold("c", "t2", 7, until(10_000));
         assert_eq!(local.held("t1", 1_000), 150);
         assert_eq!(local.held("t2", 1_000), 7);
         local.release("a");
@@ -159,8 +189,40 @@ mod tests {
     #[test]
     fn holding_an_id_again_replaces_its_amount() {
         let local = LocalReservations::default();
-        local.hold("a", "t1", 100, 10_000);
-        local.hold("a", "t1", 30, 10_000);
+        local.hold("a", "t1", 100, until(10_000));
+        local.hold("a", "t1", 30, until(10_000));
         assert_eq!(local.held("t1", 0), 30);
+    }
+
+    #[test]
+    fn renewals_keep_live_reservations_up_to_their_longest() {
+        let local = LocalReservations::default();
+        let expiry = Expiry {
+            at: 10_000,
+            longest_until: 50_000,
+        };
+        local.hold("a", "t1", 100, expiry);
+        local.hold("b", "t1", 10, expiry);
+        local.release("b");
+        local.renew(9_000, 30_000);
+        assert_eq!(
+            local.held("t1", 20_000),
+            100,
+            "renewed past its first expiry"
+        );
+        local.renew(29_000, 90_000);
+        assert_eq!(local.held("t1", 49_000), 100);
+        assert_eq!(local.held("t1", 50_000), 0, "never past its longest");
+        let expiry = Expiry {
+            at: 55_000,
+            longest_until: 90_000,
+        };
+        local.hold("c", "t2", 7, expiry);
+        local.renew(55_000, 80_000);
+        assert_eq!(
+            local.held("t2", 56_000),
+            0,
+            "an expired one is not brought back"
+        );
     }
 }
