@@ -6,13 +6,14 @@
 //! keeps what was generated marked as interrupted, and ends.
 
 use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use billing::{Billing, BillingError, Charge, Payer, PlannedReservation, Reservation};
 use futures::stream::FuturesUnordered;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 use store::{Backend, MessageRole, Settlement, Store, StoredMessage, TurnStart};
 use tokio::sync::mpsc;
@@ -38,6 +39,8 @@ const EVENT_BUFFER: usize = 256;
 /// How long a stop request waits for a turn on another replica to end: polls × interval.
 const REMOTE_STOP_POLLS: u32 = 60;
 const REMOTE_STOP_POLL: Duration = Duration::from_millis(50);
+/// How long a stop waits for a turn on this server to store what it generated.
+const LOCAL_STOP_WAIT: Duration = Duration::from_secs(5);
 /// Completion tokens assumed when reserving money for an LLM call.
 const COMPLETION_ESTIMATE: u64 = 1024;
 /// The message of a refusal for lack of budget (the seeds' wording).
@@ -92,8 +95,46 @@ pub struct Agent {
     models: ModelResolver,
     billing: Arc<Billing>,
     settings: AgentSettings,
-    running: Mutex<HashMap<String, CancellationToken>>,
+    running: Mutex<HashMap<String, RunningTurn>>,
     session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The turn that holds a session on this server: how to stop it, and how to know it ended.
+#[derive(Clone)]
+struct RunningTurn {
+    cancel: CancellationToken,
+    /// Cancelled once the turn stored its outcome (or failed to).
+    ended: CancellationToken,
+}
+
+/// A turn's entry in [`Agent::running`], removed (and the turn marked ended) when dropped —
+/// also when the turn panics.
+struct Registration<'a> {
+    agent: &'a Agent,
+    session_id: String,
+    ended: CancellationToken,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let mut running = match self.agent.running.lock() {
+            Ok(running) => running,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // One turn at a time holds a session here (the session lock outlives this entry).
+        running.remove(&self.session_id);
+        self.ended.cancel();
+    }
+}
+
+/// Aborts a background task when dropped (the session lease's renewal ends with its turn,
+/// whichever way the turn ends).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 struct Emitter {
@@ -138,6 +179,14 @@ impl Outcome {
             message: CAP_EXCEEDED.to_string(),
             retryable: false,
             code: Some("cap_exceeded"),
+        }
+    }
+
+    fn session_gone(session_id: &str) -> Outcome {
+        Outcome::Failed {
+            message: format!("Session {session_id} does not exist; create a new session"),
+            retryable: false,
+            code: Some("not_found"),
         }
     }
 
@@ -187,32 +236,34 @@ impl Agent {
         }
     }
 
-    /// Stops the turn running in a session on this server; false when none runs.
-    pub fn stop(&self, session_id: &str) -> bool {
-        let token = self
+    /// Stops the turn running in a session on this server; `None` when none runs, else a
+    /// token cancelled once the stopped turn has stored what it generated.
+    fn stop_here(&self, session_id: &str) -> Option<CancellationToken> {
+        let turn = self
             .running
             .lock()
             .ok()
-            .and_then(|running| running.get(session_id).cloned());
-        match token {
-            Some(token) => {
-                token.cancel();
-                true
-            }
-            None => false,
-        }
+            .and_then(|running| running.get(session_id).cloned())?;
+        turn.cancel.cancel();
+        Some(turn.ended)
     }
 
     /// Stops the turn running in a session, on this server or — asked through the database —
-    /// on another replica; true when one was running. A turn elsewhere is given a moment to
-    /// store what it generated, so that the session's messages read next include it.
+    /// on another replica; true when one was running. Either way the stopped turn is given a
+    /// moment to store what it generated, so that the session's messages read next include it.
     pub async fn stop_anywhere(&self, session_id: &str) -> Result<bool, store::StoreError> {
-        if self.stop(session_id) {
-            return Ok(true);
+        let here = self.stop_here(session_id);
+        if let Some(ended) = &here {
+            if tokio::time::timeout(LOCAL_STOP_WAIT, ended.cancelled())
+                .await
+                .is_err()
+            {
+                tracing::warn!(session_id, "a stopped turn did not end in time");
+            }
         }
         if self.store.backend() != Backend::Postgres || !self.store.session_busy(session_id).await?
         {
-            return Ok(false);
+            return Ok(here.is_some());
         }
         self.store.request_stop(session_id).await?;
         for _ in 0..REMOTE_STOP_POLLS {
@@ -232,12 +283,28 @@ impl Agent {
                 Ok(None) => return,
                 Ok(Some(mut requests)) => {
                     while let Some(session_id) = requests.next().await {
-                        self.stop(&session_id);
+                        self.stop_here(&session_id);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot listen for stop requests; retrying"),
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Makes this turn the one a stop of its session reaches, until the registration drops.
+    fn register(&self, session_id: &str, cancel: &CancellationToken) -> Registration<'_> {
+        let turn = RunningTurn {
+            cancel: cancel.clone(),
+            ended: CancellationToken::new(),
+        };
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(session_id.to_string(), turn.clone());
+        }
+        Registration {
+            agent: self,
+            session_id: session_id.to_string(),
+            ended: turn.ended,
         }
     }
 
@@ -267,7 +334,21 @@ impl Agent {
             guard = lock.lock() => guard,
             _ = emit.cancel.cancelled() => return,
         };
-        let outcome = self.converse(&request, &emit).await;
+        let registration = self.register(&session_id, &emit.cancel);
+        let outcome = match AssertUnwindSafe(self.converse(&request, &emit))
+            .catch_unwind()
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::error!(session_id, "the turn failed unexpectedly (a panic)");
+                if let Err(e) = self.store.release_session_lease(&session_id).await {
+                    tracing::warn!(error = %e, "could not release the session lease; it expires by itself");
+                }
+                Outcome::failed("The agent failed unexpectedly while answering. Please retry.")
+            }
+        };
+        drop(registration);
         emit.announce(&session_id).await;
         match outcome {
             Outcome::Answered | Outcome::Cancelled => emit.send(AgentEvent::End).await,
@@ -316,6 +397,9 @@ impl Agent {
                     reservation_id,
                 }) => return Ok((history, first_call.made(reservation_id))),
                 Ok(TurnStart::CapExceeded) => return Err(Outcome::cap_exceeded()),
+                Ok(TurnStart::SessionGone) => {
+                    return Err(Outcome::session_gone(&request.session_id))
+                }
                 Ok(TurnStart::SessionBusy) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "could not store the user message");
@@ -331,10 +415,10 @@ impl Agent {
         }
     }
 
-    fn spawn_lease_renewal(&self, session_id: &str) -> tokio::task::JoinHandle<()> {
+    fn spawn_lease_renewal(&self, session_id: &str) -> AbortOnDrop {
         let store = self.store.clone();
         let session_id = session_id.to_string();
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             let mut tick =
                 tokio::time::interval(Duration::from_millis(SESSION_LEASE_MS as u64 / 3));
             tick.tick().await;
@@ -347,7 +431,7 @@ impl Agent {
                     tracing::warn!(error = %e, "could not renew the session lease");
                 }
             }
-        })
+        }))
     }
 
     /// Sets the first model call's money aside, stores the user message, runs the model/tool
@@ -392,9 +476,6 @@ impl Agent {
         };
         let session_id = &request.session_id;
         let renewal = self.spawn_lease_renewal(session_id);
-        if let Ok(mut running) = self.running.lock() {
-            running.insert(session_id.clone(), emit.cancel.clone());
-        }
         // `session` and `thinking` back to back, so that a stream sends them in one write.
         emit.announce(session_id).await;
         emit.send(AgentEvent::phase(Phase::Thinking)).await;
@@ -421,10 +502,7 @@ impl Agent {
             )
             .await;
 
-        if let Ok(mut running) = self.running.lock() {
-            running.remove(session_id);
-        }
-        renewal.abort();
+        drop(renewal);
         let interrupted = !matches!(outcome, Outcome::Answered);
         let stored = (!answer.is_empty() || !interrupted).then_some((answer.as_str(), interrupted));
         let mut finished = self
@@ -440,6 +518,10 @@ impl Agent {
             }
         }
         if let Err(e) = finished {
+            if let Ok(false) = self.store.session_exists(session_id).await {
+                // Deleted while the turn ran: nothing to store it in.
+                return Outcome::session_gone(session_id);
+            }
             tracing::error!(error = %e, "could not store the assistant message");
             if let Err(e) = self.store.release_session_lease(session_id).await {
                 tracing::warn!(error = %e, "could not release the session lease; it expires by itself");
@@ -490,6 +572,7 @@ impl Agent {
                 },
             };
             let mut attempt = 0;
+            let answered_before = answer.len();
             let step_result = loop {
                 let reservation = match reserved.take() {
                     Some(reservation) => reservation,
@@ -534,8 +617,9 @@ impl Agent {
             if calls.is_empty() {
                 return Outcome::Answered;
             }
+            // What the model wrote beside its tool calls stays in its context.
             context.push(ChatMessage::Assistant {
-                content: String::new(),
+                content: answer[answered_before..].to_string(),
                 tool_calls: calls.clone(),
             });
             match self.run_tools(request, emit, &calls).await {
@@ -543,6 +627,8 @@ impl Agent {
                 None => return Outcome::Cancelled,
             }
             emit.send(AgentEvent::phase(Phase::Analyzing)).await;
+            // The next step's text may be the final answer: announced again when it streams.
+            announced_answer = false;
         }
         Outcome::Answered
     }

@@ -10,6 +10,7 @@ mod data_lock;
 mod error;
 mod metrics;
 mod openapi;
+mod params;
 mod routes;
 mod serve;
 mod state;

@@ -142,6 +142,78 @@ async fn stream_sends_every_event_in_order_and_tokens_equal_the_stored_message()
     );
 }
 
+/// A model that writes a sentence before calling tools: the sentence streams and is stored
+/// with the answer, stays in the model's context beside its tool calls, and the final answer
+/// is announced by `preparing` again after `analyzing`.
+#[tokio::test]
+async fn text_written_beside_tool_calls_stays_in_the_context() {
+    let upstream = Upstream::start().await;
+    upstream.push([
+        Reply::text_then_tool_calls(
+            &["Let me ", "look that up. "],
+            &[(
+                "call_1",
+                "search_knowledge_base",
+                json!({"query": "daily sync"}),
+            )],
+        ),
+        Reply::text(&["Use ", "a schedule."]),
+    ]);
+    let (_data, server) = start(&upstream, &[]).await;
+    let response = server
+        .stream(
+            "/chat/stream",
+            server.admin_key(),
+            &json!({"message": "How do I sync daily?"}),
+        )
+        .await;
+    let (events, raw) = read_sse(response).await;
+    assert_eq!(
+        types(&events),
+        [
+            "session",
+            "phase",
+            "phase",
+            "token",
+            "token",
+            "usage",
+            "tool_start",
+            "tool_end",
+            "phase",
+            "phase",
+            "token",
+            "token",
+            "usage",
+            "end"
+        ],
+        "{raw}"
+    );
+    let phases: Vec<&str> = events.iter().filter_map(|e| e["phase"].as_str()).collect();
+    assert_eq!(
+        phases,
+        ["thinking", "preparing", "analyzing", "preparing"],
+        "{raw}"
+    );
+    assert_eq!(tokens(&events), "Let me look that up. Use a schedule.");
+    let second = upstream.requests()[1].body["messages"].clone();
+    let second = second.as_array().expect("messages");
+    let assistant = &second[second.len() - 2];
+    assert_eq!(assistant["role"], "assistant", "{assistant}");
+    assert_eq!(assistant["content"], "Let me look that up. ", "{assistant}");
+    assert_eq!(
+        assistant["tool_calls"][0]["function"]["name"],
+        "search_knowledge_base"
+    );
+    let session_id = events[0]["session_id"].as_str().expect("session id");
+    let (_, messages) = server
+        .get(
+            &format!("/sessions/{session_id}/messages"),
+            server.admin_key(),
+        )
+        .await;
+    assert_eq!(messages[1]["content"], tokens(&events));
+}
+
 #[tokio::test]
 async fn chat_folds_the_same_events_into_json() {
     let upstream = Upstream::start().await;
@@ -594,6 +666,26 @@ async fn the_builtin_responder_answers_without_any_key() {
         messages[1]["content"].as_str(),
         Some(tokens(&events).as_str())
     );
+
+    // A workspace instruction runs as that command through host_cli.
+    let (status, created) = server
+        .tool(
+            server.admin_key(),
+            "host_cli",
+            json!({"command": "create connection lake type=sqlite path=lake.db"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let (_, shown) = server
+        .post(
+            "/chat",
+            server.admin_key(),
+            &json!({"message": "Please show connection lake."}),
+        )
+        .await;
+    assert_eq!(shown["tools_used"], json!(["host_cli"]), "{shown}");
+    let text = shown["response"].as_str().unwrap_or_default();
+    assert!(text.contains("lake") && text.contains("sqlite"), "{text}");
 
     let (_, plain) = server
         .post(

@@ -147,3 +147,44 @@ async fn hostile_tool_bodies_are_4xx_json() {
         "still serving"
     );
 }
+
+/// Paths and query strings that cannot be read are 4xx JSON errors too, never plain text.
+#[tokio::test]
+async fn hostile_paths_and_query_strings_are_4xx_json() {
+    let data = Data::new().await;
+    let server = Server::start(&data, &[]).await;
+    let key = server.admin_key();
+    let requests = [
+        ("GET", server.api("/sessions?limit=5&limit=6")),
+        ("GET", server.api("/sessions?offset=1&offset=2")),
+        ("GET", server.api("/sessions?limit=%FF")),
+        ("GET", server.api("/sessions?limit=abc")),
+        ("GET", server.api("/sessions/%FF/messages")),
+        ("GET", server.api("/sessions/%00/messages")),
+        ("DELETE", server.api("/sessions/%FF%FE")),
+        ("POST", server.api("/sessions/%C3%28/stop")),
+        ("POST", server.api("/sessions/%FF/chat")),
+        ("POST", server.api("/tools/%FF/execute")),
+        ("GET", server.url("/downloads/%FF")),
+    ];
+    for (method, url) in requests {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let response = server
+            .client
+            .request(method.clone(), &url)
+            .bearer_auth(key)
+            .json(&serde_json::json!({"message": "hi"}))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("text");
+        assert_json_4xx(status, &text, &format!("{method} {url}"));
+    }
+    let (status, body) = server.get("/sessions?limit=5&limit=6", key).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_query")),
+        "{body}"
+    );
+}

@@ -303,6 +303,83 @@ async fn concurrent_messages_to_one_session_do_not_interleave() {
     );
 }
 
+/// A message that waits for the session's running turn, when the session is deleted meanwhile,
+/// is answered 404 like a message to a missing session — not left waiting.
+#[tokio::test]
+async fn a_message_waiting_for_a_deleted_session_is_answered_404() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let server = start(&upstream, &data).await;
+    let key = server.admin_key().to_string();
+    let session = new_session(&server, &key).await;
+    let many: Vec<String> = (0..100).map(|n| format!("t{n} ")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    upstream.push([Reply::slow_text(&many, Duration::from_millis(50))]);
+    let running = server
+        .stream(
+            &format!("/sessions/{session}/chat/stream"),
+            &key,
+            &json!({"message": "long answer"}),
+        )
+        .await;
+    let mut body = running.bytes_stream();
+    let mut raw = String::new();
+    read_until_tokens(&mut body, &mut raw, 1).await;
+    let waiting = {
+        let client = reqwest::Client::new();
+        let url = server.api(&format!("/sessions/{session}/chat"));
+        let key = key.clone();
+        tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"message": "and then?"}))
+                .send()
+                .await
+                .expect("POST");
+            common::status_and_json(response).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deleted = reqwest::Client::new()
+        .delete(server.api(&format!("/sessions/{session}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(deleted.status(), 200);
+    let (status, answer) = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiting message is answered")
+        .expect("the request task");
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(answer["code"], "not_found", "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&session)),
+        "{answer}"
+    );
+    while let Some(chunk) = body.next().await {
+        raw.push_str(&String::from_utf8_lossy(&chunk.expect("bytes")));
+    }
+    let events = common::parse_sse(&raw);
+    assert_eq!(
+        events.last().map(|e| e["type"].clone()),
+        Some(json!("end")),
+        "the running turn was stopped: {raw}"
+    );
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "the waiting message reached no model"
+    );
+    let (status, _) = server
+        .get(&format!("/sessions/{session}/messages"), &key)
+        .await;
+    assert_eq!(status, 404);
+}
+
 /// Starts a long answer on `runner`, stops it through `stopper` after the first token, and
 /// checks what a stop promises: `stopped: true`, the stream ends with `end`, what was streamed
 /// is stored marked interrupted (as `stopper` sees it), and a second stop finds nothing.
@@ -330,6 +407,10 @@ async fn stop_mid_stream(upstream: &Upstream, runner: &Server, stopper: &Server)
         (200, Some(true)),
         "{stopped}"
     );
+    // Read before the rest of the stream: the stop answered once the partial answer was stored.
+    let (_, history) = stopper
+        .get(&format!("/sessions/{session}/messages"), &key)
+        .await;
     while let Some(chunk) = body.next().await {
         raw.push_str(&String::from_utf8_lossy(&chunk.expect("bytes")));
     }
@@ -352,9 +433,6 @@ async fn stop_mid_stream(upstream: &Upstream, runner: &Server, stopper: &Server)
         usage["completion_tokens"].as_u64() > Some(0) && usage["model"] != "",
         "{usage}"
     );
-    let (_, history) = stopper
-        .get(&format!("/sessions/{session}/messages"), &key)
-        .await;
     assert_eq!(
         history[1],
         json!({"role": "assistant", "content": streamed, "interrupted": true})

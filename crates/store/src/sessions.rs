@@ -96,6 +96,8 @@ pub enum TurnStart {
     },
     /// Another turn holds the session: nothing was written.
     SessionBusy,
+    /// The session was deleted meanwhile: nothing was written.
+    SessionGone,
     /// Nothing is left to spend: nothing was written (but a new session, empty).
     CapExceeded,
 }
@@ -269,7 +271,18 @@ impl Store {
                         }
                         None => {
                             if !take_lease_in(tx, SESSION_LEASE, &session_id, lease_ms).await? {
-                                return Ok(TurnStart::SessionBusy);
+                                let exists = tx
+                                    .fetch_optional(
+                                        "SELECT id FROM sessions WHERE id = $1",
+                                        args![&session_id],
+                                    )
+                                    .await?
+                                    .is_some();
+                                return Ok(if exists {
+                                    TurnStart::SessionBusy
+                                } else {
+                                    TurnStart::SessionGone
+                                });
                             }
                         }
                     }
@@ -348,6 +361,15 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(message_from_row).collect()
+    }
+
+    /// Whether the session exists (whoever owns it).
+    pub async fn session_exists(&self, session_id: &str) -> Result<bool, StoreError> {
+        let found: Option<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE id = $1")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
     }
 
     /// Whether a turn holds the session right now (on this replica or another).

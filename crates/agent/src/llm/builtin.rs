@@ -10,52 +10,107 @@ use super::{tokens, ChatDelta, ChatMessage, ChatModel, ChatRequest, DeltaStream,
 /// The name reported as `usage.model`.
 pub const BUILTIN_MODEL: &str = "builtin";
 
-/// Words that mean the user wants to act on (or look at) their workspace.
-const WORKSPACE_WORDS: &[&str] = &[
-    "my connections",
-    "my flows",
+/// The first words of every workspace command (see `workspace::command`).
+const COMMAND_STARTS: &[&str] = &[
+    "list commands",
     "list connections",
     "list flows",
-    "list runs",
     "list schedules",
+    "list templates",
+    "list runs",
     "show connection",
     "show flow",
     "show run",
-    "run flow",
     "create connection",
-    "create flow",
+    "set connection",
+    "test connection",
     "delete connection",
+    "create flow",
     "delete flow",
+    "run flow",
     "schedule flow",
     "unschedule flow",
-    "test connection",
-    "host_cli",
-    "list commands",
 ];
+
+/// Words a message may start with before the command it asks for.
+const POLITE_PREFIXES: &[&str] = &["please", "pls", "now"];
 
 /// The deterministic responder.
 #[derive(Debug, Default)]
 pub struct BuiltinModel;
 
+/// The workspace command a message asks for, if any. A `list` command (or "my connections",
+/// "my flows") counts wherever the message names it; any other command only when the message
+/// *is* that command — an instruction such as "show flow orders" or "please run flow nightly",
+/// not a question about it ("how do I test connection settings?" goes to the docs).
+fn workspace_command(message: &str) -> Option<String> {
+    // ASCII lower-casing keeps byte offsets, so positions found in `lower` cut `message`.
+    let lower = message.to_ascii_lowercase();
+    let at_word_start = |position: usize| {
+        position == 0
+            || !lower[..position]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_alphanumeric)
+    };
+    let mut lead = lower.trim_start_matches(|c: char| !c.is_alphanumeric());
+    for prefix in POLITE_PREFIXES {
+        if let Some(rest) = lead.strip_prefix(prefix) {
+            if rest.starts_with(|c: char| !c.is_alphanumeric()) {
+                lead = rest.trim_start_matches(|c: char| !c.is_alphanumeric());
+            }
+        }
+    }
+    let instruction_at = lower.len() - lead.len();
+    let found = COMMAND_STARTS
+        .iter()
+        .filter_map(|start| {
+            lower
+                .match_indices(start)
+                .map(|(position, _)| position)
+                .find(|&position| at_word_start(position))
+                .map(|position| (position, *start))
+        })
+        .filter(|(position, start)| *position == instruction_at || start.starts_with("list "))
+        .min_by_key(|(position, start)| (*position, std::cmp::Reverse(start.len())));
+    let Some((position, start)) = found else {
+        return [
+            ("my connections", "list connections"),
+            ("my flows", "list flows"),
+        ]
+        .iter()
+        .find(|(words, _)| lower.contains(words))
+        .map(|(_, command)| command.to_string());
+    };
+    let line = message[position..].lines().next().unwrap_or_default();
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    if let Some(last) = words.last_mut() {
+        *last = last.trim_end_matches(['.', '?', '!', ',', ';', ':']);
+    }
+    // The longest run of the message's words from the command on that parses as one.
+    let least = start.split_whitespace().count();
+    while words.len() >= least {
+        let candidate = words.join(" ");
+        if workspace::command::parse(&candidate).is_ok() {
+            return Some(candidate);
+        }
+        words.pop();
+        if let Some(last) = words.last_mut() {
+            *last = last.trim_end_matches(['.', '?', '!', ',', ';', ':']);
+        }
+    }
+    None
+}
+
 /// Which tool the builtin responder calls for a message.
 fn choose_tool(message: &str, available: &[&str]) -> Option<(&'static str, serde_json::Value)> {
-    let lower = message.to_lowercase();
     let has = |name: &str| available.contains(&name);
     if has("host_cli") {
-        if let Some(command) = WORKSPACE_WORDS
-            .iter()
-            .find(|w| lower.contains(*w))
-            .filter(|w| w.starts_with("list") || **w == "my connections" || **w == "my flows")
-        {
-            let command = match *command {
-                "my connections" => "list connections",
-                "my flows" => "list flows",
-                other => other,
-            };
+        if let Some(command) = workspace_command(message) {
             return Some(("host_cli", json!({ "command": command })));
         }
     }
-    if lower.contains("template") && has("search_templates") {
+    if message.to_lowercase().contains("template") && has("search_templates") {
         return Some(("search_templates", json!({ "query": message })));
     }
     if has("search_knowledge_base") {
@@ -248,6 +303,42 @@ mod tests {
             Some("search_knowledge_base")
         );
         assert_eq!(choose_tool("anything", &[]), None);
+    }
+
+    #[test]
+    fn instructions_become_workspace_commands_and_questions_do_not() {
+        let command = |message: &str| workspace_command(message);
+        assert_eq!(
+            command("show flow orders").as_deref(),
+            Some("show flow orders")
+        );
+        assert_eq!(
+            command("Please show flow Orders_To_PG.").as_deref(),
+            Some("show flow Orders_To_PG")
+        );
+        assert_eq!(
+            command("test connection crm?").as_deref(),
+            Some("test connection crm")
+        );
+        assert_eq!(
+            command("run flow nightly please").as_deref(),
+            Some("run flow nightly")
+        );
+        assert_eq!(command("show run 42").as_deref(), Some("show run 42"));
+        assert_eq!(
+            command("Can you list runs nightly for me?").as_deref(),
+            Some("list runs nightly")
+        );
+        assert_eq!(command("what are my flows?").as_deref(), Some("list flows"));
+        assert_eq!(
+            command("unschedule flow nightly").as_deref(),
+            Some("unschedule flow nightly")
+        );
+        // Questions about a command, and commands cut short, are not run.
+        assert_eq!(command("How do I test connection settings?"), None);
+        assert_eq!(command("Why would I delete flow orders?"), None);
+        assert_eq!(command("show flow"), None);
+        assert_eq!(command("How do I create a REST connection?"), None);
     }
 
     #[test]

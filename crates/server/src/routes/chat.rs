@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use agent::{AgentEvent, Principal, TurnHandle, TurnRequest};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,6 +18,7 @@ use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::error::{ApiError, Refusal};
 use crate::openapi::ErrorBody;
+use crate::params::{ApiPath, ApiQuery};
 use crate::state::AppState;
 
 /// The body of every chat endpoint.
@@ -215,11 +216,13 @@ async fn owned_session(
     }
 }
 
-/// What a folded turn answers: the chat response, or an application-level failure
-/// (`cap_exceeded`) in the seeds' `{"success": false, …}` form.
+/// What a folded turn answers: the chat response, an application-level failure
+/// (`cap_exceeded`) in the seeds' `{"success": false, …}` form, or a 404 for a session
+/// deleted while its message waited.
 enum Folded {
     Answer(ChatResponse),
     Refused { error: String, code: String },
+    Gone(ApiError),
 }
 
 impl IntoResponse for Folded {
@@ -227,6 +230,7 @@ impl IntoResponse for Folded {
         match self {
             Folded::Answer(answer) => Json(answer).into_response(),
             Folded::Refused { error, code } => Refusal::new(code, error).into_response(),
+            Folded::Gone(error) => error.into_response(),
         }
     }
 }
@@ -267,6 +271,11 @@ async fn fold(mut handle: TurnHandle, session_id: String) -> Folded {
                     code,
                 };
             }
+            AgentEvent::Error {
+                message,
+                code: Some(code),
+                ..
+            } if code == "not_found" => return Folded::Gone(ApiError::not_found(message)),
             AgentEvent::Error { message, .. } => response.error = Some(message),
             AgentEvent::End => break,
             AgentEvent::Session { .. } | AgentEvent::Phase { .. } | AgentEvent::ToolEnd { .. } => {}
@@ -385,7 +394,7 @@ pub async fn create_session(
 pub async fn list_sessions(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Query(paging): Query<Paging>,
+    ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<Json<SessionList>, ApiError> {
     let number =
         |text: Option<&String>, name: &str, default: i64, range: std::ops::RangeInclusive<i64>| {
@@ -440,7 +449,7 @@ pub async fn list_sessions(
 pub async fn session_chat(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(session_id): Path<String>,
+    ApiPath(session_id): ApiPath<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let session_id = owned_session(&state, &principal, &session_id).await?;
@@ -462,7 +471,7 @@ pub async fn session_chat(
 pub async fn session_chat_stream(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(session_id): Path<String>,
+    ApiPath(session_id): ApiPath<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let session_id = owned_session(&state, &principal, &session_id).await?;
@@ -483,7 +492,7 @@ pub async fn session_chat_stream(
 pub async fn session_messages(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(session_id): Path<String>,
+    ApiPath(session_id): ApiPath<String>,
 ) -> Result<Json<Vec<SessionMessage>>, ApiError> {
     let session_id = owned_session(&state, &principal, &session_id).await?;
     let messages = state
@@ -511,7 +520,7 @@ pub async fn session_messages(
 pub async fn delete_session(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(session_id): Path<String>,
+    ApiPath(session_id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let session_id = owned_session(&state, &principal, &session_id).await?;
     state.agent.stop_anywhere(&session_id).await?;
@@ -534,7 +543,7 @@ pub async fn delete_session(
 pub async fn stop_session(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(session_id): Path<String>,
+    ApiPath(session_id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let session_id = owned_session(&state, &principal, &session_id).await?;
     let stopped = state.agent.stop_anywhere(&session_id).await?;

@@ -1,11 +1,11 @@
 //! `/downloads`: the client scripts and framework adapters, compiled into the binary from
 //! `clients/`, served with their content types, and an index page listing them.
 
-use axum::extract::Path;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::params::ApiPath;
 
 /// A downloadable file: name, content type, what it is, contents.
 struct Download {
@@ -83,7 +83,7 @@ pub async fn index() -> Html<String> {
         (status = 200, description = "The file", body = String, content_type = "text/plain"),
         (status = 404, description = "No such download", body = crate::openapi::ErrorBody),
     ))]
-pub async fn file(Path(name): Path<String>) -> Result<Response, ApiError> {
+pub async fn file(ApiPath(name): ApiPath<String>) -> Result<Response, ApiError> {
     let download = DOWNLOADS.iter().find(|d| d.name == name).ok_or_else(|| {
         let names: Vec<&str> = DOWNLOADS.iter().map(|d| d.name).collect();
         ApiError::not_found(format!(

@@ -1,7 +1,7 @@
 //! `GET /tools` and `POST /tools/{tool_name}/execute`.
 
 use agent::{ToolContext, ToolError, ToolRegistry};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,6 +13,7 @@ use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::error::{ApiError, Refusal};
 use crate::openapi::ErrorBody;
+use crate::params::ApiPath;
 use crate::state::AppState;
 
 /// One tool as listed by `GET /tools`.
@@ -113,7 +114,7 @@ pub async fn list_tools(State(state): State<AppState>, _caller: Caller) -> Respo
 pub async fn execute_tool(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(tool_name): Path<String>,
+    ApiPath(tool_name): ApiPath<String>,
     JsonBody(arguments): JsonBody,
 ) -> Result<Response, ApiError> {
     if state.tools.get(&tool_name).is_none() {

@@ -112,6 +112,25 @@ impl Reply {
         }
     }
 
+    /// Some text first (as models often write a sentence before calling tools), then tool calls.
+    pub fn text_then_tool_calls(tokens: &[&str], calls: &[(&str, &str, Value)]) -> Reply {
+        match Reply::tool_calls(calls) {
+            Reply::Stream { chunks, delay, end } => {
+                let mut text: Vec<Value> = tokens
+                    .iter()
+                    .map(|t| chunk_with_delta(json!({"content": t})))
+                    .collect();
+                text.extend(chunks);
+                Reply::Stream {
+                    chunks: text,
+                    delay,
+                    end,
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Tokens sent slowly, one every `delay`.
     pub fn slow_text(tokens: &[&str], delay: Duration) -> Reply {
         match Reply::text(tokens) {
