@@ -5,7 +5,7 @@
 //! (the client disconnected) or the turn is stopped, the task cancels the upstream request,
 //! keeps what was generated marked as interrupted, and ends.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -97,6 +97,8 @@ pub struct Agent {
     settings: AgentSettings,
     running: Mutex<HashMap<String, RunningTurn>>,
     session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Sessions being deleted here: a turn that gets to them meanwhile finds them gone.
+    deleting: Mutex<HashSet<String>>,
 }
 
 /// The turn that holds a session on this server: how to stop it, and how to know it ended.
@@ -216,6 +218,7 @@ impl Agent {
             settings,
             running: Mutex::new(HashMap::new()),
             session_locks: Mutex::new(HashMap::new()),
+            deleting: Mutex::new(HashSet::new()),
         }
     }
 
@@ -273,6 +276,31 @@ impl Agent {
             }
         }
         Ok(true)
+    }
+
+    /// Deletes a session of `user_id`: stops the turn running in it first, and the messages
+    /// waiting for it on this server are answered as for a missing session (on other
+    /// replicas they find it gone when they start).
+    pub async fn delete_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+    ) -> Result<(), store::StoreError> {
+        self.deleting_set().insert(session_id.to_string());
+        let deleted = async {
+            self.stop_anywhere(session_id).await?;
+            self.store.delete_session(session_id, user_id).await
+        }
+        .await;
+        self.deleting_set().remove(session_id);
+        deleted
+    }
+
+    fn deleting_set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        match self.deleting.lock() {
+            Ok(set) => set,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     /// Stops the turns other replicas ask this one to stop, for as long as the server runs
@@ -334,21 +362,27 @@ impl Agent {
             guard = lock.lock() => guard,
             _ = emit.cancel.cancelled() => return,
         };
-        let registration = self.register(&session_id, &emit.cancel);
-        let outcome = match AssertUnwindSafe(self.converse(&request, &emit))
-            .catch_unwind()
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                tracing::error!(session_id, "the turn failed unexpectedly (a panic)");
-                if let Err(e) = self.store.release_session_lease(&session_id).await {
-                    tracing::warn!(error = %e, "could not release the session lease; it expires by itself");
+        // A session deleted while this message waited for it is gone.
+        let outcome = if self.deleting_set().contains(&session_id) {
+            Outcome::session_gone(&session_id)
+        } else {
+            let registration = self.register(&session_id, &emit.cancel);
+            let outcome = match AssertUnwindSafe(self.converse(&request, &emit))
+                .catch_unwind()
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    tracing::error!(session_id, "the turn failed unexpectedly (a panic)");
+                    if let Err(e) = self.store.release_session_lease(&session_id).await {
+                        tracing::warn!(error = %e, "could not release the session lease; it expires by itself");
+                    }
+                    Outcome::failed("The agent failed unexpectedly while answering. Please retry.")
                 }
-                Outcome::failed("The agent failed unexpectedly while answering. Please retry.")
-            }
+            };
+            drop(registration);
+            outcome
         };
-        drop(registration);
         emit.announce(&session_id).await;
         match outcome {
             Outcome::Answered | Outcome::Cancelled => emit.send(AgentEvent::End).await,

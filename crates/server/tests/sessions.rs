@@ -41,6 +41,38 @@ async fn new_session(server: &Server, key: &str) -> String {
     body["session_id"].as_str().expect("id").to_string()
 }
 
+/// Scripts the upstream's next answer as a long one: a hundred tokens `{prefix}0 `,
+/// `{prefix}1 `, …, one every 50 ms. Returns the whole answer.
+fn push_long_answer(upstream: &Upstream, prefix: &str) -> String {
+    let many: Vec<String> = (0..100).map(|n| format!("{prefix}{n} ")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    upstream.push([Reply::slow_text(&many, Duration::from_millis(50))]);
+    many.concat()
+}
+
+/// Sends a message to a session with `POST …/chat` in a task of its own; the task ends with
+/// the answer's status and body.
+fn chat_in_background(
+    server: &Server,
+    key: &str,
+    session: &str,
+    body: Value,
+) -> tokio::task::JoinHandle<(u16, Value)> {
+    let client = reqwest::Client::new();
+    let url = server.api(&format!("/sessions/{session}/chat"));
+    let key = key.to_string();
+    tokio::spawn(async move {
+        let response = client
+            .post(url)
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        common::status_and_json(response).await
+    })
+}
+
 #[tokio::test]
 async fn the_context_is_the_system_prompt_and_the_last_twenty_messages() {
     let upstream = Upstream::start().await;
@@ -312,9 +344,7 @@ async fn a_message_waiting_for_a_deleted_session_is_answered_404() {
     let server = start(&upstream, &data).await;
     let key = server.admin_key().to_string();
     let session = new_session(&server, &key).await;
-    let many: Vec<String> = (0..100).map(|n| format!("t{n} ")).collect();
-    let many: Vec<&str> = many.iter().map(String::as_str).collect();
-    upstream.push([Reply::slow_text(&many, Duration::from_millis(50))]);
+    push_long_answer(&upstream, "t");
     let running = server
         .stream(
             &format!("/sessions/{session}/chat/stream"),
@@ -325,21 +355,7 @@ async fn a_message_waiting_for_a_deleted_session_is_answered_404() {
     let mut body = running.bytes_stream();
     let mut raw = String::new();
     read_until_tokens(&mut body, &mut raw, 1).await;
-    let waiting = {
-        let client = reqwest::Client::new();
-        let url = server.api(&format!("/sessions/{session}/chat"));
-        let key = key.clone();
-        tokio::spawn(async move {
-            let response = client
-                .post(url)
-                .bearer_auth(key)
-                .json(&json!({"message": "and then?"}))
-                .send()
-                .await
-                .expect("POST");
-            common::status_and_json(response).await
-        })
-    };
+    let waiting = chat_in_background(&server, &key, &session, json!({"message": "and then?"}));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let deleted = reqwest::Client::new()
         .delete(server.api(&format!("/sessions/{session}")))
@@ -386,9 +402,7 @@ async fn a_message_waiting_for_a_deleted_session_is_answered_404() {
 async fn stop_mid_stream(upstream: &Upstream, runner: &Server, stopper: &Server) {
     let key = runner.admin_key().to_string();
     let session = new_session(runner, &key).await;
-    let many: Vec<String> = (0..100).map(|n| format!("t{n} ")).collect();
-    let many: Vec<&str> = many.iter().map(String::as_str).collect();
-    upstream.push([Reply::slow_text(&many, Duration::from_millis(50))]);
+    let whole = push_long_answer(upstream, "t");
     let response = runner
         .stream(
             &format!("/sessions/{session}/chat/stream"),
@@ -422,7 +436,7 @@ async fn stop_mid_stream(upstream: &Upstream, runner: &Server, stopper: &Server)
     );
     let streamed = tokens(&events);
     assert!(
-        !streamed.is_empty() && streamed.len() < many.concat().len(),
+        !streamed.is_empty() && streamed.len() < whole.len(),
         "the turn stopped early: {streamed}"
     );
     let usage = events
@@ -466,24 +480,13 @@ async fn a_stopped_chat_answers_its_partial_text_and_usage() {
     let server = start(&upstream, &data).await;
     let key = server.admin_key().to_string();
     let session = new_session(&server, &key).await;
-    let many: Vec<String> = (0..100).map(|n| format!("t{n} ")).collect();
-    let many: Vec<&str> = many.iter().map(String::as_str).collect();
-    upstream.push([Reply::slow_text(&many, Duration::from_millis(50))]);
-    let chat = {
-        let client = reqwest::Client::new();
-        let url = server.api(&format!("/sessions/{session}/chat"));
-        let key = key.clone();
-        tokio::spawn(async move {
-            let response = client
-                .post(url)
-                .bearer_auth(key)
-                .json(&json!({"message": "long answer", "include_tools": false}))
-                .send()
-                .await
-                .expect("POST");
-            common::status_and_json(response).await
-        })
-    };
+    let whole = push_long_answer(&upstream, "t");
+    let chat = chat_in_background(
+        &server,
+        &key,
+        &session,
+        json!({"message": "long answer", "include_tools": false}),
+    );
     assert!(
         eventually(5, || async {
             (upstream.requests().len() == 1).then_some(())
@@ -500,10 +503,7 @@ async fn a_stopped_chat_answers_its_partial_text_and_usage() {
     let (status, body) = chat.await.expect("the chat answers");
     assert_eq!(status, 200, "{body}");
     let partial = body["response"].as_str().unwrap_or_default();
-    assert!(
-        !partial.is_empty() && partial.len() < many.concat().len(),
-        "{body}"
-    );
+    assert!(!partial.is_empty() && partial.len() < whole.len(), "{body}");
     let (_, history) = server
         .get(&format!("/sessions/{session}/messages"), &key)
         .await;
@@ -549,9 +549,7 @@ async fn a_client_that_disconnects_cancels_the_turn() {
     let server = start(&upstream, &data).await;
     let key = server.admin_key().to_string();
     let session = new_session(&server, &key).await;
-    let many: Vec<String> = (0..100).map(|n| format!("w{n} ")).collect();
-    let many: Vec<&str> = many.iter().map(String::as_str).collect();
-    upstream.push([Reply::slow_text(&many, Duration::from_millis(50))]);
+    push_long_answer(&upstream, "w");
     let response = server
         .stream(
             &format!("/sessions/{session}/chat/stream"),

@@ -83,23 +83,19 @@ fn workspace_command(message: &str) -> Option<String> {
         .map(|(_, command)| command.to_string());
     };
     let line = message[position..].lines().next().unwrap_or_default();
-    let mut words: Vec<&str> = line.split_whitespace().collect();
-    if let Some(last) = words.last_mut() {
-        *last = last.trim_end_matches(['.', '?', '!', ',', ';', ':']);
-    }
-    // The longest run of the message's words from the command on that parses as one.
+    let words: Vec<&str> = line.split_whitespace().collect();
+    // The longest run of the message's words from the command on that parses as one (the
+    // sentence's punctuation after its last word left out).
     let least = start.split_whitespace().count();
-    while words.len() >= least {
-        let candidate = words.join(" ");
-        if workspace::command::parse(&candidate).is_ok() {
-            return Some(candidate);
-        }
-        words.pop();
-        if let Some(last) = words.last_mut() {
-            *last = last.trim_end_matches(['.', '?', '!', ',', ';', ':']);
-        }
-    }
-    None
+    (least..=words.len()).rev().find_map(|count| {
+        let candidate = words[..count]
+            .join(" ")
+            .trim_end_matches(['.', '?', '!', ',', ';', ':'])
+            .to_string();
+        workspace::command::parse(&candidate)
+            .is_ok()
+            .then_some(candidate)
+    })
 }
 
 /// Which tool the builtin responder calls for a message.

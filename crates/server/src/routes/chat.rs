@@ -523,9 +523,8 @@ pub async fn delete_session(
     ApiPath(session_id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let session_id = owned_session(&state, &principal, &session_id).await?;
-    state.agent.stop_anywhere(&session_id).await?;
     state
-        .store
+        .agent
         .delete_session(&session_id, &principal.user_id)
         .await?;
     Ok(Json(
