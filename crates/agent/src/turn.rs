@@ -366,22 +366,7 @@ impl Agent {
         let outcome = if self.deleting_set().contains(&session_id) {
             Outcome::session_gone(&session_id)
         } else {
-            let registration = self.register(&session_id, &emit.cancel);
-            let outcome = match AssertUnwindSafe(self.converse(&request, &emit))
-                .catch_unwind()
-                .await
-            {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    tracing::error!(session_id, "the turn failed unexpectedly (a panic)");
-                    if let Err(e) = self.store.release_session_lease(&session_id).await {
-                        tracing::warn!(error = %e, "could not release the session lease; it expires by itself");
-                    }
-                    Outcome::failed("The agent failed unexpectedly while answering. Please retry.")
-                }
-            };
-            drop(registration);
-            outcome
+            self.converse_registered(&request, &emit).await
         };
         emit.announce(&session_id).await;
         match outcome {
@@ -397,6 +382,26 @@ impl Agent {
                     code: code.map(str::to_string),
                 })
                 .await
+            }
+        }
+    }
+
+    /// Runs the turn as the one a stop of its session reaches; a panic in it ends it as a
+    /// failure and frees the session.
+    async fn converse_registered(&self, request: &TurnRequest, emit: &Emitter) -> Outcome {
+        let session_id = &request.session_id;
+        let _registration = self.register(session_id, &emit.cancel);
+        match AssertUnwindSafe(self.converse(request, emit))
+            .catch_unwind()
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::error!(session_id, "the turn failed unexpectedly (a panic)");
+                if let Err(e) = self.store.release_session_lease(session_id).await {
+                    tracing::warn!(error = %e, "could not release the session lease; it expires by itself");
+                }
+                Outcome::failed("The agent failed unexpectedly while answering. Please retry.")
             }
         }
     }

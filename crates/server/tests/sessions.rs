@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::upstream::{Reply, Upstream};
 use common::{eventually, read_sse, tokens, Data, Server};
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -48,6 +49,31 @@ fn push_long_answer(upstream: &Upstream, prefix: &str) -> String {
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
     upstream.push([Reply::slow_text(&many, Duration::from_millis(50))]);
     many.concat()
+}
+
+/// Streams a message to a session and reads the answer up to its first `tokens` tokens;
+/// returns the rest of the stream and what was read.
+async fn stream_until_tokens(
+    server: &Server,
+    key: &str,
+    session: &str,
+    message: &str,
+    tokens: usize,
+) -> (BoxStream<'static, reqwest::Result<Vec<u8>>>, String) {
+    let response = server
+        .stream(
+            &format!("/sessions/{session}/chat/stream"),
+            key,
+            &json!({"message": message}),
+        )
+        .await;
+    let mut body = response
+        .bytes_stream()
+        .map(|chunk| chunk.map(|bytes| bytes.to_vec()))
+        .boxed();
+    let mut raw = String::new();
+    read_until_tokens(&mut body, &mut raw, tokens).await;
+    (body, raw)
 }
 
 /// Sends a message to a session with `POST …/chat` in a task of its own; the task ends with
@@ -345,16 +371,7 @@ async fn a_message_waiting_for_a_deleted_session_is_answered_404() {
     let key = server.admin_key().to_string();
     let session = new_session(&server, &key).await;
     push_long_answer(&upstream, "t");
-    let running = server
-        .stream(
-            &format!("/sessions/{session}/chat/stream"),
-            &key,
-            &json!({"message": "long answer"}),
-        )
-        .await;
-    let mut body = running.bytes_stream();
-    let mut raw = String::new();
-    read_until_tokens(&mut body, &mut raw, 1).await;
+    let (mut body, mut raw) = stream_until_tokens(&server, &key, &session, "long answer", 1).await;
     let waiting = chat_in_background(&server, &key, &session, json!({"message": "and then?"}));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let deleted = reqwest::Client::new()
@@ -403,16 +420,7 @@ async fn stop_mid_stream(upstream: &Upstream, runner: &Server, stopper: &Server)
     let key = runner.admin_key().to_string();
     let session = new_session(runner, &key).await;
     let whole = push_long_answer(upstream, "t");
-    let response = runner
-        .stream(
-            &format!("/sessions/{session}/chat/stream"),
-            &key,
-            &json!({"message": "long answer"}),
-        )
-        .await;
-    let mut body = response.bytes_stream();
-    let mut raw = String::new();
-    read_until_tokens(&mut body, &mut raw, 1).await;
+    let (mut body, mut raw) = stream_until_tokens(runner, &key, &session, "long answer", 1).await;
     let (status, stopped) = stopper
         .post(&format!("/sessions/{session}/stop"), &key, &json!({}))
         .await;
@@ -550,16 +558,7 @@ async fn a_client_that_disconnects_cancels_the_turn() {
     let key = server.admin_key().to_string();
     let session = new_session(&server, &key).await;
     push_long_answer(&upstream, "w");
-    let response = server
-        .stream(
-            &format!("/sessions/{session}/chat/stream"),
-            &key,
-            &json!({"message": "go"}),
-        )
-        .await;
-    let mut body = response.bytes_stream();
-    let mut raw = String::new();
-    read_until_tokens(&mut body, &mut raw, 3).await;
+    let (body, _) = stream_until_tokens(&server, &key, &session, "go", 3).await;
     drop(body);
     let history = eventually(10, || async {
         let (_, history) = server
@@ -596,16 +595,7 @@ async fn a_crash_mid_stream_keeps_the_user_message_and_no_half_answer() {
         &["a ", "b ", "c ", "d ", "e ", "f "],
         Duration::from_millis(300),
     )]);
-    let response = server
-        .stream(
-            &format!("/sessions/{session}/chat/stream"),
-            &key,
-            &json!({"message": "survive this"}),
-        )
-        .await;
-    let mut body = response.bytes_stream();
-    let mut raw = String::new();
-    read_until_tokens(&mut body, &mut raw, 1).await;
+    let (body, _) = stream_until_tokens(&server, &key, &session, "survive this", 1).await;
     server.kill().await;
     drop(body);
 
