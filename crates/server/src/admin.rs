@@ -18,8 +18,16 @@ fn parse_allowance(allowance: Option<&str>) -> anyhow::Result<Option<i64>> {
 }
 
 /// `tenant create|set`.
-pub async fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()> {
+pub async fn tenant(store: &Store, config: &Config, command: TenantCommand) -> anyhow::Result<()> {
     let tenant = match command {
+        TenantCommand::Folder { name } => {
+            let tenant = store.tenant_by_name(&name).await?;
+            let folder = workspace::tenant_folder(&config.data_dir, &tenant.id);
+            std::fs::create_dir_all(&folder)?;
+            let folder = folder.canonicalize().unwrap_or(folder);
+            println!("{}", folder.display());
+            return Ok(());
+        }
         TenantCommand::Create {
             name,
             tier,
@@ -57,6 +65,11 @@ pub async fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()>
             };
             let tenant = store.update_tenant(&name, &changes).await?;
             print!("Updated tenant ");
+            tenant
+        }
+        TenantCommand::Rename { name, new_name } => {
+            let tenant = store.rename_tenant(&name, &new_name).await?;
+            print!("Renamed tenant '{name}' to ");
             tenant
         }
     };
@@ -317,11 +330,16 @@ pub async fn host(
     line: &str,
 ) -> anyhow::Result<()> {
     let tenant = store.tenant_by_name(tenant_name).await?;
+    let egress = config
+        .egress
+        .clone()
+        .with_database_endpoints(&config.database_endpoints().await);
     let workspace = workspace::Workspace::new(
         store.clone(),
         config.master_key()?,
         std::sync::Arc::new(workspace::TemplateCatalog::shipped()?),
         config.data_dir.clone(),
+        egress,
     );
     let actor = workspace::Actor {
         tenant_id: tenant.id,

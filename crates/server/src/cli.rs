@@ -101,6 +101,14 @@ pub enum TenantCommand {
         #[arg(long)]
         ai_disabled: bool,
     },
+    /// Print the folder of a tenant's files (file connections, SQLite connection files).
+    Folder { name: String },
+    /// Rename a tenant (its users, keys, workspace and usage stay with it).
+    Rename {
+        name: String,
+        /// The new name: lowercase letters, digits and '-'.
+        new_name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -92,6 +92,16 @@ pub struct Config {
     pub billing: BillingSettings,
     pub zendesk: Option<ZendeskSettings>,
     pub log_format: LogFormat,
+    /// What tenants' connections may reach besides public addresses
+    /// (`INTEGRATOR_EGRESS_ALLOW`); the server's own endpoints are added at start.
+    pub egress: workspace::EgressPolicy,
+    /// Open client connections at most (`None`: derived from the open-files limit at start).
+    pub max_connections: Option<usize>,
+    /// How long a connection may take to send a complete request head, whether it is new or
+    /// idle between kept-alive requests.
+    pub request_head_timeout: std::time::Duration,
+    /// Failed authentications a client address may make per minute before it gets 429.
+    pub auth_failures_per_minute: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -139,6 +149,10 @@ struct FileSettings {
     zendesk_api_token: Option<String>,
     zendesk_url: Option<String>,
     log_format: Option<String>,
+    egress_allow: Option<String>,
+    max_connections: Option<u64>,
+    request_head_timeout_seconds: Option<u64>,
+    auth_failures_per_minute: Option<u64>,
     #[serde(default)]
     billing: FileBilling,
 }
@@ -351,6 +365,34 @@ impl Config {
             }
         };
 
+        let egress_allow = text("INTEGRATOR_EGRESS_ALLOW", file.egress_allow).unwrap_or_default();
+        let egress = workspace::EgressPolicy::from_allow_list(&egress_allow)
+            .map_err(|e| bad("egress_allow (INTEGRATOR_EGRESS_ALLOW)", e.to_string()))?;
+        let max_connections = match number("INTEGRATOR_MAX_CONNECTIONS", file.max_connections)? {
+            None => None,
+            Some(n) if (16..=10_000_000).contains(&n) => Some(n as usize),
+            Some(n) => {
+                return Err(bad(
+                    "max_connections (INTEGRATOR_MAX_CONNECTIONS)",
+                    format!("{n} is outside 16..=10000000"),
+                ))
+            }
+        };
+        let request_head_timeout = ranged(
+            "INTEGRATOR_REQUEST_HEAD_TIMEOUT_SECONDS",
+            "request_head_timeout_seconds",
+            file.request_head_timeout_seconds,
+            20,
+            1..=600,
+        )?;
+        let auth_failures_per_minute = ranged(
+            "INTEGRATOR_AUTH_FAILURES_PER_MINUTE",
+            "auth_failures_per_minute",
+            file.auth_failures_per_minute,
+            30,
+            1..=100_000,
+        )?;
+
         Ok(Config {
             addr,
             data_dir,
@@ -371,6 +413,10 @@ impl Config {
             billing,
             zendesk,
             log_format,
+            egress,
+            max_connections,
+            request_head_timeout: std::time::Duration::from_secs(request_head_timeout),
+            auth_failures_per_minute: auth_failures_per_minute as u32,
         })
     }
 
@@ -379,6 +425,15 @@ impl Config {
         match &self.database_url {
             Some(url) => DatabaseTarget::Postgres(url.clone()),
             None => DatabaseTarget::Sqlite(self.data_dir.join("integrator.db")),
+        }
+    }
+
+    /// The addresses of the server's own PostgreSQL database (none on SQLite), which tenants'
+    /// connections may not reach unless the operator names them.
+    pub async fn database_endpoints(&self) -> Vec<SocketAddr> {
+        match &self.database_url {
+            Some(url) => workspace::egress::database_endpoints(url).await,
+            None => Vec::new(),
         }
     }
 
@@ -597,6 +652,14 @@ mod tests {
                 "INTEGRATOR_ZENDESK_EMAIL",
             ),
             (&[("INTEGRATOR_LOG_FORMAT", "xml")], "INTEGRATOR_LOG_FORMAT"),
+            (
+                &[("INTEGRATOR_EGRESS_ALLOW", "10.0.0.0/99")],
+                "INTEGRATOR_EGRESS_ALLOW",
+            ),
+            (
+                &[("INTEGRATOR_MAX_CONNECTIONS", "3")],
+                "INTEGRATOR_MAX_CONNECTIONS",
+            ),
             (
                 &[("INTEGRATOR_RESERVATION_HOLD_SECONDS", "1")],
                 "INTEGRATOR_RESERVATION_HOLD_SECONDS",

@@ -36,6 +36,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Seconds after which a retry may succeed (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -45,6 +47,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -102,6 +105,53 @@ impl ApiError {
         )
     }
 
+    /// 414: the request target is too long.
+    pub fn uri_too_long(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("The request path and query are longer than {limit} bytes"),
+        )
+    }
+
+    /// 431: too many headers, or headers too large.
+    pub fn headers_too_large(count: usize, bytes: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "The request has more than {count} headers or more than {bytes} bytes of headers"
+            ),
+        )
+    }
+
+    /// 429: this client failed to authenticate too often; retry after `seconds`.
+    pub fn too_many_failed_attempts(seconds: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(seconds.max(1)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failed_attempts",
+                format!(
+                    "Too many requests with invalid API keys from this address; retry in {} s",
+                    seconds.max(1)
+                ),
+            )
+        }
+    }
+
+    /// 503: the server is at its connection limit.
+    pub fn at_connection_limit() -> ApiError {
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_busy",
+                "The server is at its connection limit; retry shortly",
+            )
+        }
+    }
+
     /// 500: logged with its detail; the client gets a generic sentence.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %detail, "internal error");
@@ -120,7 +170,17 @@ impl IntoResponse for ApiError {
             body["field"] = json!(field);
         }
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE || self.code == "server_busy" {
             // The rest of the body is not read: the connection cannot carry another request.
             response.headers_mut().insert(
                 axum::http::header::CONNECTION,

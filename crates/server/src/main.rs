@@ -8,9 +8,11 @@ mod config;
 mod corpus;
 mod data_lock;
 mod error;
+mod listener;
 mod metrics;
 mod openapi;
 mod params;
+mod request_limits;
 mod routes;
 mod serve;
 mod state;
@@ -64,7 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = store::Store::connect(&config.database_target()).await?;
     let outcome = match cli.command {
         Command::Serve { .. } => Ok(()),
-        Command::Tenant(command) => admin::tenant(&store, command).await,
+        Command::Tenant(command) => admin::tenant(&store, &config, command).await,
         Command::User(command) => admin::user(&store, command).await,
         Command::Key(command) => admin::key(&store, command).await,
         Command::Kb(command) => admin::kb(&store, command).await,

@@ -14,7 +14,6 @@ use agent::{
 };
 use anyhow::Context;
 use axum::body::Bytes;
-use axum::serve::ListenerExt;
 use billing::{Billing, BillingClock};
 use store::Store;
 use workspace::{TemplateCatalog, Workspace};
@@ -40,6 +39,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
              INTEGRATOR_MASTER_KEY"
         );
     }
+    refuse_unsafe_tenant_names(&store).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
@@ -87,12 +87,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             api_token: z.api_token.clone(),
         })
     });
+    // Tenants' connections never reach this server or its database unless the operator
+    // names them in INTEGRATOR_EGRESS_ALLOW.
+    let egress = config
+        .egress
+        .clone()
+        .with_listen_address(addr)
+        .with_database_endpoints(&config.database_endpoints().await);
     let workspace = Arc::new(Workspace::new(
         store.clone(),
         master_key.clone(),
         catalog.clone(),
         config.data_dir.clone(),
+        egress,
     ));
+    let moved = workspace
+        .adopt_folders_named_by_tenant(&store.list_tenants().await?)
+        .context("cannot move tenant folders to their new names")?;
+    if moved > 0 {
+        tracing::info!(moved, "moved tenant folders to folders named by tenant id");
+    }
     let billing = Arc::new(
         Billing::new(
             store.clone(),
@@ -161,12 +175,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(async move { billing.keep_reservations_alive().await })
     };
 
+    let auth = Arc::new(Authenticator::new(
+        store.clone(),
+        Duration::from_secs(config.auth_cache_seconds),
+        config.auth_failures_per_minute,
+    ));
+    let revocations = tokio::spawn(auth.clone().follow_access_changes());
     let openapi = crate::openapi::document();
     let state = AppState {
-        auth: Arc::new(Authenticator::new(
-            store.clone(),
-            Duration::from_secs(config.auth_cache_seconds),
-        )),
+        auth,
         tools_json: Bytes::from(crate::routes::tools::tools_json(&tools)),
         tools,
         agent,
@@ -202,23 +219,53 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
+    let limits = crate::listener::Limits {
+        max_connections: crate::listener::connection_cap(config.max_connections),
+        request_head_timeout: config.request_head_timeout,
+    };
     println!("Integrator Agent listening on {base_url}");
-    tracing::info!(%addr, "listening");
-    // Tokens must leave as soon as they are written: no Nagle delay on streamed responses.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, crate::routes::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    tracing::info!(%addr, max_connections = limits.max_connections, "listening");
+    crate::listener::serve(
+        listener,
+        crate::routes::router(state.clone()),
+        crate::routes::overflow_router(state),
+        limits,
+        shutdown_signal(),
+    )
+    .await;
+    revocations.abort();
     sync_task.abort();
     scheduler.abort();
     stop_requests.abort();
     reservations.abort();
     store.close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Tenant names became slugs; a name from an earlier version that could mean a path or does
+/// not fit is refused here, with the command that fixes it.
+async fn refuse_unsafe_tenant_names(store: &Store) -> anyhow::Result<()> {
+    let unsafe_names: Vec<String> = store
+        .list_tenants()
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .filter(|name| !store::is_valid_tenant_name(name))
+        .collect();
+    if let Some(first) = unsafe_names.first() {
+        anyhow::bail!(
+            "tenant name(s) {} are no longer accepted: tenant names are 1-63 lowercase letters, \
+             digits or '-'. Rename each with the server stopped, e.g. \
+             `integrator-agent tenant rename '{first}' NEW-NAME` (same --data-dir/--database-url), \
+             then start again",
+            unsafe_names
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     Ok(())
 }
 

@@ -62,7 +62,9 @@ async fn revoked_keys_stop_working_within_seconds() {
     })
     .await
     .expect("the revoked key is refused within the auth cache time");
-    assert_eq!(refused["code"], "api_key_revoked");
+    // A revoked key looks like any other refused key: a leaked key cannot be confirmed.
+    assert_eq!(refused["code"], "invalid_api_key");
+    assert_eq!(refused["error"], "Invalid or expired API key");
 }
 
 #[tokio::test]
@@ -80,7 +82,8 @@ async fn expired_keys_are_401() {
     })
     .await
     .expect("the key expires");
-    assert_eq!(refused["code"], "api_key_expired");
+    assert_eq!(refused["code"], "invalid_api_key");
+    assert_eq!(refused["error"], "Invalid or expired API key");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use common::{eventually, Data, Server};
+use common::{eventually, Data, Server, ALLOW_LOCAL_SERVICES};
 use serde_json::{json, Value};
 
 #[derive(Clone, Default)]
@@ -90,7 +90,7 @@ async fn ok(server: &Server, key: &str, command: &str) -> String {
 }
 
 async fn sqlite_count(data: &Data, file: &str, table: &str) -> i64 {
-    let path = data.path().join("tenants/default").join(file);
+    let path = data.tenant_dir("default").await.join(file);
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
         .await
         .expect("open sqlite");
@@ -132,7 +132,7 @@ async fn pg_count(schema: &str, table: &str) -> i64 {
 async fn a_paged_rest_api_moves_into_sqlite_and_postgres_with_every_write_mode() {
     let api = start_api().await;
     let data = Data::new().await;
-    let server = Server::start(&data, &[]).await;
+    let server = Server::start(&data, &[ALLOW_LOCAL_SERVICES]).await;
     let key = server.admin_key();
     ok(
         &server,
@@ -262,7 +262,7 @@ async fn a_paged_rest_api_moves_into_sqlite_and_postgres_with_every_write_mode()
 async fn files_move_both_ways_and_never_leave_the_tenant_folder() {
     let api = start_api().await;
     let data = Data::new().await;
-    let server = Server::start(&data, &[]).await;
+    let server = Server::start(&data, &[ALLOW_LOCAL_SERVICES]).await;
     let key = server.admin_key();
     ok(
         &server,
@@ -287,8 +287,9 @@ async fn files_move_both_ways_and_never_leave_the_tenant_folder() {
         let run = ok(&server, key, &format!("run flow export_{format}")).await;
         assert!(run.contains("5 rows written"), "{run}");
         assert!(data
-            .path()
-            .join(format!("tenants/default/exports/orders.{format}"))
+            .tenant_dir("default")
+            .await
+            .join(format!("exports/orders.{format}"))
             .exists());
         ok(&server, key, &format!("create flow import_{format} from=out_{format}:orders.{format} to=lake:from_{format} mode=replace")).await;
         let run = ok(&server, key, &format!("run flow import_{format}")).await;
@@ -301,7 +302,7 @@ async fn files_move_both_ways_and_never_leave_the_tenant_folder() {
             5
         );
     }
-    let csv = std::fs::read_to_string(data.path().join("tenants/default/exports/orders.csv"))
+    let csv = std::fs::read_to_string(data.tenant_dir("default").await.join("exports/orders.csv"))
         .expect("csv");
     assert!(
         csv.lines()
@@ -341,7 +342,7 @@ async fn files_move_both_ways_and_never_leave_the_tenant_folder() {
 async fn a_failing_run_leaves_the_destination_unchanged_and_records_the_error() {
     let api = start_api().await;
     let data = Data::new().await;
-    let server = Server::start(&data, &[]).await;
+    let server = Server::start(&data, &[ALLOW_LOCAL_SERVICES]).await;
     let key = server.admin_key();
     ok(&server, key, &format!("create connection api type=http url={api} records=data pagination=page page_size=2 retries=0")).await;
     ok(
@@ -400,7 +401,7 @@ async fn a_failing_run_leaves_the_destination_unchanged_and_records_the_error() 
 async fn schedules_run_on_their_interval_and_again_after_a_restart() {
     let api = start_api().await;
     let data = Data::new().await;
-    let server = Server::start(&data, &[]).await;
+    let server = Server::start(&data, &[ALLOW_LOCAL_SERVICES]).await;
     let key = server.admin_key().to_string();
     ok(
         &server,
@@ -432,7 +433,7 @@ async fn schedules_run_on_their_interval_and_again_after_a_restart() {
     server.stop().await;
     let before = sqlite_count(&data, "lake.db", "ticks").await;
 
-    let server = Server::start(&data, &[]).await;
+    let server = Server::start(&data, &[ALLOW_LOCAL_SERVICES]).await;
     assert!(
         eventually(20, || async {
             (sqlite_count(&data, "lake.db", "ticks").await > before).then_some(())
@@ -454,10 +455,13 @@ async fn a_run_whose_server_is_killed_is_recorded_as_failed() {
     let api = start_api().await;
     let data = Data::new().await;
     // Replicas share the master key that encrypts connection secrets.
-    let shared = [(
-        "INTEGRATOR_MASTER_KEY",
-        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-    )];
+    let shared = [
+        (
+            "INTEGRATOR_MASTER_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        ),
+        ALLOW_LOCAL_SERVICES,
+    ];
     let server = Server::start(&data, &shared).await;
     let key = server.admin_key().to_string();
     ok(
@@ -578,7 +582,7 @@ async fn scheduled_runs(server: &Server, key: &str) -> usize {
 async fn viewers_read_only_tenants_isolated_injections_refused() {
     let api = start_api().await;
     let data = Data::new().await;
-    let server = Server::start(&data, &[]).await;
+    let server = Server::start(&data, &[ALLOW_LOCAL_SERVICES]).await;
     let admin = server.admin_key().to_string();
     ok(
         &server,
@@ -686,7 +690,7 @@ async fn viewers_read_only_tenants_isolated_injections_refused() {
 #[tokio::test]
 async fn the_printed_fill_in_commands_work_once_the_values_are_put_in() {
     let data = Data::new().await;
-    let server = Server::start(&data, &[]).await;
+    let server = Server::start(&data, &[ALLOW_LOCAL_SERVICES]).await;
     let key = server.admin_key();
     let (_, imported) = server
         .tool(key, "import_template", json!({"template_id": 1}))
@@ -732,7 +736,7 @@ async fn the_printed_fill_in_commands_work_once_the_values_are_put_in() {
 #[tokio::test]
 async fn templates_preview_import_and_compose() {
     let data = Data::new().await;
-    let server = Server::start(&data, &[]).await;
+    let server = Server::start(&data, &[ALLOW_LOCAL_SERVICES]).await;
     let key = server.admin_key();
     let (_, preview) = server
         .tool(

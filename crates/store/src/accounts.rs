@@ -169,18 +169,23 @@ fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, StoreError> {
     })
 }
 
-/// Validates a tenant name: short, printable, no spaces, so it can be typed on a command line.
+/// Whether `name` is a valid tenant name: a slug (`[a-z0-9][a-z0-9-]{0,62}`), so it can be
+/// typed on a command line and can never mean a path (`.`, `..`, `/`).
+pub fn is_valid_tenant_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 fn check_tenant_name(name: &str) -> Result<(), StoreError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
+    if is_valid_tenant_name(name) {
         Ok(())
     } else {
         Err(StoreError::Invalid(format!(
-            "tenant name '{name}' must be 1-64 characters of letters, digits, '-', '_' or '.'"
+            "tenant name '{name}' must be 1-63 lowercase letters, digits or '-', starting with a letter or digit"
         )))
     }
 }
@@ -255,6 +260,9 @@ impl Store {
         if changed == 0 {
             return Err(StoreError::NotFound(format!("tenant '{name}'")));
         }
+        if changes.ai_enabled == Some(false) {
+            self.announce_access_change().await?;
+        }
         self.tenant_by_name(name).await
     }
 
@@ -280,6 +288,33 @@ impl Store {
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {id}")))?;
         tenant_from_row(&row)
+    }
+
+    /// Every tenant, by name.
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(tenant_from_row).collect()
+    }
+
+    /// Renames a tenant (its id, and so everything it owns, stays); the new name must be a
+    /// valid, unused name.
+    pub async fn rename_tenant(&self, old: &str, new: &str) -> Result<Tenant, StoreError> {
+        check_tenant_name(new)?;
+        let changed = self
+            .execute(
+                "UPDATE tenants SET name = $1 WHERE name = $2",
+                args![new, old],
+            )
+            .await
+            .map_err(|e| e.conflict_on_unique(&format!("tenant '{new}'")))?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("tenant '{old}'")));
+        }
+        self.tenant_by_name(new).await
     }
 
     /// How many tenants exist (zero means the database is new).

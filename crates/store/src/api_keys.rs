@@ -68,6 +68,8 @@ pub(crate) fn generate_key() -> String {
     Alphanumeric.sample_string(&mut rand::rngs::OsRng, KEY_LENGTH)
 }
 
+const ACCESS_CHANNEL: &str = "integrator_access_changed";
+
 impl Store {
     /// Issues a new key for the user with this email, optionally expiring after `ttl_millis`.
     pub async fn create_api_key(
@@ -86,11 +88,28 @@ impl Store {
     pub async fn revoke_api_keys(&self, email: &str) -> Result<u64, StoreError> {
         let user = self.user_by_email(email).await?;
         let values = args![now_millis(), &user.id];
-        self.execute(
-            "UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-            values,
-        )
-        .await
+        let revoked = self
+            .execute(
+                "UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+                values,
+            )
+            .await?;
+        self.announce_access_change().await?;
+        Ok(revoked)
+    }
+
+    /// Tells every replica that keys, users or tenants changed in a way that may refuse a key
+    /// that was accepted a moment ago (revocation, AI or API access switched off), so they
+    /// forget what they cached (PostgreSQL `NOTIFY`; on SQLite the cache expires by itself).
+    pub async fn announce_access_change(&self) -> Result<(), StoreError> {
+        self.notify(ACCESS_CHANNEL, "").await
+    }
+
+    /// A signal for every announced access change (PostgreSQL only: `None` on SQLite).
+    pub async fn access_changes(
+        &self,
+    ) -> Result<Option<futures::stream::BoxStream<'static, String>>, StoreError> {
+        self.listen(ACCESS_CHANNEL).await
     }
 
     /// Looks a presented key up by its hash, with its user and tenant.

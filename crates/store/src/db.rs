@@ -104,6 +104,42 @@ impl Store {
         self.postgres_url.as_deref()
     }
 
+    /// Sends `payload` to every replica listening on `channel` (PostgreSQL `NOTIFY`; nothing
+    /// on SQLite, where one server runs).
+    pub(crate) async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The payloads sent on `channel`, as they arrive (PostgreSQL only: `None` on SQLite).
+    /// The stream ends when the listening connection fails for good.
+    pub(crate) async fn listen(
+        &self,
+        channel: &'static str,
+    ) -> Result<Option<futures::stream::BoxStream<'static, String>>, StoreError> {
+        let Some(url) = self.postgres_url() else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen(channel).await?;
+        let payloads = futures::stream::unfold(listener, move |mut listener| async move {
+            match listener.recv().await {
+                Ok(notification) => Some((notification.payload().to_string(), listener)),
+                Err(error) => {
+                    tracing::warn!(%error, channel, "stopped listening");
+                    None
+                }
+            }
+        });
+        Ok(Some(Box::pin(payloads)))
+    }
+
     /// Which engine this store runs on.
     pub fn backend(&self) -> Backend {
         self.backend

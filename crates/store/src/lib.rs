@@ -20,7 +20,9 @@ mod tickets;
 mod workspace;
 mod write;
 
-pub use accounts::{NewTenant, NewUser, Role, Tenant, TenantChanges, Tier, User};
+pub use accounts::{
+    is_valid_tenant_name, NewTenant, NewUser, Role, Tenant, TenantChanges, Tier, User,
+};
 pub use api_keys::{ApiKeyHash, IssuedKey, KeyRecord, KEY_LENGTH};
 pub use articles::{Article, ArticleFormat, NewArticle};
 pub use billing::{

@@ -384,14 +384,7 @@ impl Store {
     /// Asks every replica to stop the turn it runs in this session (PostgreSQL `NOTIFY`; on
     /// SQLite there is only one server, which stops its own turns directly).
     pub async fn request_stop(&self, session_id: &str) -> Result<(), StoreError> {
-        if self.backend() == crate::Backend::Postgres {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(STOP_CHANNEL)
-                .bind(session_id)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
+        self.notify(STOP_CHANNEL, session_id).await
     }
 
     /// The sessions other replicas asked to stop, as the requests arrive (PostgreSQL only:
@@ -399,21 +392,7 @@ impl Store {
     pub async fn stop_requests(
         &self,
     ) -> Result<Option<futures::stream::BoxStream<'static, String>>, StoreError> {
-        let Some(url) = self.postgres_url() else {
-            return Ok(None);
-        };
-        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
-        listener.listen(STOP_CHANNEL).await?;
-        let requests = futures::stream::unfold(listener, |mut listener| async move {
-            match listener.recv().await {
-                Ok(notification) => Some((notification.payload().to_string(), listener)),
-                Err(error) => {
-                    tracing::warn!(%error, "stopped listening for stop requests");
-                    None
-                }
-            }
-        });
-        Ok(Some(Box::pin(requests)))
+        self.listen(STOP_CHANNEL).await
     }
 
     /// Extends a lease this process holds.

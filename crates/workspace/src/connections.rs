@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use store::MasterKey;
 
 use crate::connectors::{ConnectionSpec, ConnectionType};
+use crate::redaction;
 
 /// Parameters each connection type accepts (besides `header.*` for http).
 fn allowed(kind: ConnectionType) -> &'static [&'static str] {
@@ -41,34 +42,36 @@ fn required(kind: ConnectionType) -> &'static [&'static str] {
     }
 }
 
-/// Whether a parameter's value is secret.
+/// Whether a parameter's value is secret: passwords, tokens, headers, and URLs with user info
+/// or credential query parameters (`crate::redaction`).
 pub fn is_secret(key: &str, value: &str) -> bool {
     matches!(key, "password" | "token")
         || key.starts_with("header.")
-        || (key == "url" && url_has_password(value))
+        || (key == "url" && redaction::url_has_secret(value))
 }
 
-fn url_has_password(url: &str) -> bool {
-    url.split_once("://")
-        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default())
-        .and_then(|authority| authority.rsplit_once('@'))
-        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
-}
-
-/// A parameter value as shown to people: secrets masked (a URL keeps everything but its password).
+/// A parameter value as shown to people: secrets masked (a URL keeps everything but its
+/// secrets).
 pub fn display_value(key: &str, value: &str) -> String {
     if !is_secret(key, value) {
         return value.to_string();
     }
     if key == "url" {
-        if let Some((scheme, rest)) = value.split_once("://") {
-            if let Some((userinfo, host)) = rest.split_once('@') {
-                let user = userinfo.split(':').next().unwrap_or_default();
-                return format!("{scheme}://{user}:***@{host}");
-            }
-        }
+        return redaction::mask_url_text(value);
     }
     "***".to_string()
+}
+
+/// The secret values of a connection's parameters, to scrub from logs and messages.
+pub fn secret_values(params: &BTreeMap<String, String>) -> Vec<String> {
+    let mut secrets: Vec<String> = params
+        .iter()
+        .filter(|(key, value)| is_secret(key, value))
+        .flat_map(|(key, value)| redaction::secret_parts(key, value))
+        .collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    secrets
 }
 
 /// The `{{PLACEHOLDER}}`s still to fill in a connection's parameters.
@@ -232,7 +235,13 @@ mod tests {
         assert!(is_secret("password", "x"));
         assert!(is_secret("header.Authorization", "Bearer x"));
         assert!(is_secret("url", "postgres://u:pw@h/db"));
+        assert!(is_secret("url", "postgres://u@h/db?password=X"));
+        assert!(is_secret("url", "http://h/?api_key=X"));
         assert!(!is_secret("url", "postgres://u@h/db"));
+        assert_eq!(
+            display_value("url", "http://h/?api_key=X&page=1"),
+            "http://h/?api_key=***&page=1"
+        );
         assert_eq!(
             display_value("url", "postgres://u:pw@h:5432/db"),
             "postgres://u:***@h:5432/db"

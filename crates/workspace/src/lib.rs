@@ -7,9 +7,11 @@
 pub mod command;
 mod connections;
 pub mod connectors;
+pub mod egress;
 pub mod flatten;
 mod flows;
 mod import;
+pub mod redaction;
 mod runner;
 pub mod schedule;
 mod scheduler;
@@ -17,9 +19,10 @@ mod service;
 mod table;
 mod templates;
 
+pub use egress::{EgressError, EgressPolicy};
 pub use flows::{Canvas, CanvasEdge, CanvasNode};
 pub use import::ImportMode;
-pub use service::{Actor, Workspace, WorkspaceError};
+pub use service::{tenant_folder, Actor, Workspace, WorkspaceError};
 pub use templates::{
     Template, TemplateCatalog, TemplateConnection, TemplateError, TemplateFlow, TemplateKind,
     TemplatePlaceholder, TemplateSchedule,

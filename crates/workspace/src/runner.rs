@@ -7,8 +7,10 @@ use std::time::Duration;
 use store::RunResult;
 
 use crate::command::FlowDefinition;
+use crate::connections;
 use crate::connectors::{self, Destination, DestinationSpec, Record, Source};
 use crate::flows::StoredDefinition;
+use crate::redaction;
 use crate::service::{ensure_filled, format_duration, Actor, Workspace, WorkspaceError};
 
 /// How long a run may go without renewing its lease before it counts as abandoned: a replica
@@ -141,13 +143,18 @@ impl Workspace {
         let result = self
             .move_data(&actor, definition, &mut counts, &mut log)
             .await;
+        // Whatever a remote system echoed back, no secret of the run's connections is kept.
+        let secrets = self.run_secrets(&actor, definition).await;
         let (status, error) = match &result {
             Ok(()) => ("succeeded", None),
             Err(e) => {
                 log.add(format!("failed: {e}; the destination was left unchanged"));
-                ("failed", Some(e.to_string()))
+                ("failed", Some(redaction::scrub(&e.to_string(), &secrets)))
             }
         };
+        for line in &mut log.0 {
+            *line = redaction::scrub(line, &secrets);
+        }
         self.store
             .finish_run(
                 run_id,
@@ -173,6 +180,18 @@ impl Workspace {
         }
     }
 
+    /// The secret values of the flow's two connections.
+    async fn run_secrets(&self, actor: &Actor, flow: &FlowDefinition) -> Vec<String> {
+        let mut secrets = Vec::new();
+        for name in [&flow.from.connection, &flow.to.connection] {
+            if let Ok(spec) = self.connection(actor, name).await {
+                secrets.extend(connections::secret_values(&spec.params));
+            }
+        }
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets
+    }
+
     async fn move_data(
         &self,
         actor: &Actor,
@@ -184,7 +203,7 @@ impl Workspace {
         let target_spec = self.connection(actor, &flow.to.connection).await?;
         ensure_filled(&source_spec)?;
         ensure_filled(&target_spec)?;
-        let context = self.context(&actor.tenant_name);
+        let context = self.context(&actor.tenant_id);
         log.add(format!(
             "reading from {} ({})",
             source_spec.name,

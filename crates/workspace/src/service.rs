@@ -10,7 +10,9 @@ use store::{MasterKey, Role, Store, StoreError};
 use crate::command::{self, Command, FlowDefinition, ListWhat, ParseError};
 use crate::connections;
 use crate::connectors::{self, ConnectionSpec, ConnectorContext, ConnectorError};
+use crate::egress::EgressPolicy;
 use crate::flows::{StoredDefinition, StoredScheduleSpec};
+use crate::redaction;
 use crate::table;
 use crate::TemplateCatalog;
 
@@ -56,39 +58,69 @@ impl From<StoreError> for WorkspaceError {
     }
 }
 
+/// The folder of a tenant's files under a data dir. It is named by the tenant's id, never by
+/// its name, so no name can lead anywhere else.
+pub fn tenant_folder(data_dir: &std::path::Path, tenant_id: &str) -> PathBuf {
+    data_dir.join("tenants").join(tenant_id)
+}
+
 /// The workspaces of all tenants.
 pub struct Workspace {
     pub(crate) store: Store,
     pub(crate) master_key: MasterKey,
     pub(crate) catalog: Arc<TemplateCatalog>,
     data_dir: PathBuf,
+    egress: Arc<EgressPolicy>,
 }
 
 impl Workspace {
-    /// A workspace service; tenants' files live under `data_dir/tenants/<tenant>`.
+    /// A workspace service; tenants' files live under `data_dir/tenants/<tenant id>`, and
+    /// their connections reach the network as `egress` allows.
     pub fn new(
         store: Store,
         master_key: MasterKey,
         catalog: Arc<TemplateCatalog>,
         data_dir: PathBuf,
+        egress: EgressPolicy,
     ) -> Workspace {
         Workspace {
             store,
             master_key,
             catalog,
             data_dir,
+            egress: Arc::new(egress),
         }
     }
 
     /// The folder of a tenant's files (created on demand).
-    pub fn tenant_dir(&self, tenant_name: &str) -> PathBuf {
-        self.data_dir.join("tenants").join(tenant_name)
+    pub fn tenant_dir(&self, tenant_id: &str) -> PathBuf {
+        tenant_folder(&self.data_dir, tenant_id)
     }
 
-    pub(crate) fn context(&self, tenant_name: &str) -> ConnectorContext {
-        ConnectorContext {
-            tenant_dir: self.tenant_dir(tenant_name),
+    pub(crate) fn context(&self, tenant_id: &str) -> ConnectorContext {
+        ConnectorContext::new(self.tenant_dir(tenant_id), self.egress.clone())
+    }
+
+    /// Moves tenant folders of earlier versions (named by the tenant's name) to their id's
+    /// folder; names that could mean a path (`.`, `..`) are never followed.
+    pub fn adopt_folders_named_by_tenant(
+        &self,
+        tenants: &[store::Tenant],
+    ) -> Result<usize, std::io::Error> {
+        let mut moved = 0;
+        for tenant in tenants {
+            if !store::is_valid_tenant_name(&tenant.name) {
+                continue;
+            }
+            let old = self.data_dir.join("tenants").join(&tenant.name);
+            let new = self.tenant_dir(&tenant.id);
+            let is_folder = std::fs::symlink_metadata(&old).is_ok_and(|m| m.is_dir());
+            if is_folder && !new.exists() {
+                std::fs::rename(&old, &new)?;
+                moved += 1;
+            }
         }
+        Ok(moved)
     }
 
     /// Parses and executes one command line; the answer is text to show as it is.
@@ -134,9 +166,17 @@ impl Workspace {
             Command::TestConnection(name) => {
                 let spec = self.connection(actor, &name).await?;
                 ensure_filled(&spec)?;
-                let report =
-                    connectors::test_connection(&spec, &self.context(&actor.tenant_name)).await?;
-                Ok(format!("Connection '{name}' works: {report}"))
+                let secrets = connections::secret_values(&spec.params);
+                match connectors::test_connection(&spec, &self.context(&actor.tenant_id)).await {
+                    Ok(report) => Ok(format!(
+                        "Connection '{name}' works: {}",
+                        redaction::scrub(&report, &secrets)
+                    )),
+                    Err(error) => Err(WorkspaceError::Rejected(redaction::scrub(
+                        &error.to_string(),
+                        &secrets,
+                    ))),
+                }
             }
             Command::DeleteConnection(name) => {
                 let users: Vec<String> = self

@@ -9,6 +9,13 @@ use workspace::connectors::{
     ConnectorContext, ConnectorError, DestinationSpec, Record, SourceSpec, WriteMode, BATCH_SIZE,
 };
 
+/// These tests reach services on this machine, which an operator allows explicitly.
+fn local_services() -> std::sync::Arc<workspace::EgressPolicy> {
+    std::sync::Arc::new(
+        workspace::EgressPolicy::from_allow_list("127.0.0.0/8,::1").expect("allow list"),
+    )
+}
+
 fn file_conn(path: &str, format: &str) -> ConnectionSpec {
     ConnectionSpec {
         name: "files".into(),
@@ -21,9 +28,7 @@ fn file_conn(path: &str, format: &str) -> ConnectionSpec {
 }
 
 fn ctx(dir: &Path) -> ConnectorContext {
-    ConnectorContext {
-        tenant_dir: dir.to_path_buf(),
-    }
+    ConnectorContext::new(dir.to_path_buf(), local_services())
 }
 
 fn rec(value: Value) -> Record {
@@ -440,4 +445,71 @@ async fn test_connection_describes_the_folder() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("format"));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn files_reached_through_links_are_never_read() {
+    let tenant = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("passwd.csv");
+    std::fs::write(&secret, "user,hash\nroot,s3cret\n").unwrap();
+    std::fs::create_dir_all(tenant.path().join("in")).unwrap();
+    std::os::unix::fs::symlink(&secret, tenant.path().join("in/pw.csv")).unwrap();
+    let ctx = ctx(tenant.path());
+    let conn = file_conn("in", "csv");
+
+    // Reading the link, alone or through a glob.
+    let error = open_source(&conn, &SourceSpec::Resource("pw.csv".into()), &ctx)
+        .await
+        .map(|_| ())
+        .err();
+    let read_error = match error {
+        Some(error) => error,
+        None => {
+            let mut source = open_source(&conn, &SourceSpec::Resource("pw.csv".into()), &ctx)
+                .await
+                .unwrap();
+            source
+                .next_batch()
+                .await
+                .expect_err("a link is not followed")
+        }
+    };
+    assert!(!read_error.to_string().contains("s3cret"), "{read_error}");
+    let mut source = open_source(&conn, &SourceSpec::Resource("*.csv".into()), &ctx)
+        .await
+        .unwrap();
+    assert!(
+        source.next_batch().await.unwrap().is_none(),
+        "globs skip links"
+    );
+
+    // Appending to the link would copy the linked file into the tenant's folder.
+    let error = write(
+        &conn,
+        &ctx,
+        "pw.csv",
+        WriteMode::Append,
+        &[vec![rec(json!({"user": "x"}))]],
+    )
+    .await
+    .expect_err("append through a link");
+    assert!(!error.to_string().contains("s3cret"), "{error}");
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "user,hash\nroot,s3cret\n"
+    );
+
+    // A linked folder is refused as a connection path.
+    std::os::unix::fs::symlink(outside.path(), tenant.path().join("out")).unwrap();
+    let error = open_source(
+        &file_conn("out", "csv"),
+        &SourceSpec::Resource("passwd.csv".into()),
+        &ctx,
+    )
+    .await
+    .map(|_| ())
+    .expect_err("linked folder");
+    assert!(error.to_string().contains("symbolic link"), "{error}");
 }

@@ -17,6 +17,13 @@ use workspace::connectors::{
     ConnectorContext, ConnectorError, DestinationSpec, Record, SourceSpec, WriteMode, BATCH_SIZE,
 };
 
+/// These tests reach services on this machine, which an operator allows explicitly.
+fn local_services() -> std::sync::Arc<workspace::EgressPolicy> {
+    std::sync::Arc::new(
+        workspace::EgressPolicy::from_allow_list("127.0.0.0/8,::1").expect("allow list"),
+    )
+}
+
 const TOTAL: usize = 250;
 
 #[derive(Clone, Default)]
@@ -192,6 +199,14 @@ async fn start() -> (String, Server) {
         )
         .route("/html", get(|| async { "<html>hello</html>" }))
         .route(
+            "/redirect_to",
+            get(|Query(q): Query<HashMap<String, String>>| async move {
+                let port = q.get("port").cloned().unwrap_or_default();
+                let to = format!("http://127.0.0.1:{port}/steal");
+                (StatusCode::FOUND, [("location", to)])
+            }),
+        )
+        .route(
             "/hop_in",
             get(|| async { (StatusCode::FOUND, [("location", "/plain")]) }),
         )
@@ -244,9 +259,7 @@ fn http(base: &str, params: &[(&str, &str)]) -> ConnectionSpec {
 }
 
 fn ctx() -> ConnectorContext {
-    ConnectorContext {
-        tenant_dir: std::env::temp_dir(),
-    }
+    ConnectorContext::new(std::env::temp_dir(), local_services())
 }
 
 async fn read(conn: &ConnectionSpec, resource: &str) -> Result<Vec<Record>, ConnectorError> {
@@ -559,4 +572,75 @@ async fn redirects_keep_credentials_at_home() {
     assert_eq!(ids(&read(&conn, "/hop_in").await.unwrap()), [1, 2, 3]);
     let err = read(&conn, "/hop_out").await.unwrap_err();
     assert!(err.to_string().contains("302"), "{err}");
+}
+
+/// A server on this machine that counts what reaches it.
+async fn counting_server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = Router::new().fallback(move || {
+        let counted = counted.clone();
+        async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Json(json!([{"secret": "internal"}]))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, hits)
+}
+
+#[tokio::test]
+async fn the_egress_policy_is_checked_before_every_request_and_redirect() {
+    let (internal, hits) = counting_server().await;
+    let public_only = ConnectorContext::new(
+        std::env::temp_dir(),
+        Arc::new(workspace::EgressPolicy::default()),
+    );
+    // Loopback, by address or by name, and the cloud metadata address are refused.
+    for url in [
+        format!("http://{internal}/"),
+        format!("http://localhost:{}/", internal.port()),
+        format!("http://[::ffff:127.0.0.1]:{}/", internal.port()),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://0.0.0.0:1/".to_string(),
+    ] {
+        let error = test_connection(&http(&url, &[]), &public_only)
+            .await
+            .expect_err(&url);
+        assert!(
+            error.to_string().contains("INTEGRATOR_EGRESS_ALLOW"),
+            "{url}: {error}"
+        );
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the server");
+
+    // An allowed server that redirects to one that is not: the hop is refused.
+    let (base, _) = start().await;
+    let allowed_port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let only_that_one = ConnectorContext::new(
+        std::env::temp_dir(),
+        Arc::new(
+            workspace::EgressPolicy::from_allow_list(&format!("127.0.0.1:{allowed_port}")).unwrap(),
+        ),
+    );
+    let redirect = format!("/redirect_to?port={}", internal.port());
+    let mut source = open_source(
+        &http(&base, &[]),
+        &SourceSpec::Resource(redirect),
+        &only_that_one,
+    )
+    .await
+    .unwrap();
+    let error = source.next_batch().await.expect_err("redirect hop refused");
+    assert!(
+        error.to_string().contains("INTEGRATOR_EGRESS_ALLOW"),
+        "{error}"
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the redirect was not followed"
+    );
 }

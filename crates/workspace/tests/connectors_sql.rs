@@ -10,6 +10,13 @@ use workspace::connectors::{
     ConnectorContext, ConnectorError, DestinationSpec, Record, SourceSpec, WriteMode, BATCH_SIZE,
 };
 
+/// These tests reach services on this machine, which an operator allows explicitly.
+fn local_services() -> std::sync::Arc<workspace::EgressPolicy> {
+    std::sync::Arc::new(
+        workspace::EgressPolicy::from_allow_list("127.0.0.0/8,::1").expect("allow list"),
+    )
+}
+
 /// One database for one test.
 struct TestDb {
     conn: ConnectionSpec,
@@ -28,9 +35,7 @@ impl TestDb {
                 kind: ConnectionType::Sqlite,
                 params: BTreeMap::from([("path".to_string(), "marts/lake.db".to_string())]),
             },
-            ctx: ConnectorContext {
-                tenant_dir: dir.path().to_path_buf(),
-            },
+            ctx: ConnectorContext::new(dir.path().to_path_buf(), local_services()),
             _dir: dir,
             pg: None,
         }
@@ -63,9 +68,7 @@ impl TestDb {
                     format!("{url}{separator}options=-c%20search_path%3D{schema}"),
                 )]),
             },
-            ctx: ConnectorContext {
-                tenant_dir: dir.path().to_path_buf(),
-            },
+            ctx: ConnectorContext::new(dir.path().to_path_buf(), local_services()),
             _dir: dir,
             pg: Some((url, schema)),
         })
@@ -658,9 +661,7 @@ async fn sqlite_paths_stay_in_the_tenant_folder() {
     let root = tempfile::tempdir().unwrap();
     let tenant = root.path().join("t");
     std::fs::create_dir_all(&tenant).unwrap();
-    let ctx = ConnectorContext {
-        tenant_dir: tenant.clone(),
-    };
+    let ctx = ConnectorContext::new(tenant.clone(), local_services());
     let outside = root.path().join("other.db").to_string_lossy().into_owned();
     for path in [
         "../other.db",
@@ -770,9 +771,7 @@ async fn postgres_errors_do_not_show_passwords() {
             ("password".to_string(), "s3cretParam".to_string()),
         ]),
     };
-    let ctx = ConnectorContext {
-        tenant_dir: std::env::temp_dir(),
-    };
+    let ctx = ConnectorContext::new(std::env::temp_dir(), local_services());
     let err = test_connection(&conn, &ctx).await.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, ConnectorError::Remote(_)), "{text}");
@@ -847,12 +846,166 @@ async fn postgres_sslmode_require() {
             format!("{url}{separator}sslmode=require"),
         )]),
     };
-    let ctx = ConnectorContext {
-        tenant_dir: std::env::temp_dir(),
-    };
+    let ctx = ConnectorContext::new(std::env::temp_dir(), local_services());
     match test_connection(&conn, &ctx).await {
         Ok(text) => assert!(text.starts_with("connected to PostgreSQL"), "{text}"),
         // A server without TLS refuses clearly; the client side is never the problem.
         Err(err) => assert!(err.to_string().to_lowercase().contains("tls"), "{err}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A tenant's SQL is hostile: it may read its own file and nothing else.
+
+/// A file the tenant must never reach, beside the tenant folder (as the server's own
+/// database is).
+fn secret_database(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("integrator.db");
+    let db = rusqlite::Connection::open(&path).expect("open secret");
+    db.execute_batch(
+        "CREATE TABLE messages (body TEXT); INSERT INTO messages VALUES ('another tenant''s secret');",
+    )
+    .expect("fill secret");
+    path
+}
+
+#[tokio::test]
+async fn sqlite_queries_cannot_attach_vacuum_or_read_pragmas() {
+    let db = TestDb::sqlite();
+    db.write("t", WriteMode::Append, &[], &[vec![rec(json!({"x": 1}))]])
+        .await
+        .expect("write");
+    let data_dir = db.ctx.tenant_dir.clone();
+    let secret = secret_database(&data_dir);
+    let stolen = data_dir.join("stolen.db");
+    let attacks = [
+        // The reported attack: close the subquery, attach the server's database, read it.
+        format!(
+            "SELECT 1 AS x WHERE 0); ATTACH '{}' AS s; CREATE TEMP VIEW v AS SELECT * FROM s.messages; \
+             SELECT * FROM v; SELECT * FROM (SELECT 1 AS x WHERE 0",
+            secret.display()
+        ),
+        format!("SELECT 1; ATTACH '{}' AS s", secret.display()),
+        format!("SELECT 1; VACUUM INTO '{}'", stolen.display()),
+        "SELECT 1;PRAGMA writable_schema = 1".to_string(),
+        // One statement, but not a harmless one.
+        "SELECT * FROM pragma_database_list".to_string(),
+        "SELECT file FROM pragma_database_list".to_string(),
+        "SELECT * FROM pragma_compile_options".to_string(),
+        "SELECT load_extension('/tmp/evil')".to_string(),
+        "WITH x AS (SELECT 1) SELECT * FROM x; DELETE FROM t".to_string(),
+    ];
+    for attack in &attacks {
+        let error = db.query(attack).await.expect_err(attack);
+        let text = error.to_string();
+        assert!(
+            !text.contains("another tenant's secret"),
+            "{attack} leaked: {text}"
+        );
+    }
+    // The refusal says why.
+    let error = db
+        .query(&format!("SELECT 1; ATTACH '{}' AS s", secret.display()))
+        .await
+        .expect_err("second statement");
+    assert!(error.to_string().contains("exactly one"), "{error}");
+    let error = db
+        .query("SELECT file FROM pragma_database_list")
+        .await
+        .expect_err("pragma table");
+    assert!(
+        error.to_string().contains("workspace SQL may only read"),
+        "{error}"
+    );
+    // Nothing was written anywhere, and the tenant's data is as it was.
+    assert!(!stolen.exists());
+    assert_eq!(
+        db.query("SELECT count(*) AS n FROM t").await.unwrap()[0]["n"],
+        json!(1)
+    );
+    // Harmless reads of the file's own tables and their shape still work.
+    let columns = db
+        .query("SELECT name FROM pragma_table_info('t')")
+        .await
+        .expect("column listing");
+    assert_eq!(columns[0]["name"], json!("x"));
+    let rows = db
+        .query("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT i FROM n; -- done")
+        .await
+        .expect("recursive query");
+    assert_eq!(rows.len(), 3);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_reached_through_links_are_refused() {
+    let db = TestDb::sqlite();
+    let outside = tempfile::tempdir().expect("tempdir");
+    let secret = secret_database(outside.path());
+    let marts = db.ctx.tenant_dir.join("marts");
+    std::fs::create_dir_all(&marts).expect("mkdir");
+    // The file itself is a link, or a folder on its path is.
+    std::os::unix::fs::symlink(&secret, marts.join("lake.db")).expect("link file");
+    let error = db
+        .read(SourceSpec::Resource("messages".into()))
+        .await
+        .expect_err("linked file");
+    assert!(!error.to_string().contains("secret"), "{error}");
+    std::fs::remove_file(marts.join("lake.db")).expect("unlink");
+    std::fs::remove_dir(&marts).expect("rmdir");
+    std::os::unix::fs::symlink(outside.path(), &marts).expect("link folder");
+    std::fs::rename(&secret, outside.path().join("lake.db")).expect("rename");
+    let error = db
+        .read(SourceSpec::Resource("messages".into()))
+        .await
+        .expect_err("linked folder");
+    assert!(error.to_string().contains("symbolic link"), "{error}");
+}
+
+#[tokio::test]
+async fn postgres_connections_pass_the_egress_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let public_only = ConnectorContext::new(
+        dir.path().to_path_buf(),
+        std::sync::Arc::new(workspace::EgressPolicy::default()),
+    );
+    let connection = |url: &str| ConnectionSpec {
+        name: "wh".into(),
+        kind: ConnectionType::Postgres,
+        params: BTreeMap::from([("url".to_string(), url.to_string())]),
+    };
+    for url in [
+        "postgres://postgres@127.0.0.1:5432/test",
+        "postgres://postgres@localhost/test",
+        "postgres://postgres@[::1]:5432/test",
+        "postgres://postgres@169.254.169.254/test",
+        "postgres://postgres@10.0.0.1/test",
+    ] {
+        let error = test_connection(&connection(url), &public_only)
+            .await
+            .expect_err(url);
+        assert!(
+            error.to_string().contains("INTEGRATOR_EGRESS_ALLOW"),
+            "{url}: {error}"
+        );
+    }
+    // A Unix socket is never a workspace's way in, whatever the policy.
+    let error = test_connection(
+        &connection("postgres://postgres@localhost/test?host=/var/run/postgresql"),
+        &ConnectorContext::new(dir.path().to_path_buf(), local_services()),
+    )
+    .await
+    .expect_err("socket");
+    assert!(error.to_string().contains("Unix socket"), "{error}");
+    // The server's own database stays refused inside an allowed range unless named.
+    let own = workspace::EgressPolicy::from_allow_list("127.0.0.0/8")
+        .expect("allow list")
+        .with_database_endpoints(&["127.0.0.1:5432".parse().expect("addr")]);
+    let error = test_connection(
+        &connection("postgres://postgres@127.0.0.1:5432/test"),
+        &ConnectorContext::new(dir.path().to_path_buf(), std::sync::Arc::new(own)),
+    )
+    .await
+    .expect_err("own database");
+    assert!(error.to_string().contains("own database"), "{error}");
 }

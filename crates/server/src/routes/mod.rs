@@ -64,11 +64,21 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(crate::request_limits::enforce))
         .layer(CatchPanicLayer::custom(|_panic| {
             axum::response::IntoResponse::into_response(ApiError::internal(
                 "a request handler panicked",
             ))
         }))
+        .with_state(state)
+}
+
+/// What connections beyond the connection limit get: `/health` still answers, everything
+/// else is a 503 with `Retry-After`.
+pub fn overflow_router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(ops::health))
+        .fallback(|| async { ApiError::at_connection_limit() })
         .with_state(state)
 }
 

@@ -14,6 +14,14 @@ use tokio::process::{Child, Command};
 
 pub const API: &str = "/rest/v1/ai-agent/api";
 
+/// What a test that uses services on this machine (a local API, PostgreSQL as a connector
+/// target) allows, as an operator would: loopback, and the PostgreSQL server named with its
+/// port (it is also the server's own database when the suite runs on PostgreSQL).
+pub const ALLOW_LOCAL_SERVICES: (&str, &str) = (
+    "INTEGRATOR_EGRESS_ALLOW",
+    "127.0.0.0/8,::1,127.0.0.1:5432,localhost:5432",
+);
+
 /// A PostgreSQL schema of its own for one test, dropped when the test ends.
 struct PostgresSchema {
     admin_url: String,
@@ -334,6 +342,25 @@ impl Data {
         let pool = self.pool().await;
         sqlx::query(sql).execute(&pool).await.expect("execute SQL");
         pool.close().await;
+    }
+
+    /// Reads one text value straight from the server's database.
+    pub async fn query_text(&self, sql: &str) -> String {
+        let pool = self.pool().await;
+        let value: String = sqlx::query_scalar(sql)
+            .fetch_one(&pool)
+            .await
+            .expect("query SQL");
+        pool.close().await;
+        value
+    }
+
+    /// The folder of a tenant's files (named by the tenant's id).
+    pub async fn tenant_dir(&self, tenant: &str) -> PathBuf {
+        let id = self
+            .query_text(&format!("SELECT id FROM tenants WHERE name = '{tenant}'"))
+            .await;
+        self.path().join("tenants").join(id)
     }
 
     /// Reads one integer straight from the server's database (to check what it keeps).

@@ -30,7 +30,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
@@ -38,6 +38,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use super::tenant_files::{open_in_tenant, resolve_in_tenant};
 use super::{
     ConnectionSpec, ConnectorContext, ConnectorError, Destination, DestinationSpec, Record, Source,
     WriteMode, BATCH_SIZE,
@@ -73,87 +74,6 @@ impl FileFormat {
 
 // ---------------------------------------------------------------------------------------------
 // Paths
-
-/// Resolves `raw` (relative to the tenant's folder, or absolute) and refuses anything that
-/// leaves the tenant's folder, lexically (`..`, absolute paths) or through a symbolic link.
-pub(crate) fn resolve_in_tenant(
-    ctx: &ConnectorContext,
-    raw: &str,
-    connection: &str,
-) -> Result<PathBuf, ConnectorError> {
-    let refuse = |why: &str| {
-        ConnectorError::Config(format!(
-            "connection {connection}: path `{raw}` is refused: {why}"
-        ))
-    };
-    if raw.trim().is_empty() {
-        return Err(ConnectorError::Config(format!(
-            "connection {connection}: path= is required"
-        )));
-    }
-    if raw.contains('\0') {
-        return Err(refuse("it contains a NUL character"));
-    }
-    let base = absolute(&ctx.tenant_dir);
-    let candidate = normalize(&if Path::new(raw).is_absolute() {
-        PathBuf::from(raw)
-    } else {
-        base.join(raw)
-    });
-    if !candidate.starts_with(&base) {
-        return Err(refuse(
-            "paths must stay inside the tenant's folder (no `..` or absolute paths outside it)",
-        ));
-    }
-    // Symbolic links: the deepest existing part of the path must really be inside the folder.
-    if let Ok(real_base) = base.canonicalize() {
-        let mut probe = candidate.as_path();
-        loop {
-            if probe.exists() {
-                if probe.starts_with(&base) {
-                    let real = probe
-                        .canonicalize()
-                        .map_err(|e| refuse(&format!("it cannot be resolved ({e})")))?;
-                    if !real.starts_with(&real_base) {
-                        return Err(refuse(
-                            "it leads outside the tenant's folder through a link",
-                        ));
-                    }
-                }
-                break;
-            }
-            match probe.parent() {
-                Some(parent) => probe = parent,
-                None => break,
-            }
-        }
-    }
-    Ok(candidate)
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        normalize(path)
-    } else {
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        normalize(&cwd.join(path))
-    }
-}
-
-/// Removes `.` and resolves `..` without touching the disk.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
-}
 
 /// A file name inside the folder: no separators, no `..`.
 fn check_file_name(name: &str, connection: &str) -> Result<(), ConnectorError> {
@@ -310,9 +230,10 @@ pub async fn open_source(
 
     let (sender, receiver) = mpsc::channel::<BatchResult>(2);
     let format = config.format;
+    let ctx = ctx.clone();
     let task = tokio::task::spawn_blocking(move || {
         for (path, shown) in files {
-            let result = match fs::File::open(&path) {
+            let result = match open_in_tenant(&ctx, &path) {
                 Ok(file) => {
                     let reader = BufReader::with_capacity(256 * 1024, file);
                     match format {
@@ -658,10 +579,12 @@ pub async fn open_destination(
 
     // Prepare the temporary file (with the existing content when appending).
     let format = config.format;
-    let prepared =
-        tokio::task::spawn_blocking(move || prepare_temp(format, existing, &target, &temp, &shown))
-            .await
-            .map_err(|e| ConnectorError::Data(format!("preparing {}: {e}", destination.shown)))??;
+    let ctx = ctx.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        prepare_temp(format, existing, &target, &temp, &shown, &ctx)
+    })
+    .await
+    .map_err(|e| ConnectorError::Data(format!("preparing {}: {e}", destination.shown)))??;
     destination.columns = prepared.columns;
     destination.header_columns = destination.columns.len();
     destination.json_elements = prepared.json_elements;
@@ -685,6 +608,7 @@ fn prepare_temp(
     target: &Path,
     temp: &Path,
     shown: &str,
+    ctx: &ConnectorContext,
 ) -> Result<Prepared, ConnectorError> {
     let create = |path: &Path| {
         fs::OpenOptions::new()
@@ -701,7 +625,7 @@ fn prepare_temp(
         FileFormat::Csv | FileFormat::Ndjson => {
             let mut out = create(temp)?;
             if existing {
-                let mut input = fs::File::open(target)
+                let mut input = open_in_tenant(ctx, target)
                     .map_err(|e| io_error(&format!("cannot read {shown}"), e))?;
                 std::io::copy(&mut input, &mut out)
                     .map_err(|e| io_error(&format!("cannot copy {shown}"), e))?;
@@ -712,7 +636,7 @@ fn prepare_temp(
                     .len();
                 if length > 0 {
                     let mut last = [0u8; 1];
-                    let mut check = fs::File::open(target)
+                    let mut check = open_in_tenant(ctx, target)
                         .map_err(|e| io_error(&format!("cannot read {shown}"), e))?;
                     use std::io::Seek;
                     check
@@ -725,7 +649,7 @@ fn prepare_temp(
                     }
                 }
                 if format == FileFormat::Csv {
-                    let input = fs::File::open(target)
+                    let input = open_in_tenant(ctx, target)
                         .map_err(|e| io_error(&format!("cannot read {shown}"), e))?;
                     let mut reader = csv::ReaderBuilder::new()
                         .flexible(true)
@@ -749,7 +673,7 @@ fn prepare_temp(
             let write_error = |e| io_error(&format!("cannot write {shown}"), e);
             out.write_all(b"[").map_err(write_error)?;
             if existing {
-                let input = fs::File::open(target)
+                let input = open_in_tenant(ctx, target)
                     .map_err(|e| io_error(&format!("cannot read {shown}"), e))?;
                 let mut failure = None;
                 let mut count = 0u64;
@@ -1040,28 +964,6 @@ mod tests {
         assert!(glob_match("a?c", "abc"));
         assert!(glob_match("*", "x"));
         assert!(!glob_match("a*b", "acbx"));
-    }
-
-    #[test]
-    fn paths_stay_inside() {
-        let dir = std::env::temp_dir().join("ia-file-paths-test");
-        let ctx = ConnectorContext {
-            tenant_dir: dir.clone(),
-        };
-        assert_eq!(
-            resolve_in_tenant(&ctx, "exports", "c").unwrap(),
-            dir.join("exports")
-        );
-        assert_eq!(
-            resolve_in_tenant(&ctx, "a/../b", "c").unwrap(),
-            dir.join("b")
-        );
-        assert!(resolve_in_tenant(&ctx, "../other", "c").is_err());
-        assert!(resolve_in_tenant(&ctx, "/etc", "c").is_err());
-        assert!(resolve_in_tenant(&ctx, "a/../../x", "c").is_err());
-        assert!(resolve_in_tenant(&ctx, "", "c").is_err());
-        let inside = dir.join("x").to_string_lossy().into_owned();
-        assert!(resolve_in_tenant(&ctx, &inside, "c").is_ok());
     }
 
     #[test]

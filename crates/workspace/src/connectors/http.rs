@@ -14,8 +14,11 @@
 //!   a cursor or link seen before fails the run (the API is looping).
 //! - A `Link: rel="next"` URL on another host than `url` is refused when the connection sends
 //!   credentials (`auth`, headers), so secrets never leave for a host the user did not name.
-//! - Redirects (at most 10) to another host are not followed when the connection sends
-//!   credentials: the run fails with the 3xx status instead.
+//! - Redirects (at most 10) are followed by the connector itself, every hop checked by the
+//!   egress policy (`crate::egress`) like the first request; a redirect to another host is not
+//!   followed when the connection sends credentials: the run fails with the 3xx status instead.
+//!   Every host name is resolved and checked before the request, and the client connects only
+//!   to the addresses that were checked.
 //! - `Retry-After` is honoured in seconds (up to 5 minutes); otherwise the backoff is 0.5 s,
 //!   1 s, 2 s, … up to 30 s. Timeouts count as connection errors and are retried.
 //! - A `records=` path that ends at `null` gives an empty page; a path that is missing fails
@@ -24,6 +27,7 @@
 //! - A response body is limited to 256 MiB, and a run to 100,000 pages.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,7 +36,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use url::Url;
 
-use super::{ConnectionSpec, ConnectorError, Record, Source, BATCH_SIZE};
+use super::{ConnectionSpec, ConnectorContext, ConnectorError, Record, Source, BATCH_SIZE};
+use crate::egress::{EgressPolicy, PinnedResolver};
 use crate::flatten::flatten;
 
 /// A run stops with an error after this many pages.
@@ -46,6 +51,8 @@ const DEFAULT_PAGE_SIZE: u64 = 100;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Redirects followed for one request.
+const MAX_REDIRECTS: usize = 10;
 
 /// How pages are requested.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,10 +87,15 @@ struct HttpConfig {
     pagination: Pagination,
     retries: u32,
     client: reqwest::Client,
+    egress: Arc<EgressPolicy>,
+    resolver: Arc<PinnedResolver>,
 }
 
 impl HttpConfig {
-    fn from_spec(conn: &ConnectionSpec) -> Result<HttpConfig, ConnectorError> {
+    fn from_spec(
+        conn: &ConnectionSpec,
+        ctx: &ConnectorContext,
+    ) -> Result<HttpConfig, ConnectorError> {
         let name = conn.name.clone();
         let param = |key: &str| {
             conn.params
@@ -222,24 +234,14 @@ impl HttpConfig {
             },
         };
 
-        // Redirects: at most 10, and to another host only when no credentials would follow
-        // (reqwest drops `Authorization` on such redirects, but not custom headers).
-        let credentials = sends_credentials;
-        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-            let same_origin = attempt
-                .previous()
-                .first()
-                .is_some_and(|first| first.origin() == attempt.url().origin());
-            if attempt.previous().len() > 10 {
-                attempt.error("too many redirects")
-            } else if same_origin || !credentials {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        });
+        // Redirects are followed by `get_once`, each hop checked like the first request; names
+        // resolve only to the addresses the egress policy checked; no proxy from the
+        // environment sits between the policy and the address.
+        let resolver = Arc::new(PinnedResolver::default());
         let client = reqwest::Client::builder()
-            .redirect(redirects)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(resolver.clone())
+            .no_proxy()
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("integrator-agent/", env!("CARGO_PKG_VERSION")))
@@ -255,7 +257,28 @@ impl HttpConfig {
             pagination,
             retries,
             client,
+            egress: ctx.egress.clone(),
+            resolver,
         })
+    }
+
+    /// Checks the host of `url` with the egress policy and pins the checked addresses for the
+    /// client's next connection to it.
+    async fn admit(&self, url: &Url, shown: &str) -> Result<(), ConnectorError> {
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return Err(ConnectorError::Config(format!(
+                "GET {shown}: the URL has no host"
+            )));
+        };
+        let addrs = self
+            .egress
+            .resolve(host, port)
+            .await
+            .map_err(|e| ConnectorError::Remote(format!("GET {shown}: {e}")))?;
+        if matches!(url.host(), Some(url::Host::Domain(_))) {
+            self.resolver.pin(host, addrs);
+        }
+        Ok(())
     }
 
     /// The base URL with the resource path and query appended.
@@ -334,22 +357,44 @@ impl HttpConfig {
     }
 
     async fn get_once(&self, url: &Url, shown: &str) -> Attempt {
-        let mut request = self.client.get(url.clone()).headers(self.headers.clone());
-        if !self.headers.contains_key(reqwest::header::ACCEPT) {
-            request = request.header(reqwest::header::ACCEPT, "application/json");
-        }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(error) => {
-                let reason = describe_reqwest_error(&error);
-                return if error.is_builder() {
-                    Attempt::Fail(ConnectorError::Config(format!("GET {shown}: {reason}")))
-                } else {
-                    Attempt::Retry {
-                        wait: None,
-                        reason: format!("failed: {reason}"),
-                    }
-                };
+        let mut current = url.clone();
+        let mut redirects = 0;
+        let response = loop {
+            if let Err(refused) = self.admit(&current, shown).await {
+                return Attempt::Fail(refused);
+            }
+            let mut request = self
+                .client
+                .get(current.clone())
+                .headers(self.headers.clone());
+            if !self.headers.contains_key(reqwest::header::ACCEPT) {
+                request = request.header(reqwest::header::ACCEPT, "application/json");
+            }
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(error) => {
+                    let reason = describe_reqwest_error(&error);
+                    return if error.is_builder() {
+                        Attempt::Fail(ConnectorError::Config(format!("GET {shown}: {reason}")))
+                    } else {
+                        Attempt::Retry {
+                            wait: None,
+                            reason: format!("failed: {reason}"),
+                        }
+                    };
+                }
+            };
+            match self.redirect_target(&response, url) {
+                Some(next) if redirects < MAX_REDIRECTS => {
+                    redirects += 1;
+                    current = next;
+                }
+                Some(_) => {
+                    return Attempt::Fail(ConnectorError::Remote(format!(
+                        "GET {shown}: more than {MAX_REDIRECTS} redirects"
+                    )))
+                }
+                None => break response,
             }
         };
         let status = response.status();
@@ -390,6 +435,25 @@ impl HttpConfig {
             headers,
             body,
         })
+    }
+}
+
+impl HttpConfig {
+    /// Where a redirect response leads, when it is to be followed: http(s) only, and to
+    /// another origin than the request's only when the connection sends no credentials.
+    fn redirect_target(&self, response: &reqwest::Response, first: &Url) -> Option<Url> {
+        if !response.status().is_redirection() {
+            return None;
+        }
+        let location = response.headers().get(reqwest::header::LOCATION)?;
+        let next = response.url().join(location.to_str().ok()?).ok()?;
+        if !matches!(next.scheme(), "http" | "https") {
+            return None;
+        }
+        if next.origin() != first.origin() && self.sends_credentials {
+            return None;
+        }
+        Some(next)
     }
 }
 
@@ -484,43 +548,9 @@ fn describe_reqwest_error(error: &reqwest::Error) -> String {
     text
 }
 
-/// A URL safe to show: no user info, and values of query parameters that look like secrets
-/// masked.
+/// A URL safe to show: its secrets masked (`crate::redaction`).
 pub(crate) fn redact(url: &Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    let secretish = |name: &str| {
-        let lower = name.to_ascii_lowercase();
-        [
-            "key",
-            "token",
-            "secret",
-            "password",
-            "passwd",
-            "signature",
-            "sig",
-            "auth",
-            "credential",
-        ]
-        .iter()
-        .any(|word| lower.contains(word))
-    };
-    if shown.query_pairs().any(|(k, _)| secretish(&k)) {
-        let pairs: Vec<(String, String)> = shown
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if secretish(&k) {
-                    "***".to_string()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        shown.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    shown.to_string()
+    crate::redaction::mask_url(url)
 }
 
 /// `a.b.c` → `["a", "b", "c"]`.
@@ -734,8 +764,12 @@ pub struct HttpSource {
 
 impl HttpSource {
     /// Checks the connection's parameters; nothing is requested until the first batch.
-    pub fn open(conn: &ConnectionSpec, resource: &str) -> Result<HttpSource, ConnectorError> {
-        let config = HttpConfig::from_spec(conn)?;
+    pub fn open(
+        conn: &ConnectionSpec,
+        resource: &str,
+        ctx: &ConnectorContext,
+    ) -> Result<HttpSource, ConnectorError> {
+        let config = HttpConfig::from_spec(conn, ctx)?;
         let start = config.resource_url(resource)?;
         let (next, position) = match &config.pagination {
             Pagination::Page {
@@ -927,8 +961,8 @@ impl Source for HttpSource {
 }
 
 /// `test connection` for http: GETs the base URL with the configured headers and auth.
-pub async fn test(conn: &ConnectionSpec) -> Result<String, ConnectorError> {
-    let config = HttpConfig::from_spec(conn)?;
+pub async fn test(conn: &ConnectionSpec, ctx: &ConnectorContext) -> Result<String, ConnectorError> {
+    let config = HttpConfig::from_spec(conn, ctx)?;
     let url = config.resource_url("")?;
     let shown = redact(&url);
     let page = config.get(&url, |_| {}).await?;
@@ -953,6 +987,10 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::collections::BTreeMap;
+
+    fn ctx() -> ConnectorContext {
+        ConnectorContext::for_tests(&std::env::temp_dir())
+    }
 
     fn spec(params: &[(&str, &str)]) -> ConnectionSpec {
         ConnectionSpec {
@@ -979,7 +1017,8 @@ mod tests {
     #[test]
     fn resource_urls_and_paging_parameters() {
         let config =
-            HttpConfig::from_spec(&spec(&[("url", "https://api.example.com/v1/")])).unwrap();
+            HttpConfig::from_spec(&spec(&[("url", "https://api.example.com/v1/")]), &ctx())
+                .unwrap();
         let url = config.resource_url("/orders?status=open").unwrap();
         assert_eq!(
             url.as_str(),
@@ -1067,18 +1106,29 @@ mod tests {
 
     #[test]
     fn config_errors() {
-        assert!(HttpConfig::from_spec(&spec(&[])).is_err());
-        assert!(HttpConfig::from_spec(&spec(&[("url", "ftp://x")])).is_err());
-        assert!(HttpConfig::from_spec(&spec(&[("url", "http://x"), ("auth", "bearer")])).is_err());
+        assert!(HttpConfig::from_spec(&spec(&[]), &ctx()).is_err());
+        assert!(HttpConfig::from_spec(&spec(&[("url", "ftp://x")]), &ctx()).is_err());
         assert!(
-            HttpConfig::from_spec(&spec(&[("url", "http://x"), ("pagination", "cursor")])).is_err()
+            HttpConfig::from_spec(&spec(&[("url", "http://x"), ("auth", "bearer")]), &ctx())
+                .is_err()
         );
-        assert!(HttpConfig::from_spec(&spec(&[("url", "http://x"), ("timeout", "soon")])).is_err());
-        let err = HttpConfig::from_spec(&spec(&[
-            ("url", "http://x"),
-            ("auth", "basic"),
-            ("header.Bad Name", "v"),
-        ]))
+        assert!(HttpConfig::from_spec(
+            &spec(&[("url", "http://x"), ("pagination", "cursor")]),
+            &ctx()
+        )
+        .is_err());
+        assert!(
+            HttpConfig::from_spec(&spec(&[("url", "http://x"), ("timeout", "soon")]), &ctx())
+                .is_err()
+        );
+        let err = HttpConfig::from_spec(
+            &spec(&[
+                ("url", "http://x"),
+                ("auth", "basic"),
+                ("header.Bad Name", "v"),
+            ]),
+            &ctx(),
+        )
         .err()
         .unwrap();
         assert!(err.to_string().contains("Bad Name"));

@@ -8,12 +8,17 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
+
+use crate::egress::EgressPolicy;
 
 pub mod file;
 pub mod http;
 pub mod sql;
+pub mod sqlite;
+pub(crate) mod tenant_files;
 
 /// One row: column name → value (strings, numbers, booleans, null; never nested).
 pub type Record = serde_json::Map<String, serde_json::Value>;
@@ -126,6 +131,23 @@ pub struct ConnectorContext {
     /// The tenant's own folder: relative paths of sqlite and file connections live here, and
     /// no path may leave it.
     pub tenant_dir: PathBuf,
+    /// The network addresses connections may reach.
+    pub egress: Arc<EgressPolicy>,
+}
+
+impl ConnectorContext {
+    /// A context for a tenant folder under a policy.
+    pub fn new(tenant_dir: impl Into<PathBuf>, egress: Arc<EgressPolicy>) -> ConnectorContext {
+        ConnectorContext {
+            tenant_dir: tenant_dir.into(),
+            egress,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(tenant_dir: &std::path::Path) -> ConnectorContext {
+        ConnectorContext::new(tenant_dir, Arc::new(EgressPolicy::default()))
+    }
 }
 
 /// Why a connector failed. Messages name the connection and never contain secrets.
@@ -178,7 +200,7 @@ pub async fn open_source(
 ) -> Result<Box<dyn Source>, ConnectorError> {
     match (conn.kind, source) {
         (ConnectionType::Http, SourceSpec::Resource(resource)) => {
-            Ok(Box::new(http::HttpSource::open(conn, resource)?))
+            Ok(Box::new(http::HttpSource::open(conn, resource, ctx)?))
         }
         (ConnectionType::File, SourceSpec::Resource(name)) => {
             Ok(Box::new(file::open_source(conn, name, ctx).await?))
@@ -190,7 +212,9 @@ pub async fn open_source(
                 conn.kind.as_str()
             )))
         }
-        (ConnectionType::Postgres, _) => Ok(Box::new(sql::open_postgres_source(conn, source).await?)),
+        (ConnectionType::Postgres, _) => Ok(Box::new(
+            sql::open_postgres_source(conn, source, ctx).await?,
+        )),
         (ConnectionType::Sqlite, _) => {
             Ok(Box::new(sql::open_sqlite_source(conn, source, ctx).await?))
         }
@@ -207,7 +231,9 @@ pub async fn open_destination(
         ConnectionType::Http => Err(ConnectorError::Config(
             "http connections can only be read".into(),
         )),
-        ConnectionType::Postgres => Ok(Box::new(sql::open_postgres_destination(conn, dest).await?)),
+        ConnectionType::Postgres => Ok(Box::new(
+            sql::open_postgres_destination(conn, dest, ctx).await?,
+        )),
         ConnectionType::Sqlite => Ok(Box::new(
             sql::open_sqlite_destination(conn, dest, ctx).await?,
         )),
@@ -222,9 +248,9 @@ pub async fn test_connection(
     ctx: &ConnectorContext,
 ) -> Result<String, ConnectorError> {
     match conn.kind {
-        ConnectionType::Http => http::test(conn).await,
-        ConnectionType::Postgres => sql::test_postgres(conn).await,
-        ConnectionType::Sqlite => sql::test_sqlite(conn, ctx).await,
+        ConnectionType::Http => http::test(conn, ctx).await,
+        ConnectionType::Postgres => sql::test_postgres(conn, ctx).await,
+        ConnectionType::Sqlite => sqlite::test(conn, ctx).await,
         ConnectionType::File => file::test(conn, ctx).await,
     }
 }

@@ -47,27 +47,23 @@
 //! would truncate them).
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use futures::TryStreamExt;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
-use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
+use sqlx::{Column, Connection, Executor, Statement, TypeInfo};
 use tokio::sync::mpsc;
 
-use super::file::resolve_in_tenant;
+use super::sqlite::{self, Access, SqliteFile, SqliteHandle};
 use super::{
     ConnectionSpec, ConnectorContext, ConnectorError, Destination, DestinationSpec, Record, Source,
     SourceSpec, WriteMode, BATCH_SIZE,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// SQLite's default limit on bound parameters per statement.
 const SQLITE_MAX_PARAMS: usize = 32_766;
 /// PostgreSQL's limit on identifier length, in bytes.
@@ -207,6 +203,9 @@ fn pg_target(conn: &ConnectionSpec) -> Result<PgTarget, ConnectorError> {
     })?;
     if let Some(password) = conn.params.get("password").filter(|p| !p.is_empty()) {
         options = options.password(password);
+    } else if !url_has_password(url) {
+        // Never a password from the server's own ~/.pgpass: the tenant gives its own.
+        options = options.password("");
     }
     options = options.application_name("integrator-agent");
     let database = options
@@ -223,9 +222,42 @@ fn pg_target(conn: &ConnectionSpec) -> Result<PgTarget, ConnectorError> {
     Ok(PgTarget { options, shown })
 }
 
-async fn pg_connect(target: &PgTarget) -> Result<PgConnection, ConnectorError> {
+/// Whether a `postgres://` URL carries a password in its user info.
+fn url_has_password(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.password().is_some())
+}
+
+/// Connects to the address the egress policy checked: the host is resolved and every address
+/// checked first, then the connection goes to the first of them (with `sslmode=verify-full`
+/// the name is kept, for the certificate check; the addresses were checked just before).
+async fn pg_connect(
+    target: &PgTarget,
+    ctx: &ConnectorContext,
+) -> Result<PgConnection, ConnectorError> {
     let context = || format!("cannot connect to PostgreSQL at {}", target.shown);
-    match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&target.options)).await {
+    if let Some(socket) = target.options.get_socket() {
+        return Err(ConnectorError::Config(format!(
+            "{}: Unix sockets ({}) cannot be reached from a workspace; give a host name in the URL",
+            context(),
+            socket.display()
+        )));
+    }
+    let host = target.options.get_host().to_string();
+    let addrs = ctx
+        .egress
+        .resolve(&host, target.options.get_port())
+        .await
+        .map_err(|e| ConnectorError::Remote(format!("{}: {e}", context())))?;
+    let mut options = target.options.clone();
+    if !matches!(
+        options.get_ssl_mode(),
+        sqlx::postgres::PgSslMode::VerifyFull
+    ) {
+        if let Some(first) = addrs.first() {
+            options = options.host(&first.ip().to_string());
+        }
+    }
+    match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(error)) => Err(match db_error(&context(), error) {
             ConnectorError::Data(text) => ConnectorError::Remote(text),
@@ -237,66 +269,6 @@ async fn pg_connect(target: &PgTarget) -> Result<PgConnection, ConnectorError> {
             CONNECT_TIMEOUT.as_secs()
         ))),
     }
-}
-
-struct SqliteTarget {
-    path: PathBuf,
-    shown: String,
-}
-
-fn sqlite_target(
-    conn: &ConnectionSpec,
-    ctx: &ConnectorContext,
-) -> Result<SqliteTarget, ConnectorError> {
-    let raw = conn.params.get("path").map(String::as_str).unwrap_or("");
-    let path = resolve_in_tenant(ctx, raw, &conn.name)?;
-    Ok(SqliteTarget {
-        path,
-        shown: raw.trim().to_string(),
-    })
-}
-
-async fn sqlite_connect(
-    target: &SqliteTarget,
-    write: bool,
-) -> Result<SqliteConnection, ConnectorError> {
-    if write {
-        if let Some(parent) = target.path.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| {
-                ConnectorError::Data(format!("cannot create the folder of {}: {e}", target.shown))
-            })?;
-        }
-    } else if !target.path.is_file() {
-        return Err(ConnectorError::Data(format!(
-            "SQLite file {} does not exist (it is created when a flow first writes to it)",
-            target.shown
-        )));
-    }
-    let options = SqliteConnectOptions::new()
-        .filename(&target.path)
-        .create_if_missing(write)
-        .read_only(!write)
-        .busy_timeout(SQLITE_BUSY_TIMEOUT);
-    let mut db = SqliteConnection::connect_with(&options)
-        .await
-        .map_err(|e| db_error(&format!("cannot open SQLite file {}", target.shown), e))?;
-    if write {
-        // WAL, so a reader of the same file (a flow from one table to another of the same
-        // file) never blocks this writer for long, or the reverse. Switching needs a moment
-        // without other connections: when another is reading, stay as the file is (no wait).
-        // A larger cache delays spilling to the file, which needs the lock readers hold.
-        let _ = (&mut db).execute("PRAGMA busy_timeout = 0").await;
-        let _ = (&mut db).execute("PRAGMA journal_mode = WAL").await;
-        let setup = format!(
-            "PRAGMA busy_timeout = {}; PRAGMA cache_size = -65536",
-            SQLITE_BUSY_TIMEOUT.as_millis()
-        );
-        (&mut db)
-            .execute(setup.as_str())
-            .await
-            .map_err(|e| db_error(&format!("cannot set up SQLite file {}", target.shown), e))?;
-    }
-    Ok(db)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,10 +329,11 @@ fn inner_select(engine: Engine, source: &SourceSpec) -> Result<String, Connector
 pub async fn open_postgres_source(
     conn: &ConnectionSpec,
     source: &SourceSpec,
+    ctx: &ConnectorContext,
 ) -> Result<SqlSource, ConnectorError> {
     let inner = inner_select(Engine::Postgres, source)?;
     let target = pg_target(conn)?;
-    let mut pg = pg_connect(&target).await?;
+    let mut pg = pg_connect(&target, ctx).await?;
     (&mut pg)
         .execute("BEGIN READ ONLY")
         .await
@@ -461,52 +434,6 @@ async fn stream_postgres(
     Ok(())
 }
 
-/// Streams the rows of `select` into `sender`; the file is closed before the last batch is
-/// handed over, so a writer on the same file is not kept waiting.
-async fn pump_sqlite(
-    mut db: SqliteConnection,
-    select: String,
-    what: String,
-    sender: mpsc::Sender<BatchResult>,
-) {
-    let streamed = stream_sqlite(&mut db, &select, &what, &sender).await;
-    let _ = db.close().await;
-    match streamed {
-        Ok(batch) if !batch.is_empty() => {
-            let _ = sender.send(Ok(batch)).await;
-        }
-        Ok(_) => {}
-        Err(error) => {
-            let _ = sender.send(Err(error)).await;
-        }
-    }
-}
-
-/// Sends full batches and returns the last, partial one.
-async fn stream_sqlite(
-    db: &mut SqliteConnection,
-    select: &str,
-    what: &str,
-    sender: &mpsc::Sender<BatchResult>,
-) -> Result<Vec<Record>, ConnectorError> {
-    let mut rows = sqlx::query(select).fetch(db);
-    let mut batch = Vec::with_capacity(BATCH_SIZE);
-    while let Some(row) = rows
-        .try_next()
-        .await
-        .map_err(|e| db_error(&format!("reading {what} failed"), e))?
-    {
-        batch.push(sqlite_record(&row).map_err(|e| db_error(&format!("reading {what}"), e))?);
-        if batch.len() >= BATCH_SIZE {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE));
-            if sender.send(Ok(full)).await.is_err() {
-                return Ok(Vec::new());
-            }
-        }
-    }
-    Ok(batch)
-}
-
 fn describe_source(source: &SourceSpec) -> String {
     match source {
         SourceSpec::Resource(table) => format!("table {table}"),
@@ -539,82 +466,15 @@ fn pg_record(value: Value, float_columns: &HashSet<String>) -> Record {
     }
 }
 
-/// Opens a SQLite table or query for reading (the file is opened read-only).
+/// Opens a SQLite table or query for reading, on a guarded read-only connection.
 pub async fn open_sqlite_source(
     conn: &ConnectionSpec,
     source: &SourceSpec,
     ctx: &ConnectorContext,
-) -> Result<SqlSource, ConnectorError> {
-    let select = match source {
-        SourceSpec::Resource(_) => inner_select(Engine::Sqlite, source)?,
-        // As a subquery, so a second statement after a `;` is a syntax error.
-        SourceSpec::Query(_) => {
-            format!("SELECT * FROM ({})", inner_select(Engine::Sqlite, source)?)
-        }
-    };
-    let target = sqlite_target(conn, ctx)?;
-    let mut db = sqlite_connect(&target, false).await?;
-    let what = describe_source(source);
-    (&mut db)
-        .prepare(&select)
-        .await
-        .map_err(|e| db_error(&format!("cannot read {what}"), e))?;
-
-    let (sender, receiver) = mpsc::channel::<BatchResult>(2);
-    let task = tokio::spawn(pump_sqlite(db, select, what, sender));
-    Ok(SqlSource { receiver, task })
-}
-
-#[derive(Clone, Copy)]
-enum Storage {
-    Null,
-    Integer,
-    Real,
-    Text,
-    Blob,
-}
-
-fn sqlite_record(row: &SqliteRow) -> Result<Record, sqlx::Error> {
-    let mut record = Record::new();
-    for (i, column) in row.columns().iter().enumerate() {
-        let storage = {
-            let raw = row.try_get_raw(i)?;
-            if raw.is_null() {
-                Storage::Null
-            } else {
-                match raw.type_info().name() {
-                    "INTEGER" | "BIGINT" | "INT4" | "BOOLEAN" => Storage::Integer,
-                    "REAL" => Storage::Real,
-                    "BLOB" => Storage::Blob,
-                    _ => Storage::Text,
-                }
-            }
-        };
-        let value = match storage {
-            Storage::Null => Value::Null,
-            Storage::Integer => {
-                let n: i64 = row.try_get_unchecked(i)?;
-                if column.type_info().name() == "BOOLEAN" && (n == 0 || n == 1) {
-                    Value::Bool(n == 1)
-                } else {
-                    Value::from(n)
-                }
-            }
-            Storage::Real => {
-                let f: f64 = row.try_get_unchecked(i)?;
-                serde_json::Number::from_f64(f)
-                    .map(Value::Number)
-                    .unwrap_or_else(|| Value::String(f.to_string()))
-            }
-            Storage::Text => Value::String(row.try_get_unchecked::<String, _>(i)?),
-            Storage::Blob => {
-                let bytes: Vec<u8> = row.try_get_unchecked(i)?;
-                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
-            }
-        };
-        record.insert(column.name().to_string(), value);
-    }
-    Ok(record)
+) -> Result<sqlite::SqliteSource, ConnectorError> {
+    let select = inner_select(Engine::Sqlite, source)?;
+    let file = SqliteFile::of(conn, ctx)?;
+    sqlite::open_source(file, select, describe_source(source)).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -706,7 +566,7 @@ fn last_per_key<'a>(records: &'a [Record], key: &[String]) -> Vec<&'a Record> {
 
 enum Conn {
     Pg(Box<PgConnection>),
-    Sqlite(Box<SqliteConnection>),
+    Sqlite(SqliteHandle),
 }
 
 /// Writes into a table inside one transaction.
@@ -775,11 +635,12 @@ impl CopyStream {
 pub async fn open_postgres_destination(
     conn: &ConnectionSpec,
     dest: &DestinationSpec,
+    ctx: &ConnectorContext,
 ) -> Result<SqlDestination, ConnectorError> {
     let table = table_sql(Engine::Postgres, &dest.target)?;
     check_key(Engine::Postgres, dest)?;
     let target = pg_target(conn)?;
-    let mut pg = pg_connect(&target).await?;
+    let mut pg = pg_connect(&target, ctx).await?;
     (&mut pg)
         .execute("BEGIN")
         .await
@@ -798,16 +659,15 @@ pub async fn open_sqlite_destination(
 ) -> Result<SqlDestination, ConnectorError> {
     let table = table_sql(Engine::Sqlite, &dest.target)?;
     check_key(Engine::Sqlite, dest)?;
-    let target = sqlite_target(conn, ctx)?;
-    let mut db = sqlite_connect(&target, true).await?;
-    (&mut db).execute("BEGIN IMMEDIATE").await.map_err(|e| {
-        db_error(
-            &format!("cannot start a transaction on {}", target.shown),
-            e,
-        )
-    })?;
-    let mut destination =
-        SqlDestination::new(Conn::Sqlite(Box::new(db)), Engine::Sqlite, table, dest);
+    let file = SqliteFile::of(conn, ctx)?;
+    let shown = file.shown.clone();
+    let db = SqliteHandle::open(file, Access::WriteTable(dest.target.trim().to_string())).await?;
+    db.exec(
+        "BEGIN IMMEDIATE",
+        &format!("cannot start a transaction on {shown}"),
+    )
+    .await?;
+    let mut destination = SqlDestination::new(Conn::Sqlite(db), Engine::Sqlite, table, dest);
     destination.prepare().await?;
     Ok(destination)
 }
@@ -867,12 +727,15 @@ impl SqlDestination {
 
     /// Runs one statement without results.
     async fn exec(&mut self, sql: &str, context: &str) -> Result<(), ConnectorError> {
-        let result = match self.conn.as_mut() {
-            Some(Conn::Pg(pg)) => (&mut **pg).execute(sql).await.map(|_| ()),
-            Some(Conn::Sqlite(db)) => (&mut **db).execute(sql).await.map(|_| ()),
-            None => return Err(ConnectorError::Data("the destination is closed".into())),
-        };
-        result.map_err(|e| db_error(context, e))
+        match self.conn.as_mut() {
+            Some(Conn::Pg(pg)) => (&mut **pg)
+                .execute(sql)
+                .await
+                .map(|_| ())
+                .map_err(|e| db_error(context, e)),
+            Some(Conn::Sqlite(db)) => db.exec(sql, context).await,
+            None => Err(ConnectorError::Data("the destination is closed".into())),
+        }
     }
 
     /// Reads the table's shape, checks the upsert key, empties the table for replace.
@@ -953,25 +816,22 @@ impl SqlDestination {
                 Ok(Some(names))
             }
             Some(Conn::Sqlite(db)) => {
-                let name = self.table_shown.clone();
-                let exists: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM sqlite_master \
-                     WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
-                )
-                .bind(&name)
-                .fetch_one(&mut **db)
-                .await
-                .map_err(|e| db_error(&context, e))?;
-                if exists == 0 {
+                let name = self.table_shown.as_str();
+                let found = db
+                    .texts(
+                        "SELECT name FROM sqlite_master \
+                         WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
+                        name,
+                        &context,
+                    )
+                    .await?;
+                if found.is_empty() {
                     return Ok(None);
                 }
-                let names: Vec<String> =
-                    sqlx::query_scalar("SELECT name FROM pragma_table_info(?1)")
-                        .bind(&name)
-                        .fetch_all(&mut **db)
-                        .await
-                        .map_err(|e| db_error(&context, e))?;
-                Ok(Some(names))
+                let names = db
+                    .texts("SELECT name FROM pragma_table_info(?1)", name, &context)
+                    .await?;
+                Ok(Some(names.into_iter().flatten().collect()))
             }
             None => Err(ConnectorError::Data("the destination is closed".into())),
         }
@@ -996,31 +856,32 @@ impl SqlDestination {
                 Ok(sets)
             }
             Some(Conn::Sqlite(db)) => {
-                let name = self.table_shown.clone();
+                let name = self.table_shown.as_str();
                 let mut sets = Vec::new();
-                let primary: Vec<String> =
-                    sqlx::query_scalar("SELECT name FROM pragma_table_info(?1) WHERE pk > 0")
-                        .bind(&name)
-                        .fetch_all(&mut **db)
-                        .await
-                        .map_err(|e| db_error(&context, e))?;
+                let primary: Vec<String> = db
+                    .texts(
+                        "SELECT name FROM pragma_table_info(?1) WHERE pk > 0",
+                        name,
+                        &context,
+                    )
+                    .await?
+                    .into_iter()
+                    .flatten()
+                    .collect();
                 if !primary.is_empty() {
                     sets.push(primary);
                 }
-                let indexes: Vec<String> = sqlx::query_scalar(
-                    "SELECT name FROM pragma_index_list(?1) WHERE \"unique\" = 1 AND partial = 0",
-                )
-                .bind(&name)
-                .fetch_all(&mut **db)
-                .await
-                .map_err(|e| db_error(&context, e))?;
-                for index in indexes {
-                    let columns: Vec<Option<String>> =
-                        sqlx::query_scalar("SELECT name FROM pragma_index_info(?1)")
-                            .bind(&index)
-                            .fetch_all(&mut **db)
-                            .await
-                            .map_err(|e| db_error(&context, e))?;
+                let indexes = db
+                    .texts(
+                        "SELECT name FROM pragma_index_list(?1) WHERE \"unique\" = 1 AND partial = 0",
+                        name,
+                        &context,
+                    )
+                    .await?;
+                for index in indexes.into_iter().flatten() {
+                    let columns = db
+                        .texts("SELECT name FROM pragma_index_info(?1)", &index, &context)
+                        .await?;
                     if columns.iter().all(Option::is_some) {
                         sets.push(columns.into_iter().flatten().collect());
                     }
@@ -1224,58 +1085,41 @@ impl SqlDestination {
         let Some(Conn::Sqlite(db)) = self.conn.as_mut() else {
             return Err(ConnectorError::Data("the destination is closed".into()));
         };
-        for chunk in records.chunks(rows_per_statement) {
-            let sql = format!(
-                "INSERT INTO {} ({}) VALUES {}{}",
-                self.table,
-                column_list.join(", "),
-                vec![placeholders.as_str(); chunk.len()].join(", "),
-                conflict
-            );
-            let mut query = sqlx::query(&sql);
-            for record in chunk {
-                for column in columns {
-                    query = match record.get(column) {
-                        None | Some(Value::Null) => query.bind(None::<String>),
-                        Some(Value::Bool(b)) => query.bind(*b),
-                        Some(Value::Number(n)) => {
-                            if let Some(i) = n.as_i64() {
-                                query.bind(i)
-                            } else if n.is_u64() {
-                                query.bind(n.to_string())
-                            } else {
-                                query.bind(n.as_f64().unwrap_or(f64::NAN))
-                            }
-                        }
-                        Some(Value::String(s)) => query.bind(s.as_str()),
-                        Some(other) => query.bind(other.to_string()),
-                    };
-                }
-            }
-            query
-                .execute(&mut **db)
-                .await
-                .map_err(|e| db_error(&context, e))?;
-        }
-        Ok(())
+        let statements = records
+            .chunks(rows_per_statement)
+            .map(|chunk| {
+                let sql = format!(
+                    "INSERT INTO {} ({}) VALUES {}{}",
+                    self.table,
+                    column_list.join(", "),
+                    vec![placeholders.as_str(); chunk.len()].join(", "),
+                    conflict
+                );
+                let values = chunk
+                    .iter()
+                    .flat_map(|record| columns.iter().map(|c| sqlite::bind_value(record.get(c))))
+                    .collect();
+                (sql, values)
+            })
+            .collect();
+        db.execute_all(statements, &context).await
     }
 
     async fn finish(&mut self, statement: &str) -> Result<(), ConnectorError> {
         let context = format!("{statement} on table {} failed", self.table_shown);
-        let result = match self.conn.take() {
+        match self.conn.take() {
             Some(Conn::Pg(mut pg)) => {
                 let result = (&mut *pg).execute(statement).await.map(|_| ());
                 let _ = pg.close().await;
-                result
+                result.map_err(|e| db_error(&context, e))
             }
-            Some(Conn::Sqlite(mut db)) => {
-                let result = (&mut *db).execute(statement).await.map(|_| ());
-                let _ = db.close().await;
+            Some(Conn::Sqlite(db)) => {
+                let result = db.exec(statement, &context).await;
+                db.close().await;
                 result
             }
             None => Ok(()),
-        };
-        result.map_err(|e| db_error(&context, e))
+        }
     }
 }
 
@@ -1390,9 +1234,12 @@ impl Destination for SqlDestination {
 // Tests of connections
 
 /// `test connection` for PostgreSQL: connects and asks for the server version.
-pub async fn test_postgres(conn: &ConnectionSpec) -> Result<String, ConnectorError> {
+pub async fn test_postgres(
+    conn: &ConnectionSpec,
+    ctx: &ConnectorContext,
+) -> Result<String, ConnectorError> {
     let target = pg_target(conn)?;
-    let mut pg = pg_connect(&target).await?;
+    let mut pg = pg_connect(&target, ctx).await?;
     let version: String = sqlx::query_scalar("SELECT current_setting('server_version')")
         .fetch_one(&mut pg)
         .await
@@ -1401,44 +1248,6 @@ pub async fn test_postgres(conn: &ConnectionSpec) -> Result<String, ConnectorErr
     let version = version.split_whitespace().next().unwrap_or("").to_string();
     Ok(format!(
         "connected to PostgreSQL {version} at {}",
-        target.shown
-    ))
-}
-
-/// `test connection` for SQLite: opens the file read-only when it exists.
-pub async fn test_sqlite(
-    conn: &ConnectionSpec,
-    ctx: &ConnectorContext,
-) -> Result<String, ConnectorError> {
-    let target = sqlite_target(conn, ctx)?;
-    if !Path::new(&target.path).exists() {
-        return Ok(format!(
-            "SQLite file {} does not exist yet; it is created when a flow first writes to it",
-            target.shown
-        ));
-    }
-    if !target.path.is_file() {
-        return Err(ConnectorError::Config(format!(
-            "connection {}: path {} is not a file",
-            conn.name, target.shown
-        )));
-    }
-    let mut db = sqlite_connect(&target, false).await?;
-    let context = format!("cannot read SQLite file {}", target.shown);
-    let version: String = sqlx::query_scalar("SELECT sqlite_version()")
-        .fetch_one(&mut db)
-        .await
-        .map_err(|e| db_error(&context, e))?;
-    let tables: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-    )
-    .fetch_one(&mut db)
-    .await
-    .map_err(|e| db_error(&context, e))?;
-    let _ = db.close().await;
-    let noun = if tables == 1 { "table" } else { "tables" };
-    Ok(format!(
-        "opened SQLite {version} database {} ({tables} {noun})",
         target.shown
     ))
 }
