@@ -14,11 +14,14 @@ SCHEMA="bench_$(date +%s)"
 cleanup() { psql -q "$PG" -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true; rm -rf "$DATA"; }
 trap cleanup EXIT
 psql -q "$PG" -c "CREATE SCHEMA $SCHEMA" >/dev/null
+# The flows use the PostgreSQL server on this machine, which an operator allows explicitly.
+export INTEGRATOR_EGRESS_ALLOW="${INTEGRATOR_EGRESS_ALLOW:-127.0.0.1:5432,localhost:5432}"
 host() { "$BIN" --data-dir "$DATA" host --tenant default "$1"; }
 "$BIN" --data-dir "$DATA" tenant create default --tier professional >/dev/null
-mkdir -p "$DATA/tenants/default/inbox"
-python3 bench/flows/gen_rows.py "$ROWS" "$DATA/tenants/default/inbox/orders.ndjson" "$DATA/orders.csv"
-echo "rows: $ROWS ($(du -h "$DATA/tenants/default/inbox/orders.ndjson" | cut -f1) of NDJSON)"
+INBOX="$("$BIN" --data-dir "$DATA" tenant folder default)/inbox"
+mkdir -p "$INBOX"
+python3 bench/flows/gen_rows.py "$ROWS" "$INBOX/orders.ndjson" "$DATA/orders.csv"
+echo "rows: $ROWS ($(du -h "$INBOX/orders.ndjson" | cut -f1) of NDJSON)"
 host "create connection inbox type=file path=inbox format=ndjson" >/dev/null
 host "create connection wh type=postgres url=\"$PG?options=-c%20search_path%3D$SCHEMA\"" >/dev/null
 host "create connection lake type=sqlite path=lake.db" >/dev/null
