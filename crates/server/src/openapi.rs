@@ -60,6 +60,7 @@ impl Modify for BearerAuth {
         routes::ops::openapi,
         routes::ops::docs,
         routes::downloads::index,
+        routes::downloads::index_without_slash,
         routes::downloads::file,
     ),
     components(schemas(
@@ -76,6 +77,8 @@ impl Modify for BearerAuth {
         routes::chat::SessionSummary,
         routes::chat::SessionList,
         routes::chat::SessionMessage,
+        routes::downloads::DownloadList,
+        routes::downloads::DownloadEntry,
     )),
     modifiers(&BearerAuth),
     tags(

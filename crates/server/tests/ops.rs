@@ -1,4 +1,5 @@
-//! Operations: health, metrics, OpenAPI and the docs page; start-up validation; restarts.
+//! Operations: health, metrics, OpenAPI and the docs page; downloads; start-up validation;
+//! restarts.
 
 mod common;
 
@@ -88,6 +89,7 @@ async fn openapi_covers_every_endpoint_and_docs_render_it() {
         "/openapi.json",
         "/docs",
         "/downloads",
+        "/downloads/",
         "/downloads/{file}",
         "/rest/v1/ai-agent/api/chat",
         "/rest/v1/ai-agent/api/chat/stream",
@@ -276,4 +278,104 @@ async fn client_scripts_are_downloadable() {
     )
     .await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+}
+
+/// The files `/downloads/` lists, in its order.
+const DOWNLOADS: [&str; 6] = [
+    "etlworks_agent.py",
+    "etlworks-agent.sh",
+    "etlworks-agent.ps1",
+    "langchain_tool.py",
+    "crewai_tool.py",
+    "autogen_tool.py",
+];
+
+#[tokio::test]
+async fn downloads_index_is_html_for_browsers_and_json_for_the_rest() {
+    let data = Data::new().await;
+    let server = Server::start(&data, &[]).await;
+    // What browsers send: HTML, with and without the trailing slash.
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    for path in ["/downloads/", "/downloads"] {
+        let response = server
+            .client
+            .get(server.url(path))
+            .header("accept", browser)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 200, "{path}");
+        let header = |name: &str| {
+            response.headers()[name]
+                .to_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(header("content-type").starts_with("text/html"), "{path}");
+        assert_eq!(header("vary"), "accept", "{path}");
+        let html = response.text().await.expect("text");
+        for file in DOWNLOADS {
+            assert!(
+                html.contains(&format!("href=\"/downloads/{file}\"")),
+                "{path}: {html}"
+            );
+        }
+    }
+    // What curl, scripts and HTTP libraries send (or nothing), or an explicit preference for
+    // JSON: the JSON list.
+    let mut sizes = Vec::new();
+    for accept in [
+        None,
+        Some("*/*"),
+        Some("application/json"),
+        Some("text/html;q=0.5, application/json"),
+        Some("text/html;q=0"),
+    ] {
+        for path in ["/downloads/", "/downloads"] {
+            let mut request = server.client.get(server.url(path));
+            if let Some(accept) = accept {
+                request = request.header("accept", accept);
+            }
+            let response = request.send().await.expect("get");
+            let label = format!("{path} with Accept {accept:?}");
+            assert!(
+                response.headers()["content-type"]
+                    .to_str()
+                    .unwrap_or_default()
+                    .starts_with("application/json"),
+                "{label}"
+            );
+            let (status, body) = common::status_and_json(response).await;
+            assert_eq!(status, 200, "{label}");
+            let files = body["files"].as_array().expect("files");
+            let names: Vec<&str> = files.iter().filter_map(|f| f["name"].as_str()).collect();
+            assert_eq!(names, DOWNLOADS, "{label}");
+            for file in files {
+                let name = file["name"].as_str().unwrap_or_default();
+                assert_eq!(file["url"], json!(format!("/downloads/{name}")), "{label}");
+                assert!(file["description"].as_str().is_some_and(|d| !d.is_empty()));
+            }
+            sizes = files
+                .iter()
+                .map(|f| {
+                    (
+                        f["url"].as_str().unwrap_or_default().to_string(),
+                        f["size"].as_u64(),
+                    )
+                })
+                .collect();
+        }
+    }
+    // Each listed URL serves the file, of the listed size.
+    for (url, size) in sizes {
+        let response = server
+            .client
+            .get(server.url(&url))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 200, "{url}");
+        let body = response.bytes().await.expect("body");
+        assert_eq!(Some(body.len() as u64), size, "{url}");
+    }
 }

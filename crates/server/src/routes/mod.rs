@@ -58,7 +58,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .route("/docs", get(ops::docs))
-        .route("/downloads", get(downloads::index))
+        // The index answers with and without the trailing slash (the docs write `/downloads/`).
+        .route("/downloads", get(downloads::index_without_slash))
+        .route("/downloads/", get(downloads::index))
         .route("/downloads/{file}", get(downloads::file))
         .route_layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .fallback(not_found)
