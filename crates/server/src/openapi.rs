@@ -244,7 +244,10 @@ fn added_schemas() -> Value {
                     "type": "string",
                     "minLength": 8,
                     "maxLength": 512,
-                    "description": "The provider key, e.g. sk-…: 8–512 characters, no spaces or control characters"
+                    // What the server checks after trimming the ends, except that its length
+                    // counts bytes (a pattern counts characters).
+                    "pattern": "^\\s*[^\\s\\u0000-\\u001f\\u007f-\\u009f]{8,512}\\s*$",
+                    "description": "The provider key, e.g. sk-…: 8–512 bytes once spaces at either end are trimmed, no spaces or control characters"
                 }
             }
         },
@@ -563,32 +566,27 @@ fn set_parameter_example(operation: &mut Value, name: &str, example: Value) {
     }
 }
 
-/// Patches schemas derived from Rust types where serde's output is narrower than the type:
-/// fields skipped when absent are never `null`, and the `success` flags are constants.
+/// Patches schemas derived from Rust types where the server's answers and checks are narrower
+/// than the types: fields skipped when absent are never `null`, the `success` flags are
+/// constants, and a chat message must have a character that is not a space.
 fn narrow_derived_schemas(schemas: &mut Map<String, Value>) {
-    let mut set = |schema: &str, pointer: &str, value: Value| {
-        if let Some(slot) = schemas.get_mut(schema).and_then(|s| s.pointer_mut(pointer)) {
-            *slot = value;
+    // Sets one keyword of one property (adding it when the derived schema lacks it).
+    let mut set = |schema: &str, property: &str, keyword: &str, value: Value| {
+        if let Some(property) = schemas
+            .get_mut(schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{property}")))
+            .and_then(Value::as_object_mut)
+        {
+            property.insert(keyword.to_string(), value);
         }
     };
-    set("ErrorBody", "/properties/field/type", json!("string"));
-    set("ChatResponse", "/properties/error/type", json!("string"));
-    set(
-        "ToolFailure",
-        "/properties/available_tools/type",
-        json!("array"),
-    );
-    set(
-        "ToolFailure",
-        "/properties/success",
-        json!({ "type": "boolean", "const": false }),
-    );
-    set(
-        "ToolResult",
-        "/properties/success",
-        json!({ "type": "boolean", "const": true }),
-    );
-    set("ChatBody", "/properties/message/pattern", json!("\\S"));
+    set("ErrorBody", "field", "type", json!("string"));
+    set("ChatResponse", "error", "type", json!("string"));
+    set("ToolFailure", "available_tools", "type", json!("array"));
+    set("ToolFailure", "success", "const", json!(false));
+    set("ToolResult", "success", "const", json!(true));
+    // Rust's `trim` (the server's check) also counts U+0085 as a space; ECMA-262's `\s` does not.
+    set("ChatBody", "message", "pattern", json!("[^\\s\\u0085]"));
 }
 
 /// Makes the generated document true to the server: see the module's documentation.
@@ -927,6 +925,26 @@ mod tests {
             document["components"]["headers"]["WWW-Authenticate"]["required"]
                 .as_bool()
                 .unwrap_or(false)
+        );
+    }
+
+    #[test]
+    fn derived_schemas_are_narrowed_to_what_the_server_does() {
+        let document = document();
+        let property = |schema: &str, name: &str| {
+            document["components"]["schemas"][schema]["properties"][name].clone()
+        };
+        assert_eq!(property("ErrorBody", "field")["type"], json!("string"));
+        assert_eq!(property("ChatResponse", "error")["type"], json!("string"));
+        assert_eq!(
+            property("ToolFailure", "available_tools")["type"],
+            json!("array")
+        );
+        assert_eq!(property("ToolFailure", "success")["const"], json!(false));
+        assert_eq!(property("ToolResult", "success")["const"], json!(true));
+        assert_eq!(
+            property("ChatBody", "message")["pattern"],
+            json!("[^\\s\\u0085]")
         );
     }
 
