@@ -864,6 +864,45 @@ mod tests {
         }
     }
 
+    /// The paths the router serves, read from its source: `.route("…"` calls, those of the
+    /// router nested under the API base with its prefix.
+    fn routed_paths() -> Vec<String> {
+        let source = include_str!("routes/mod.rs");
+        let api_start = source.find("let api = Router::new()").unwrap_or(0);
+        let api_end = source.find(".nest(API_BASE, api)").unwrap_or(0);
+        let mut paths = Vec::new();
+        for (at, _) in source.match_indices(".route(") {
+            let rest = &source[at + ".route(".len()..];
+            let Some(path) = rest
+                .trim_start()
+                .strip_prefix('"')
+                .and_then(|r| r.split('"').next())
+            else {
+                continue;
+            };
+            if (api_start..api_end).contains(&at) {
+                paths.push(format!("{API}{path}"));
+            } else {
+                paths.push(path.to_string());
+            }
+        }
+        paths
+    }
+
+    #[test]
+    fn every_routed_path_is_documented() {
+        let document = document();
+        let paths = routed_paths();
+        assert!(paths.len() > 20, "{paths:?}");
+        for path in paths {
+            assert!(
+                document["paths"][&path].is_object(),
+                "{path} is served but not in /openapi.json: give its handler a #[utoipa::path] \
+                 and list it in ApiDoc's paths (crates/server/src/openapi.rs)"
+            );
+        }
+    }
+
     #[test]
     fn every_reference_resolves() {
         fn walk(document: &Value, value: &Value) {
