@@ -148,7 +148,7 @@ fn error_answer(description: &str, headers: &[&str]) -> Value {
 fn shared_responses() -> Map<String, Value> {
     let answers = [
         ("BadRequest", error_answer("Bad request: the body is not JSON or not a JSON object, a field is missing or invalid (named in `field`), or the path or query string cannot be read", &[])),
-        ("Unauthorized", error_answer("Missing, malformed, unknown, revoked or expired API key (`missing_api_key`, `invalid_api_key`); the same body for every key that does not let its bearer in", &["WWW-Authenticate"])),
+        ("Unauthorized", error_answer("Missing or malformed Authorization header (`missing_api_key`, `invalid_api_key`), or a key that is unknown, revoked or expired (`invalid_api_key`, one body for all three, so a leaked key cannot be confirmed)", &["WWW-Authenticate"])),
         ("Forbidden", error_answer("The key is valid but its user has no API access (`api_access_disabled`) or its account has AI features disabled (`ai_disabled`)", &[])),
         ("NotFound", error_answer("Not found (`not_found`)", &[])),
         ("PayloadTooLarge", error_answer("The body is larger than `body_limit` (`payload_too_large`); the connection is closed", &[])),
