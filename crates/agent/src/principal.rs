@@ -12,3 +12,15 @@ pub struct Principal {
     pub tenant_id: String,
     pub tenant_name: String,
 }
+
+impl Principal {
+    /// The caller as the workspace sees it: its tenant, role and email.
+    pub fn actor(&self) -> workspace::Actor {
+        workspace::Actor {
+            tenant_id: self.tenant_id.clone(),
+            tenant_name: self.tenant_name.clone(),
+            role: self.role,
+            by: self.email.clone(),
+        }
+    }
+}

@@ -334,17 +334,18 @@ pub async fn host(
         .egress
         .clone()
         .with_database_endpoints(&config.database_endpoints().await);
-    let workspace = workspace::Workspace::new(
+    let workspace = std::sync::Arc::new(workspace::Workspace::new(
         store.clone(),
         config.master_key()?,
         std::sync::Arc::new(workspace::TemplateCatalog::shipped()?),
         config.data_dir.clone(),
         egress,
-    );
+    ));
     let actor = workspace::Actor {
         tenant_id: tenant.id,
         tenant_name: tenant.name,
         role: store::Role::Admin,
+        by: "operator".into(),
     };
     let output = workspace.execute(&actor, line).await?;
     println!("{output}");

@@ -72,6 +72,13 @@ impl Modify for BearerAuth {
         routes::downloads::index,
         routes::downloads::index_without_slash,
         routes::downloads::file,
+        routes::workspace::runs,
+        routes::workspace::run,
+        routes::workspace::flows,
+        routes::workspace::flow,
+        routes::workspace::connections,
+        routes::workspace::connection,
+        routes::workspace::schedules,
     ),
     components(schemas(
         ErrorBody,
@@ -96,6 +103,7 @@ impl Modify for BearerAuth {
         (name = "chat", description = "One-shot chat with the agent, complete or streamed (SSE)"),
         (name = "sessions", description = "Persistent multi-turn conversations"),
         (name = "billing", description = "Own OpenAI keys and usage"),
+        (name = "workspace", description = "The caller's tenant's runs, flows, connections and schedules as JSON"),
         (name = "operations", description = "Health, metrics, API description and client downloads")
     )
 )]
@@ -209,7 +217,106 @@ fn added_schemas() -> Value {
     let text = |description: &str| json!({ "type": "string", "description": description });
     let tokens = json!({ "type": "integer", "minimum": 0 });
     let usd = json!({ "type": "number", "description": "US dollars" });
-    json!({
+    let nullable = |schema: Value| json!({ "oneOf": [schema, { "type": "null" }] });
+    let string = json!({ "type": "string" });
+    let time = json!({ "type": "string", "format": "date-time" });
+    let page = |item: &str| {
+        json!({
+            "type": "object",
+            "required": ["items", "has_more", "next_cursor"],
+            "properties": {
+                "items": { "type": "array", "items": schema(item) },
+                "has_more": { "type": "boolean" },
+                "next_cursor": {
+                    "oneOf": [{ "type": "string" }, { "type": "null" }],
+                    "description": "Give it back as `cursor` for the next page; null on the last page"
+                }
+            }
+        })
+    };
+    let schedule = json!({
+        "type": "object",
+        "required": ["flow", "when", "cron", "every_seconds", "next_run_at"],
+        "properties": {
+            "flow": string,
+            "when": text("In words, e.g. `every 1h` or `cron \"0 2 * * *\"`"),
+            "cron": nullable(string.clone()),
+            "every_seconds": nullable(json!({ "type": "integer", "minimum": 1 })),
+            "next_run_at": time
+        }
+    });
+    let workspace = json!({
+        "Run": {
+            "type": "object",
+            "description": "A flow run, with its progress while it runs",
+            "required": ["id", "flow", "status", "trigger", "started_by", "rows_read", "rows_written", "pages_fetched", "step", "started_at", "finished_at", "duration_ms", "error", "cancel_requested_by"],
+            "properties": {
+                "id": { "type": "integer" },
+                "flow": string,
+                "status": { "type": "string", "enum": ["running", "succeeded", "failed", "cancelled"] },
+                "trigger": { "type": "string", "enum": ["manual", "schedule"] },
+                "started_by": text("A user's email, `operator` or `schedule`"),
+                "rows_read": tokens,
+                "rows_written": tokens,
+                "pages_fetched": tokens,
+                "step": nullable(text("What a running run is doing now")),
+                "started_at": time,
+                "finished_at": nullable(time.clone()),
+                "duration_ms": { "type": "integer", "minimum": 0, "description": "So far, while it runs" },
+                "error": nullable(string.clone()),
+                "cancel_requested_by": nullable(string.clone()),
+                "log": { "type": "array", "items": string, "description": "Log lines (one run's view only)" }
+            }
+        },
+        "RunPage": page("Run"),
+        "Flow": {
+            "type": "object",
+            "required": ["name", "from", "to", "mode", "key", "map", "composer", "schedule", "updated_at"],
+            "properties": {
+                "name": string,
+                "from": {
+                    "type": "object",
+                    "required": ["connection", "resource", "query"],
+                    "properties": {
+                        "connection": string,
+                        "resource": nullable(string.clone()),
+                        "query": nullable(string.clone())
+                    }
+                },
+                "to": {
+                    "type": "object",
+                    "required": ["connection", "target"],
+                    "properties": { "connection": string, "target": string }
+                },
+                "mode": { "type": "string", "enum": ["append", "replace", "upsert"] },
+                "key": { "type": "array", "items": string },
+                "map": nullable(json!({
+                    "type": "array",
+                    "items": { "type": "array", "items": string, "minItems": 2, "maxItems": 2 }
+                })),
+                "composer": { "type": "boolean" },
+                "schedule": nullable(schema("Schedule")),
+                "updated_at": time
+            }
+        },
+        "FlowPage": page("Flow"),
+        "Connection": {
+            "type": "object",
+            "description": "A connection; secrets are shown as `***`",
+            "required": ["name", "type", "params", "placeholders", "updated_at"],
+            "properties": {
+                "name": string,
+                "type": { "type": "string", "enum": ["http", "postgres", "sqlite", "file"] },
+                "params": { "type": "object", "additionalProperties": string },
+                "placeholders": { "type": "array", "items": string },
+                "updated_at": time
+            }
+        },
+        "ConnectionPage": page("Connection"),
+        "Schedule": schedule,
+        "SchedulePage": page("Schedule")
+    });
+    let mut schemas = json!({
         "ApplicationError": {
             "type": "object",
             "description": "An application-level failure, answered with status 200 as the seeds define: the request was well-formed but is refused (`cap_exceeded`, `permission_denied`, `tool_failed`, …).",
@@ -379,7 +486,11 @@ fn added_schemas() -> Value {
                 "retryable": { "type": "boolean", "description": "Whether retrying the request may succeed" },
                 "code": text("Machine-readable reason when there is one, e.g. cap_exceeded")
             }), &["message", "retryable"])
-    })
+    });
+    if let (Some(all), Value::Object(workspace)) = (schemas.as_object_mut(), workspace) {
+        all.extend(workspace);
+    }
+    schemas
 }
 
 /// What an operation answers besides its own successes: derived from what it takes.
@@ -514,6 +625,37 @@ fn overrides() -> Vec<(&'static str, String, Patch)> {
                 "Cost and tokens by model and tool, allowance, wallet, own-key status",
                 schema("UsageReport"),
             );
+        }),
+        ("get", format!("{API}/workspace/runs"), |op| {
+            op["responses"]["200"] = json_answer("A page of runs, newest first", schema("RunPage"));
+        }),
+        ("get", format!("{API}/workspace/runs/{{id}}"), |op| {
+            op["responses"]["200"] =
+                json_answer("The run, with its progress and log", schema("Run"));
+        }),
+        ("get", format!("{API}/workspace/flows"), |op| {
+            op["responses"]["200"] = json_answer("A page of flows, by name", schema("FlowPage"));
+        }),
+        ("get", format!("{API}/workspace/flows/{{name}}"), |op| {
+            op["responses"]["200"] = json_answer("The flow", schema("Flow"));
+        }),
+        ("get", format!("{API}/workspace/connections"), |op| {
+            op["responses"]["200"] = json_answer(
+                "A page of connections, by name, secrets masked",
+                schema("ConnectionPage"),
+            );
+        }),
+        (
+            "get",
+            format!("{API}/workspace/connections/{{name}}"),
+            |op| {
+                op["responses"]["200"] =
+                    json_answer("The connection, secrets masked", schema("Connection"));
+            },
+        ),
+        ("get", format!("{API}/workspace/schedules"), |op| {
+            op["responses"]["200"] =
+                json_answer("A page of schedules, by flow name", schema("SchedulePage"));
         }),
         ("post", "/rest/v1/ai-agent/api-key".to_string(), |op| {
             op["requestBody"]["content"]["application/json"]["schema"] = schema("OwnKeyInput");

@@ -72,13 +72,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         // and reservations still recorded were left by an earlier process.
         store.release_all_session_leases().await?;
         store.release_all_reservations().await?;
-        let abandoned = store.fail_abandoned_runs().await?;
-        if abandoned > 0 {
-            tracing::warn!(
-                abandoned,
-                "marked flow runs interrupted by the last stop as failed"
-            );
-        }
     }
     let zendesk = config.zendesk.as_ref().map(|z| {
         ZendeskClient::new(ZendeskConfig {
@@ -106,6 +99,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot move tenant folders to their new names")?;
     if moved > 0 {
         tracing::info!(moved, "moved tenant folders to folders named by tenant id");
+    }
+    // Runs an earlier process on this data dir left `running` are settled from their
+    // markers in the destinations (on SQLite, the only server, then every flow is freed).
+    let settled = workspace.settle_runs_left_by_the_last_stop().await?;
+    if settled > 0 {
+        tracing::warn!(settled, "settled flow runs interrupted by the last stop");
+    }
+    if store.backend() == store::Backend::Sqlite {
+        store.release_all_flow_leases().await?;
     }
     let billing = Arc::new(
         Billing::new(
@@ -189,6 +191,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         agent,
         billing,
         knowledge: knowledge.clone(),
+        workspace: workspace.clone(),
         metrics: crate::metrics::install_recorder(),
         openapi_json: Bytes::from(serde_json::to_vec(&openapi)?),
         docs_html: Bytes::from(crate::openapi::render_docs(&openapi)),

@@ -20,6 +20,7 @@ pub struct AppState {
     pub agent: Arc<Agent>,
     pub billing: Arc<billing::Billing>,
     pub knowledge: Arc<KnowledgeService>,
+    pub workspace: Arc<workspace::Workspace>,
     pub metrics: Option<PrometheusHandle>,
     /// `GET /tools` never changes while the process runs: serialised once.
     pub tools_json: Bytes,

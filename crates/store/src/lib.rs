@@ -35,7 +35,10 @@ pub use money::{format_usd, parse_usd, Micros};
 pub use secrets::{MasterKey, SecretError};
 pub use sessions::{new_session_id, MessageRole, Session, StoredMessage, TurnStart};
 pub use tickets::{NewTicket, Ticket, TicketPriority};
-pub use workspace::{RunResult, StoredConnection, StoredFlow, StoredRun, StoredSchedule};
+pub use workspace::{
+    Abandoned, AbandonedRun, NewRun, RunProgress, RunResult, StoredConnection, StoredFlow,
+    StoredRun, StoredSchedule,
+};
 
 /// Milliseconds since the Unix epoch: the one time representation stored in the database.
 pub fn now_millis() -> i64 {

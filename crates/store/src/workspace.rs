@@ -41,20 +41,94 @@ pub struct StoredRun {
     pub status: String,
     pub rows_read: i64,
     pub rows_written: i64,
+    /// Pages (requests) a source fetched so far.
+    pub pages: i64,
+    /// What a running run is doing now ("reading", "waiting for the destination database
+    /// lock", "committing"…); empty once it ended.
+    pub step: String,
     pub started_at: i64,
     pub finished_at: Option<i64>,
     pub error: Option<String>,
     pub log: String,
+    /// Who started it (a user's email, `operator`, `schedule`).
+    pub started_by: String,
+    /// Who asked for it to stop, if anyone did.
+    pub cancel_requested_by: Option<String>,
 }
 
-/// How a run ended.
+/// Where a new run writes and how its outcome can be found there after a crash.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub tenant_id: &'a str,
+    pub flow_id: &'a str,
+    pub flow_name: &'a str,
+    pub trigger: &'a str,
+    pub started_by: &'a str,
+    /// The token written into the destination with the data.
+    pub marker: &'a str,
+    /// The destination as JSON (owned by the workspace crate).
+    pub destination: &'a str,
+    /// The instance id of the data dir of the server that runs it.
+    pub runner: &'a str,
+}
+
+/// What a running run did so far.
+#[derive(Debug, Clone, Default)]
+pub struct RunProgress {
+    pub rows_read: i64,
+    pub rows_written: i64,
+    pub pages: i64,
+    pub step: String,
+    pub log: String,
+}
+
+/// How a run ended: `succeeded`, `failed` or `cancelled`.
 #[derive(Debug, Clone)]
 pub struct RunResult {
     pub status: &'static str,
     pub rows_read: i64,
     pub rows_written: i64,
+    pub pages: i64,
     pub error: Option<String>,
     pub log: String,
+}
+
+/// A run whose server stopped before recording its outcome.
+#[derive(Debug, Clone)]
+pub struct AbandonedRun {
+    pub id: i64,
+    pub tenant_id: String,
+    pub flow_name: String,
+    pub marker: Option<String>,
+    pub destination: Option<String>,
+    pub log: String,
+    /// The instance id of the server that ran it (empty for runs of older releases).
+    pub runner: String,
+}
+
+/// Which runs still `running` count as abandoned.
+#[derive(Debug, Clone, Copy)]
+pub enum Abandoned<'a> {
+    /// Every one (the only server of an SQLite database, at its start).
+    All,
+    /// Those of this runner (a server restarted on its data dir: it runs none of them now).
+    Of(&'a str),
+    /// Those whose sign of life ran out (a replica that stopped).
+    GoneSilent,
+}
+
+impl Abandoned<'_> {
+    /// The condition on a `running` run, `alive_until < $1 OR runner = $2`, and its two
+    /// arguments (both always bound, so PostgreSQL knows their types).
+    fn condition(self) -> (&'static str, i64, String) {
+        const CONDITION: &str = "alive_until < $1 OR runner = $2";
+        // Runner ids are UUIDs: "-" is nobody's.
+        match self {
+            Abandoned::All => (CONDITION, i64::MAX, "-".to_string()),
+            Abandoned::Of(runner) => (CONDITION, i64::MIN, runner.to_string()),
+            Abandoned::GoneSilent => (CONDITION, now_millis(), "-".to_string()),
+        }
+    }
 }
 
 /// A stored schedule.
@@ -98,18 +172,19 @@ fn run_from_row(row: &sqlx::any::AnyRow) -> Result<StoredRun, StoreError> {
         status: row.try_get("status")?,
         rows_read: row.try_get("rows_read")?,
         rows_written: row.try_get("rows_written")?,
+        pages: row.try_get("pages")?,
+        step: row.try_get("step")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
         error: row.try_get("error")?,
         log: row.try_get("log")?,
+        started_by: row.try_get("started_by")?,
+        cancel_requested_by: row.try_get("cancel_requested_by")?,
     })
 }
 
-/// The error of a run whose server stopped (crashed, was killed) before the run ended.
-const ABANDONED: &str = "the server running it stopped during the run";
-
-const RUN_COLUMNS: &str =
-    "id, flow_name, trigger, status, rows_read, rows_written, started_at, finished_at, error, log";
+const RUN_COLUMNS: &str = "id, flow_name, trigger, status, rows_read, rows_written, pages, step, \
+     started_at, finished_at, error, log, started_by, cancel_requested_by";
 
 impl Store {
     /// Creates a connection; its name must be unused in the tenant.
@@ -256,27 +331,32 @@ impl Store {
     }
 
     /// Records the start of a run, alive for `alive_ms` unless renewed; returns its id.
-    pub async fn start_run(
-        &self,
-        tenant_id: &str,
-        flow_id: &str,
-        flow_name: &str,
-        trigger: &str,
-        alive_ms: i64,
-    ) -> Result<i64, StoreError> {
+    pub async fn start_run(&self, run: &NewRun<'_>, alive_ms: i64) -> Result<i64, StoreError> {
         let now = now_millis();
-        let values = args![tenant_id, flow_id, flow_name, trigger, now, now + alive_ms];
-        let flow_id = flow_id.to_string();
+        let values = args![
+            run.tenant_id,
+            run.flow_id,
+            run.flow_name,
+            run.trigger,
+            now,
+            now + alive_ms,
+            run.started_by,
+            run.marker,
+            run.destination,
+            run.runner
+        ];
+        let marker = run.marker.to_string();
         self.write(move |tx| {
             Box::pin(async move {
                 tx.execute(
-                    "INSERT INTO ws_runs (tenant_id, flow_id, flow_name, trigger, status, started_at, alive_until) VALUES ($1, $2, $3, $4, 'running', $5, $6)",
+                    "INSERT INTO ws_runs (tenant_id, flow_id, flow_name, trigger, status, started_at, alive_until, started_by, marker, destination, runner, step) \
+                     VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, $10, 'starting')",
                     values,
                 )
                 .await?;
                 tx.fetch_optional(
-                    "SELECT CAST(MAX(id) AS BIGINT) FROM ws_runs WHERE flow_id = $1 AND started_at = $2",
-                    args![flow_id, now],
+                    "SELECT CAST(id AS BIGINT) FROM ws_runs WHERE marker = $1",
+                    args![marker],
                 )
                 .await?
                 .ok_or_else(|| StoreError::NotFound("the new run".into()))?
@@ -286,39 +366,78 @@ impl Store {
         .await
     }
 
-    /// The sign of life of a run in progress: extends its flow's run lease and the run's own
-    /// time alive by `alive_ms`.
-    pub async fn renew_run(
+    /// Stores a running run's progress and its sign of life (its flow's run lease and its own
+    /// time alive extended by `alive_ms`); answers who asked for it to stop, if anyone did.
+    pub async fn record_progress(
         &self,
         flow_id: &str,
         run_id: i64,
+        progress: &RunProgress,
         alive_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let until = now_millis() + alive_ms;
         let flow_id = flow_id.to_string();
-        let run = args![until, run_id];
+        let run = args![
+            until,
+            progress.rows_read,
+            progress.rows_written,
+            progress.pages,
+            &progress.step,
+            &progress.log,
+            run_id
+        ];
         self.write(move |tx| {
             Box::pin(async move {
                 renew_lease_in(tx, FLOW_LEASE, &flow_id, until).await?;
                 tx.execute(
-                    "UPDATE ws_runs SET alive_until = $1 WHERE id = $2 AND status = 'running'",
+                    "UPDATE ws_runs SET alive_until = $1, rows_read = $2, rows_written = $3, pages = $4, step = $5, log = $6 \
+                     WHERE id = $7 AND status = 'running'",
                     run,
                 )
                 .await?;
-                Ok(())
+                let row = tx
+                    .fetch_optional(
+                        "SELECT cancel_requested_by FROM ws_runs WHERE id = $1",
+                        args![run_id],
+                    )
+                    .await?;
+                match row {
+                    Some(row) => row.opt_text(0),
+                    None => Ok(None),
+                }
             })
         })
         .await
     }
 
-    /// Records how a run ended.
+    /// Asks a running run of the tenant to stop (the server running it sees the request
+    /// within a second); false when the run does not exist or is not running.
+    pub async fn request_run_cancel(
+        &self,
+        tenant_id: &str,
+        run_id: i64,
+        by: &str,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "UPDATE ws_runs SET cancel_requested_by = COALESCE(cancel_requested_by, $1) \
+                 WHERE tenant_id = $2 AND id = $3 AND status = 'running'",
+                args![by, tenant_id, run_id],
+            )
+            .await?;
+        Ok(changed > 0)
+    }
+
+    /// Records how a run ended (once: a run already settled is left as it is).
     pub async fn finish_run(&self, run_id: i64, result: &RunResult) -> Result<(), StoreError> {
         self.execute(
-            "UPDATE ws_runs SET status = $1, rows_read = $2, rows_written = $3, finished_at = $4, error = $5, log = $6 WHERE id = $7",
+            "UPDATE ws_runs SET status = $1, rows_read = $2, rows_written = $3, pages = $4, finished_at = $5, error = $6, log = $7, step = '' \
+             WHERE id = $8 AND status = 'running'",
             args![
                 result.status,
                 result.rows_read,
                 result.rows_written,
+                result.pages,
                 now_millis(),
                 result.error.clone(),
                 &result.log,
@@ -327,6 +446,73 @@ impl Store {
         )
         .await?;
         Ok(())
+    }
+
+    /// Runs left `running` by a server that stopped (see [`Abandoned`]). Cheap when there
+    /// are none: one indexed read.
+    pub async fn abandoned_runs(
+        &self,
+        which: Abandoned<'_>,
+    ) -> Result<Vec<AbandonedRun>, StoreError> {
+        let (condition, until, runner) = which.condition();
+        let rows = sqlx::query(&format!(
+            "SELECT id, tenant_id, flow_name, marker, destination, log, runner FROM ws_runs \
+             WHERE status = 'running' AND ({condition}) ORDER BY id LIMIT 100"
+        ))
+        .bind(until)
+        .bind(runner)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AbandonedRun {
+                    id: row.try_get("id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    flow_name: row.try_get("flow_name")?,
+                    marker: row.try_get("marker")?,
+                    destination: row.try_get("destination")?,
+                    log: row.try_get("log")?,
+                    runner: row.try_get("runner")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records the outcome of an abandoned run, unless it came back to life or another
+    /// replica settled it first; true when this call settled it.
+    pub async fn settle_abandoned_run(
+        &self,
+        run_id: i64,
+        result: &RunResult,
+        which: Abandoned<'_>,
+    ) -> Result<bool, StoreError> {
+        let (condition, until, runner) = which.condition();
+        let changed = self
+            .execute(
+                &format!(
+                    "UPDATE ws_runs SET status = $3, rows_written = CASE WHEN $4 > 0 THEN $4 ELSE rows_written END, \
+                     finished_at = $5, error = $6, log = $7, step = '' \
+                     WHERE id = $8 AND status = 'running' AND ({condition})"
+                ),
+                args![
+                    until,
+                    runner,
+                    result.status,
+                    result.rows_written,
+                    now_millis(),
+                    result.error.clone(),
+                    &result.log,
+                    run_id
+                ],
+            )
+            .await?;
+        Ok(changed > 0)
+    }
+
+    /// Frees every flow's run lease: for the only server of an SQLite database at its start,
+    /// after it settled the runs an earlier process left.
+    pub async fn release_all_flow_leases(&self) -> Result<(), StoreError> {
+        self.release_all_leases(FLOW_LEASE).await
     }
 
     /// One of the tenant's runs.
@@ -342,60 +528,32 @@ impl Store {
         run_from_row(&row)
     }
 
-    /// The tenant's latest runs, newest first, optionally of one flow.
+    /// The tenant's runs, newest first, optionally of one flow, older than run `before`
+    /// (a page's cursor) when given.
     pub async fn runs(
         &self,
         tenant_id: &str,
         flow_name: Option<&str>,
+        before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<StoredRun>, StoreError> {
+        let before = before.unwrap_or(i64::MAX);
         let rows = match flow_name {
-            Some(flow) => sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM ws_runs WHERE tenant_id = $1 AND flow_name = $2 ORDER BY id DESC LIMIT $3"))
+            Some(flow) => sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM ws_runs WHERE tenant_id = $1 AND flow_name = $2 AND id < $3 ORDER BY id DESC LIMIT $4"))
                 .bind(tenant_id)
                 .bind(flow)
+                .bind(before)
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?,
-            None => sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM ws_runs WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2"))
+            None => sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM ws_runs WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"))
                 .bind(tenant_id)
+                .bind(before)
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?,
         };
         rows.iter().map(run_from_row).collect()
-    }
-
-    /// Marks runs left `running` by a crash as failed (for a process that is the only runner).
-    pub async fn fail_abandoned_runs(&self) -> Result<u64, StoreError> {
-        let failed = self
-            .execute(
-                &format!("UPDATE ws_runs SET status = 'failed', finished_at = $1, error = '{ABANDONED}' WHERE status = 'running'"),
-                args![now_millis()],
-            )
-            .await?;
-        self.release_all_leases(FLOW_LEASE).await?;
-        Ok(failed)
-    }
-
-    /// Marks as failed the runs whose process stopped giving signs of life (a replica that
-    /// crashed or was killed mid-run); returns how many. Cheap when there are none: one
-    /// indexed read, no write.
-    pub async fn fail_runs_gone_silent(&self) -> Result<u64, StoreError> {
-        let now = now_millis();
-        let silent = sqlx::query(
-            "SELECT id FROM ws_runs WHERE status = 'running' AND alive_until < $1 LIMIT 1",
-        )
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        if silent.is_none() {
-            return Ok(0);
-        }
-        self.execute(
-            &format!("UPDATE ws_runs SET status = 'failed', finished_at = $1, error = '{ABANDONED}' WHERE status = 'running' AND alive_until < $2"),
-            args![now, now],
-        )
-        .await
     }
 
     /// Sets (or replaces) a flow's schedule.

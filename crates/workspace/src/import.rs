@@ -82,7 +82,7 @@ fn commands(template: &Template, names: &BTreeMap<String, String>) -> Vec<String
 impl Workspace {
     /// Imports (or previews) a template for a tenant.
     pub async fn import_template(
-        &self,
+        self: &std::sync::Arc<Self>,
         actor: &Actor,
         template_id: u32,
         mode: ImportMode,

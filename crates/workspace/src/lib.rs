@@ -18,6 +18,7 @@ mod scheduler;
 mod service;
 mod table;
 mod templates;
+pub mod views;
 
 pub use egress::{EgressError, EgressPolicy};
 pub use flows::{Canvas, CanvasEdge, CanvasNode};

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::flows::StoredScheduleSpec;
-use crate::service::{Workspace, WorkspaceError};
+use crate::service::{Actor, Workspace, WorkspaceError};
 
 impl Workspace {
     /// Starts the runs of every schedule due now; returns how many were started. Runs left
@@ -33,19 +33,25 @@ impl Workspace {
                 continue;
             }
             let tenant = self.store.tenant_by_id(&schedule.tenant_id).await?;
-            let workspace = self.clone();
-            started += 1;
-            tokio::spawn(async move {
-                match workspace
-                    .run_flow(&tenant.id, &tenant.name, &schedule.flow_name, "schedule")
-                    .await
-                {
-                    Ok(summary) => tracing::info!(tenant = %tenant.name, %summary, "scheduled run"),
-                    Err(error) => {
-                        tracing::warn!(tenant = %tenant.name, flow = %schedule.flow_name, %error, "scheduled run did not succeed")
-                    }
+            let actor = Actor {
+                tenant_id: tenant.id,
+                tenant_name: tenant.name,
+                role: store::Role::Admin,
+                by: "schedule".into(),
+            };
+            // A run is a job of the server: the schedule only starts it.
+            match self
+                .start_run(&actor, &schedule.flow_name, "schedule")
+                .await
+            {
+                Ok(run) => {
+                    started += 1;
+                    tracing::info!(tenant = %actor.tenant_name, flow = %schedule.flow_name, run = run.id, "scheduled run started");
                 }
-            });
+                Err(error) => {
+                    tracing::warn!(tenant = %actor.tenant_name, flow = %schedule.flow_name, %error, "scheduled run did not start")
+                }
+            }
         }
         Ok(started)
     }

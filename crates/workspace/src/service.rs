@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use store::{MasterKey, Role, Store, StoreError};
 
@@ -22,6 +23,9 @@ pub struct Actor {
     pub tenant_id: String,
     pub tenant_name: String,
     pub role: Role,
+    /// Who acts, as run records show it: a user's email, `operator` (the admin CLI),
+    /// `schedule`.
+    pub by: String,
 }
 
 /// Why a command did not succeed.
@@ -33,9 +37,12 @@ pub enum WorkspaceError {
     /// The caller's role may not do this.
     #[error("{0}")]
     PermissionDenied(String),
-    /// The command is well-formed but cannot be done (unknown object, bad parameter…).
+    /// The command is well-formed but cannot be done (bad parameter, busy flow…).
     #[error("{0}")]
     Rejected(String),
+    /// The object named does not exist in the tenant's workspace.
+    #[error("{0}")]
+    NotFound(String),
     /// A connector failed (the message names the connection, never a secret).
     #[error("{0}")]
     Connector(#[from] ConnectorError),
@@ -47,7 +54,7 @@ impl From<StoreError> for WorkspaceError {
     fn from(error: StoreError) -> WorkspaceError {
         match error {
             StoreError::NotFound(what) => {
-                WorkspaceError::Rejected(format!("{what} does not exist"))
+                WorkspaceError::NotFound(format!("{what} does not exist"))
             }
             StoreError::Conflict(what) => {
                 WorkspaceError::Rejected(format!("{what} already exists"))
@@ -64,6 +71,24 @@ pub fn tenant_folder(data_dir: &std::path::Path, tenant_id: &str) -> PathBuf {
     data_dir.join("tenants").join(tenant_id)
 }
 
+/// The id of a data dir, kept in its `instance.id` (created on first use). Runs record it, so
+/// a server restarted on the same data dir knows which runs were its own.
+fn instance_id(data_dir: &std::path::Path) -> String {
+    let path = data_dir.join("instance.id");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let id = text.trim();
+        if !id.is_empty() {
+            return id.to_string();
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let written = std::fs::create_dir_all(data_dir).and_then(|()| std::fs::write(&path, &id));
+    if let Err(error) = written {
+        tracing::warn!(%error, path = %path.display(), "cannot keep this data dir's instance id; runs interrupted by a crash are settled as failed");
+    }
+    id
+}
+
 /// The workspaces of all tenants.
 pub struct Workspace {
     pub(crate) store: Store,
@@ -71,6 +96,10 @@ pub struct Workspace {
     pub(crate) catalog: Arc<TemplateCatalog>,
     data_dir: PathBuf,
     egress: Arc<EgressPolicy>,
+    pub(crate) runs: crate::runner::RunRegistry,
+    /// The id of this data dir (`instance.id`): the runs it records are its own, and the
+    /// tenant files they write are on its disk.
+    pub(crate) instance: String,
 }
 
 impl Workspace {
@@ -87,8 +116,10 @@ impl Workspace {
             store,
             master_key,
             catalog,
-            data_dir,
             egress: Arc::new(egress),
+            runs: crate::runner::RunRegistry::default(),
+            instance: instance_id(&data_dir),
+            data_dir,
         }
     }
 
@@ -124,7 +155,11 @@ impl Workspace {
     }
 
     /// Parses and executes one command line; the answer is text to show as it is.
-    pub async fn execute(&self, actor: &Actor, line: &str) -> Result<String, WorkspaceError> {
+    pub async fn execute(
+        self: &Arc<Self>,
+        actor: &Actor,
+        line: &str,
+    ) -> Result<String, WorkspaceError> {
         let command = command::parse(line)?;
         if command.modifies() && !actor.role.can_modify_workspace() {
             return Err(WorkspaceError::PermissionDenied(format!(
@@ -214,12 +249,13 @@ impl Workspace {
                     "Deleted flow '{name}' (and its schedule; its run history is kept)."
                 ))
             }
-            Command::RunFlow(name) => {
-                let summary = self
-                    .run_flow(&actor.tenant_id, &actor.tenant_name, &name, "manual")
-                    .await?;
-                Ok(summary)
+            Command::RunFlow { name, wait } => {
+                let wait = wait
+                    .map(Duration::from_secs)
+                    .unwrap_or(crate::runner::DEFAULT_WAIT);
+                self.run_flow(actor, &name, "manual", wait).await
             }
+            Command::CancelRun(id) => self.cancel_run(actor, id).await,
             Command::ScheduleFlow { name, schedule } => {
                 let flow = self.store.flow(&actor.tenant_id, &name).await?;
                 let stored = StoredScheduleSpec::from_spec(&schedule);
@@ -470,23 +506,31 @@ impl Workspace {
             }
             ListWhat::Runs(flow) => {
                 self.settle_abandoned_runs().await?;
+                let now = store::now_millis();
                 let rows: Vec<Vec<String>> = self
                     .store
-                    .runs(&actor.tenant_id, flow.as_deref(), 50)
+                    .runs(&actor.tenant_id, flow.as_deref(), None, 50)
                     .await?
                     .into_iter()
                     .map(|r| {
+                        let duration = match r.finished_at {
+                            Some(finished) => format_duration(finished - r.started_at),
+                            None => format!("{} so far", format_duration(now - r.started_at)),
+                        };
+                        let status = if r.status == "running" && !r.step.is_empty() {
+                            format!("running: {}", r.step)
+                        } else {
+                            r.status
+                        };
                         vec![
                             r.id.to_string(),
                             r.flow_name,
-                            r.status,
+                            status,
                             r.trigger,
                             r.rows_read.to_string(),
                             r.rows_written.to_string(),
                             rfc3339(r.started_at),
-                            r.finished_at
-                                .map(|f| format_duration(f - r.started_at))
-                                .unwrap_or_else(|| "-".into()),
+                            duration,
                         ]
                     })
                     .collect();
@@ -582,7 +626,7 @@ impl Workspace {
         self.settle_abandoned_runs().await?;
         if let Some(last) = self
             .store
-            .runs(&actor.tenant_id, Some(name), 1)
+            .runs(&actor.tenant_id, Some(name), None, 1)
             .await?
             .into_iter()
             .next()
@@ -598,21 +642,45 @@ impl Workspace {
     async fn show_run(&self, actor: &Actor, id: i64) -> Result<String, WorkspaceError> {
         self.settle_abandoned_runs().await?;
         let run = self.store.run(&actor.tenant_id, id).await?;
+        let running = run.status == "running";
+        let so_far = if running { " so far" } else { "" };
         let mut out = format!(
-            "Run {} of flow '{}' ({}): {}\n  rows read: {}\n  rows written: {}\n  started: {}\n",
+            "Run {} of flow '{}' ({}{}): {}\n",
             run.id,
             run.flow_name,
             run.trigger,
+            if run.started_by.is_empty() {
+                String::new()
+            } else {
+                format!(" by {}", run.started_by)
+            },
             run.status,
-            run.rows_read,
-            run.rows_written,
-            rfc3339(run.started_at)
         );
-        if let Some(finished) = run.finished_at {
-            out.push_str(&format!(
+        if running && !run.step.is_empty() {
+            out.push_str(&format!("  now: {}\n", run.step));
+        }
+        out.push_str(&format!(
+            "  rows read{so_far}: {}\n  rows written{so_far}: {}\n",
+            run.rows_read, run.rows_written
+        ));
+        if run.pages > 0 {
+            out.push_str(&format!("  pages fetched{so_far}: {}\n", run.pages));
+        }
+        out.push_str(&format!("  started: {}\n", rfc3339(run.started_at)));
+        match run.finished_at {
+            Some(finished) => out.push_str(&format!(
                 "  duration: {}\n",
                 format_duration(finished - run.started_at)
-            ));
+            )),
+            None => out.push_str(&format!(
+                "  elapsed: {}\n",
+                format_duration(store::now_millis() - run.started_at)
+            )),
+        }
+        if running {
+            if let Some(by) = &run.cancel_requested_by {
+                out.push_str(&format!("  cancel requested by {by}\n"));
+            }
         }
         if let Some(error) = &run.error {
             out.push_str(&format!("  error: {error}\n"));

@@ -513,3 +513,52 @@ async fn files_reached_through_links_are_never_read() {
     .expect_err("linked folder");
     assert!(error.to_string().contains("symbolic link"), "{error}");
 }
+
+#[tokio::test]
+async fn a_file_output_marker_tells_whether_the_rename_happened() {
+    use workspace::connectors::{find_marker, forget_marker, RunMarker};
+    let tenant = tempfile::tempdir().unwrap();
+    let ctx = ctx(tenant.path());
+    let conn = file_conn("out", "csv");
+    let spec = dest("orders.csv", WriteMode::Replace);
+    let mut destination = open_destination(&conn, &spec, &ctx).await.unwrap();
+    destination
+        .write_batch(&[rec(json!({"id": 1}))])
+        .await
+        .unwrap();
+    destination.set_marker(RunMarker {
+        token: "t1".into(),
+        flow: "export".into(),
+        rows_written: 1,
+    });
+    destination.commit().await.unwrap();
+    assert_eq!(
+        find_marker(&conn, &spec, "t1", &ctx).await.unwrap(),
+        Some(1)
+    );
+    forget_marker(&conn, &spec, "t1", &ctx).await;
+    assert_eq!(find_marker(&conn, &spec, "t1", &ctx).await.unwrap(), None);
+    let hidden = std::fs::read_dir(tenant.path().join("out"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .count();
+    assert_eq!(hidden, 0, "the marker and the temporary file are gone");
+
+    // A crash between the marker and the rename: the temporary file is still there, so the
+    // output was not replaced; looking removes both.
+    let folder = tenant.path().join("out");
+    std::fs::write(folder.join(".orders.csv.999-1.tmp"), "id\n2\n").unwrap();
+    std::fs::write(
+        folder.join(".orders.csv.t2.run"),
+        r#"{"temp": ".orders.csv.999-1.tmp", "rows_written": 1, "flow": "export"}"#,
+    )
+    .unwrap();
+    assert_eq!(find_marker(&conn, &spec, "t2", &ctx).await.unwrap(), None);
+    assert!(!folder.join(".orders.csv.999-1.tmp").exists());
+    assert!(!folder.join(".orders.csv.t2.run").exists());
+    assert_eq!(
+        std::fs::read_to_string(folder.join("orders.csv")).unwrap(),
+        "id\n1\n"
+    );
+}

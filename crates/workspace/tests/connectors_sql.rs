@@ -1009,3 +1009,66 @@ async fn postgres_connections_pass_the_egress_policy() {
     .expect_err("own database");
     assert!(error.to_string().contains("own database"), "{error}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Run markers: committed with the data, so a crash after the commit can be told apart.
+
+async fn markers_commit_with_the_data(db: &TestDb) {
+    use workspace::connectors::{find_marker, RunMarker};
+    let spec = DestinationSpec {
+        target: "marked".into(),
+        mode: WriteMode::Append,
+        key: vec![],
+    };
+    // A run that committed leaves its marker…
+    let mut destination = open_destination(&db.conn, &spec, &db.ctx).await.unwrap();
+    destination
+        .write_batch(&[rec(json!({"id": 1})), rec(json!({"id": 2}))])
+        .await
+        .unwrap();
+    destination.set_marker(RunMarker {
+        token: "run-committed".into(),
+        flow: "f".into(),
+        rows_written: 2,
+    });
+    destination.commit().await.unwrap();
+    assert_eq!(
+        find_marker(&db.conn, &spec, "run-committed", &db.ctx)
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    // …a run rolled back leaves none, and nothing else.
+    let mut destination = open_destination(&db.conn, &spec, &db.ctx).await.unwrap();
+    destination
+        .write_batch(&[rec(json!({"id": 3}))])
+        .await
+        .unwrap();
+    destination.set_marker(RunMarker {
+        token: "run-rolled-back".into(),
+        flow: "f".into(),
+        rows_written: 1,
+    });
+    destination.rollback().await.unwrap();
+    assert_eq!(
+        find_marker(&db.conn, &spec, "run-rolled-back", &db.ctx)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        find_marker(&db.conn, &spec, "never", &db.ctx)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        db.query("SELECT count(*) AS n FROM marked").await.unwrap()[0]["n"],
+        json!(2)
+    );
+}
+on_both!(
+    sqlite_markers_commit_with_the_data,
+    postgres_markers_commit_with_the_data,
+    markers_commit_with_the_data
+);

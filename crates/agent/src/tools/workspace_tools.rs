@@ -11,18 +11,16 @@ use workspace::{Actor, ImportMode, Workspace, WorkspaceError};
 use super::{str_argument, Tool, ToolContext, ToolError};
 
 fn actor(context: &ToolContext) -> Actor {
-    Actor {
-        tenant_id: context.principal.tenant_id.clone(),
-        tenant_name: context.principal.tenant_name.clone(),
-        role: context.principal.role,
-    }
+    context.principal.actor()
 }
 
 fn tool_error(error: WorkspaceError) -> ToolError {
     match error {
         WorkspaceError::Parse(e) => ToolError::InvalidCommand(e.to_string()),
         WorkspaceError::PermissionDenied(message) => ToolError::PermissionDenied(message),
-        WorkspaceError::Rejected(message) => ToolError::Failed(message),
+        WorkspaceError::Rejected(message) | WorkspaceError::NotFound(message) => {
+            ToolError::Failed(message)
+        }
         WorkspaceError::Connector(e) => ToolError::Failed(e.to_string()),
         WorkspaceError::Store(e) => {
             tracing::error!(error = %e, "workspace storage failed");

@@ -5,6 +5,7 @@ pub mod chat;
 pub mod downloads;
 pub mod ops;
 pub mod tools;
+pub mod workspace;
 
 use axum::extract::Request;
 use axum::routing::{get, post};
@@ -43,7 +44,14 @@ pub fn router(state: AppState) -> Router {
             get(chat::session_messages),
         )
         .route("/sessions/{session_id}/stop", post(chat::stop_session))
-        .route("/usage", get(billing::usage));
+        .route("/usage", get(billing::usage))
+        .route("/workspace/runs", get(workspace::runs))
+        .route("/workspace/runs/{id}", get(workspace::run))
+        .route("/workspace/flows", get(workspace::flows))
+        .route("/workspace/flows/{name}", get(workspace::flow))
+        .route("/workspace/connections", get(workspace::connections))
+        .route("/workspace/connections/{name}", get(workspace::connection))
+        .route("/workspace/schedules", get(workspace::schedules));
     Router::new()
         .nest(API_BASE, api)
         .route(

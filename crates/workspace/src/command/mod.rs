@@ -30,15 +30,17 @@ Workspace commands (quote values with spaces; commands never run in a shell):
   create flow NAME from=CONNECTION:RESOURCE to=CONNECTION:TABLE_OR_FILE [mode=append|replace|upsert] [key=id] [map=\"id,name:title\"]
   create flow NAME from=CONNECTION query=\"SELECT …\" to=CONNECTION:TABLE
   delete flow NAME
-  run flow NAME
+  run flow NAME [wait=SECONDS]
+  cancel run ID
   schedule flow NAME cron=\"0 2 * * *\"
   schedule flow NAME every=30s|15m|1h|1d
   unschedule flow NAME
 
-Viewers may list, show and test; users and admins may also create, set, delete, run and schedule.";
+`run flow` waits for the run up to wait= seconds (default 30), then answers with its id; the run goes on.
+Viewers may list, show and test; users and admins may also create, set, delete, run, cancel and schedule.";
 
 /// The first words of every command, for error messages.
-pub const VALID_COMMANDS: &str = "list commands, list connections, list flows, list schedules, list templates, list runs, show connection, show flow, show run, create connection, set connection, test connection, delete connection, create flow, delete flow, run flow, schedule flow, unschedule flow";
+pub const VALID_COMMANDS: &str = "list commands, list connections, list flows, list schedules, list templates, list runs, show connection, show flow, show run, create connection, set connection, test connection, delete connection, create flow, delete flow, run flow, cancel run, schedule flow, unschedule flow";
 
 /// What a `list` shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +116,12 @@ pub enum Command {
         flow: FlowDefinition,
     },
     DeleteFlow(String),
-    RunFlow(String),
+    RunFlow {
+        name: String,
+        /// How long to wait for the run before answering with its id (`wait=`, seconds).
+        wait: Option<u64>,
+    },
+    CancelRun(i64),
     ScheduleFlow {
         name: String,
         schedule: ScheduleSpec,
@@ -202,6 +209,27 @@ impl Parser<'_> {
         };
         check_name(&word.text).map_err(|message| self.error(word.position, message, false))?;
         Ok(word.text.clone())
+    }
+
+    /// A run id (a positive number, as `list runs` shows it).
+    fn run_id(&self, index: usize) -> Result<i64, ParseError> {
+        let Some(word) = self.word(index) else {
+            return Err(self.error(self.end(), "missing the run id", false));
+        };
+        word.text
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| {
+                self.error(
+                    word.position,
+                    format!(
+                        "'{}' is not a run id (a number from 'list runs')",
+                        word.text
+                    ),
+                    false,
+                )
+            })
     }
 
     fn no_more(&self, from: usize) -> Result<(), ParseError> {
@@ -366,24 +394,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             Command::ShowFlow(name)
         }
         ("show", Some("run")) => {
-            let Some(word) = parser.word(2) else {
-                return Err(parser.error(parser.end(), "missing the run id", false));
-            };
-            let id = word
-                .text
-                .parse::<i64>()
-                .ok()
-                .filter(|id| *id > 0)
-                .ok_or_else(|| {
-                    parser.error(
-                        word.position,
-                        format!(
-                            "'{}' is not a run id (a number from 'list runs')",
-                            word.text
-                        ),
-                        false,
-                    )
-                })?;
+            let id = parser.run_id(2)?;
             parser.no_more(3)?;
             Command::ShowRun(id)
         }
@@ -448,8 +459,38 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         }
         ("run", Some("flow")) => {
             let name = parser.name(2, "flow")?;
+            let mut wait = None;
+            for (key, value, position) in parser.params(3)? {
+                if key != "wait" {
+                    return Err(parser.error(
+                        position,
+                        format!("unknown parameter '{key}' (run flow NAME [wait=SECONDS])"),
+                        false,
+                    ));
+                }
+                let seconds = value
+                    .trim_end_matches('s')
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| *s <= crate::runner::MAX_WAIT_SECONDS)
+                    .ok_or_else(|| {
+                        parser.error(
+                            position,
+                            format!(
+                                "wait={value} must be a whole number of seconds from 0 to {}",
+                                crate::runner::MAX_WAIT_SECONDS
+                            ),
+                            false,
+                        )
+                    })?;
+                wait = Some(seconds);
+            }
+            Command::RunFlow { name, wait }
+        }
+        ("cancel", Some("run")) => {
+            let id = parser.run_id(2)?;
             parser.no_more(3)?;
-            Command::RunFlow(name)
+            Command::CancelRun(id)
         }
         ("unschedule", Some("flow")) => {
             let name = parser.name(2, "flow")?;
@@ -626,6 +667,32 @@ mod tests {
             Ok(Command::List(ListWhat::Runs(Some("orders".into()))))
         );
         assert_eq!(parse("show run 12"), Ok(Command::ShowRun(12)));
+        assert_eq!(parse("cancel run 7"), Ok(Command::CancelRun(7)));
+        assert!(parse("cancel run x").is_err());
+        assert_eq!(
+            parse("run flow orders"),
+            Ok(Command::RunFlow {
+                name: "orders".into(),
+                wait: None
+            })
+        );
+        assert_eq!(
+            parse("run flow orders wait=0"),
+            Ok(Command::RunFlow {
+                name: "orders".into(),
+                wait: Some(0)
+            })
+        );
+        assert_eq!(
+            parse("run flow orders wait=90s"),
+            Ok(Command::RunFlow {
+                name: "orders".into(),
+                wait: Some(90)
+            })
+        );
+        assert!(parse("run flow orders wait=-1").is_err());
+        assert!(parse("run flow orders wait=99999").is_err());
+        assert!(parse("run flow orders now=1").is_err());
         let Ok(Command::CreateConnection { name, kind, params }) = parse(
             r#"create connection api type=http url=https://api.example.com header.Authorization="Bearer x" records=data.items"#,
         ) else {

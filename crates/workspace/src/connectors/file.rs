@@ -40,8 +40,8 @@ use tokio::sync::mpsc;
 
 use super::tenant_files::{open_in_tenant, resolve_in_tenant};
 use super::{
-    ConnectionSpec, ConnectorContext, ConnectorError, Destination, DestinationSpec, Record, Source,
-    WriteMode, BATCH_SIZE,
+    ConnectionSpec, ConnectorContext, ConnectorError, Destination, DestinationSpec, Record,
+    RunMarker, Source, WriteMode, BATCH_SIZE,
 };
 use crate::flatten::flatten;
 
@@ -514,6 +514,8 @@ pub struct FileDestination {
     header_columns: usize,
     /// JSON: elements written so far (for the separators).
     json_elements: u64,
+    /// The run's marker, written beside the output before it is renamed into place.
+    marker: Option<RunMarker>,
     finished: bool,
 }
 
@@ -574,6 +576,7 @@ pub async fn open_destination(
         columns: Vec::new(),
         header_columns: 0,
         json_elements: 0,
+        marker: None,
         finished: false,
     };
 
@@ -777,6 +780,10 @@ impl FileDestination {
 
 #[async_trait]
 impl Destination for FileDestination {
+    fn set_marker(&mut self, marker: RunMarker) {
+        self.marker = Some(marker);
+    }
+
     async fn write_batch(&mut self, records: &[Record]) -> Result<u64, ConnectorError> {
         if records.is_empty() {
             return Ok(0);
@@ -820,6 +827,13 @@ impl Destination for FileDestination {
                 .await
                 .map_err(|e| ConnectorError::Data(format!("rewriting {}: {e}", self.shown)))??;
         }
+        if let Some(marker) = &self.marker {
+            write_marker(&self.target, &self.temp, marker)
+                .await
+                .map_err(|e| {
+                    io_error(&format!("cannot record the run beside {}", self.shown), e)
+                })?;
+        }
         tokio::fs::rename(&self.temp, &self.target)
             .await
             .map_err(|e| io_error(&format!("cannot replace {}", self.shown), e))?;
@@ -839,6 +853,90 @@ impl Destination for FileDestination {
                 e,
             )),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run markers
+
+/// What a marker file holds: the temporary file that becomes the output when renamed.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MarkerFile {
+    temp: String,
+    rows_written: i64,
+    flow: String,
+}
+
+/// The hidden marker file of a run beside `target` (globs skip hidden files).
+fn marker_path(target: &Path, token: &str) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.{token}.run"))
+}
+
+/// Writes (and syncs) the marker before the output is renamed into place: after a crash,
+/// the marker with its temporary file gone means the rename happened.
+async fn write_marker(target: &Path, temp: &Path, marker: &RunMarker) -> std::io::Result<()> {
+    let content = serde_json::to_vec(&MarkerFile {
+        temp: temp
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        rows_written: marker.rows_written,
+        flow: marker.flow.clone(),
+    })?;
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(marker_path(target, &marker.token))
+        .await?;
+    file.write_all(&content).await?;
+    file.sync_all().await
+}
+
+/// Whether the run with this marker renamed its output into place (`Some(rows)`); a
+/// temporary file left by a run that did not is removed.
+pub async fn find_marker(
+    conn: &ConnectionSpec,
+    dest: &DestinationSpec,
+    token: &str,
+    ctx: &ConnectorContext,
+) -> Result<Option<i64>, ConnectorError> {
+    let config = FileConfig::from_spec(conn, ctx)?;
+    let target = config.folder.join(dest.target.trim());
+    let path = marker_path(&target, token);
+    let content = match tokio::fs::read(&path).await {
+        Ok(content) => content,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("cannot read a run marker", e)),
+    };
+    let marker: MarkerFile = serde_json::from_slice(&content)
+        .map_err(|e| ConnectorError::Data(format!("a run marker is damaged: {e}")))?;
+    let temp = config.folder.join(&marker.temp);
+    if marker.temp.is_empty() || marker.temp.contains('/') {
+        return Ok(None);
+    }
+    if tokio::fs::metadata(&temp).await.is_ok() {
+        // The crash came before the rename: the output was never replaced.
+        let _ = tokio::fs::remove_file(&temp).await;
+        let _ = tokio::fs::remove_file(&path).await;
+        return Ok(None);
+    }
+    Ok(Some(marker.rows_written))
+}
+
+/// Removes a recorded run's marker file.
+pub async fn forget_marker(
+    conn: &ConnectionSpec,
+    dest: &DestinationSpec,
+    token: &str,
+    ctx: &ConnectorContext,
+) {
+    if let Ok(config) = FileConfig::from_spec(conn, ctx) {
+        let target = config.folder.join(dest.target.trim());
+        let _ = tokio::fs::remove_file(marker_path(&target, token)).await;
     }
 }
 

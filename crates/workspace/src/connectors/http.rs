@@ -958,6 +958,10 @@ impl Source for HttpSource {
     fn take_log(&mut self) -> Vec<String> {
         std::mem::take(&mut self.log)
     }
+
+    fn pages_fetched(&self) -> u64 {
+        self.pages
+    }
 }
 
 /// `test connection` for http: GETs the base URL with the configured headers and auth.

@@ -175,13 +175,35 @@ pub trait Source: Send {
     fn take_log(&mut self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Pages (requests) fetched so far, for sources that fetch pages.
+    fn pages_fetched(&self) -> u64 {
+        0
+    }
 }
+
+/// The proof of a run's commit, written into the destination inside the run's own
+/// transaction (databases: a row of `_integrator_runs`) or beside its output (files: a hidden
+/// marker file, made before the output is renamed into place), so that after a crash between
+/// the commit and the run's record the outcome can still be told exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunMarker {
+    /// Unique per run.
+    pub token: String,
+    pub flow: String,
+    pub rows_written: i64,
+}
+
+/// The table of run markers in SQL destinations.
+pub const MARKER_TABLE: &str = "_integrator_runs";
 
 /// A transactional sink of record batches.
 #[async_trait]
 pub trait Destination: Send {
     /// Writes a batch (visible to others only after `commit`).
     async fn write_batch(&mut self, records: &[Record]) -> Result<u64, ConnectorError>;
+    /// Makes `commit` also record `marker`, atomically with the data.
+    fn set_marker(&mut self, marker: RunMarker);
     /// Makes everything written visible.
     async fn commit(self: Box<Self>) -> Result<(), ConnectorError>;
     /// Discards everything written; the destination is left as it was.
@@ -238,6 +260,35 @@ pub async fn open_destination(
             sql::open_sqlite_destination(conn, dest, ctx).await?,
         )),
         ConnectionType::File => Ok(Box::new(file::open_destination(conn, dest, ctx).await?)),
+    }
+}
+
+/// Looks for a run's marker in its destination: `Some(rows written)` when the run committed,
+/// `None` when it did not (a file output that was not renamed into place is removed here).
+pub async fn find_marker(
+    conn: &ConnectionSpec,
+    dest: &DestinationSpec,
+    token: &str,
+    ctx: &ConnectorContext,
+) -> Result<Option<i64>, ConnectorError> {
+    match conn.kind {
+        ConnectionType::Http => Ok(None),
+        ConnectionType::Postgres => sql::find_postgres_marker(conn, dest, token, ctx).await,
+        ConnectionType::Sqlite => sql::find_sqlite_marker(conn, token, ctx).await,
+        ConnectionType::File => file::find_marker(conn, dest, token, ctx).await,
+    }
+}
+
+/// Removes what a recorded run no longer needs of its marker (a file output's marker file;
+/// database markers stay as the destination's own history of runs).
+pub async fn forget_marker(
+    conn: &ConnectionSpec,
+    dest: &DestinationSpec,
+    token: &str,
+    ctx: &ConnectorContext,
+) {
+    if conn.kind == ConnectionType::File {
+        file::forget_marker(conn, dest, token, ctx).await;
     }
 }
 

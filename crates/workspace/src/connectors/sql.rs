@@ -59,8 +59,8 @@ use tokio::sync::mpsc;
 
 use super::sqlite::{self, Access, SqliteFile, SqliteHandle};
 use super::{
-    ConnectionSpec, ConnectorContext, ConnectorError, Destination, DestinationSpec, Record, Source,
-    SourceSpec, WriteMode, BATCH_SIZE,
+    ConnectionSpec, ConnectorContext, ConnectorError, Destination, DestinationSpec, Record,
+    RunMarker, Source, SourceSpec, WriteMode, BATCH_SIZE, MARKER_TABLE,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -585,6 +585,8 @@ pub struct SqlDestination {
     staging_columns: Option<usize>,
     /// PostgreSQL append and replace: the `COPY` in progress (it holds the connection).
     copy: Option<CopyStream>,
+    /// The run's marker, inserted in the same transaction as the data.
+    marker: Option<RunMarker>,
 }
 
 /// A `COPY … FROM STDIN` kept open across batches (appends and replaces into PostgreSQL): a
@@ -699,7 +701,32 @@ impl SqlDestination {
             created: false,
             staging_columns: None,
             copy: None,
+            marker: None,
         }
+    }
+
+    /// Inserts the run's marker (creating the marker table when missing) in the run's
+    /// transaction.
+    async fn write_marker(&mut self) -> Result<(), ConnectorError> {
+        let Some(marker) = self.marker.clone() else {
+            return Ok(());
+        };
+        let table = marker_table_sql(self.engine, &self.table_shown);
+        let context = format!("cannot record the run in {table}");
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {table} (run TEXT PRIMARY KEY, flow TEXT NOT NULL, \
+             rows_written BIGINT NOT NULL, committed_at TEXT NOT NULL)"
+        );
+        self.exec(&create, &context).await?;
+        let committed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let insert = format!(
+            "INSERT INTO {table} (run, flow, rows_written, committed_at) VALUES ({}, {}, {}, {})",
+            literal(&marker.token),
+            literal(&marker.flow),
+            marker.rows_written,
+            literal(&committed_at)
+        );
+        self.exec(&insert, &context).await
     }
 
     /// Ends the `COPY` in progress, if any, so the connection is free for other statements.
@@ -1123,6 +1150,83 @@ impl SqlDestination {
     }
 }
 
+/// The marker table of a destination table: in the table's schema (PostgreSQL
+/// `schema.table`), otherwise unqualified.
+fn marker_table_sql(engine: Engine, target: &str) -> String {
+    match (engine, target.trim().split_once('.')) {
+        (Engine::Postgres, Some((schema, _))) => {
+            format!("{}.{}", quote(schema), quote(MARKER_TABLE))
+        }
+        _ => quote(MARKER_TABLE),
+    }
+}
+
+/// A text as an SQL string literal (for values the server made: tokens, names, times).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Whether a PostgreSQL run left its marker: `Some(rows written)` when it committed.
+pub async fn find_postgres_marker(
+    conn: &ConnectionSpec,
+    dest: &DestinationSpec,
+    token: &str,
+    ctx: &ConnectorContext,
+) -> Result<Option<i64>, ConnectorError> {
+    let target = pg_target(conn)?;
+    let mut pg = pg_connect(&target, ctx).await?;
+    let table = marker_table_sql(Engine::Postgres, &dest.target);
+    let context = format!("cannot read {table}");
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&table)
+        .fetch_one(&mut pg)
+        .await
+        .map_err(|e| db_error(&context, e))?;
+    let rows = if exists {
+        sqlx::query_scalar::<_, i64>(&format!("SELECT rows_written FROM {table} WHERE run = $1"))
+            .bind(token)
+            .fetch_optional(&mut pg)
+            .await
+            .map_err(|e| db_error(&context, e))?
+    } else {
+        None
+    };
+    let _ = pg.close().await;
+    Ok(rows)
+}
+
+/// Whether an SQLite run left its marker: `Some(rows written)` when it committed.
+pub async fn find_sqlite_marker(
+    conn: &ConnectionSpec,
+    token: &str,
+    ctx: &ConnectorContext,
+) -> Result<Option<i64>, ConnectorError> {
+    let file = SqliteFile::of(conn, ctx)?;
+    if !file.exists() {
+        return Ok(None);
+    }
+    let db = SqliteHandle::open(file, Access::Read).await?;
+    let found = db
+        .texts(
+            "SELECT CAST(rows_written AS TEXT) FROM sqlite_master AS m, \"_integrator_runs\" AS r \
+             WHERE m.type = 'table' AND m.name = '_integrator_runs' AND r.run = ?1",
+            token,
+            "cannot read the run markers",
+        )
+        .await;
+    db.close().await;
+    match found {
+        Ok(rows) => Ok(rows
+            .into_iter()
+            .flatten()
+            .next()
+            .and_then(|r| r.parse().ok())),
+        // No marker table: no run of this server committed into this file.
+        Err(error) if error.to_string().contains("no such table") => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
 /// Records as CSV for `COPY … (FORMAT csv)`: null → unquoted empty, text always quoted.
 fn copy_csv(records: &[&Record], columns: &[String]) -> Vec<u8> {
     let mut out = Vec::with_capacity(records.len() * columns.len() * 12);
@@ -1215,8 +1319,16 @@ impl Destination for SqlDestination {
         Ok(records.len() as u64)
     }
 
+    fn set_marker(&mut self, marker: RunMarker) {
+        self.marker = Some(marker);
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), ConnectorError> {
-        if let Err(error) = self.end_copy().await {
+        let ended = match self.end_copy().await {
+            Ok(()) => self.write_marker().await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = ended {
             let _ = self.finish("ROLLBACK").await;
             return Err(error);
         }

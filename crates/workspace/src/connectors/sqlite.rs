@@ -33,7 +33,9 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::tenant_files::resolve_in_tenant;
-use super::{ConnectionSpec, ConnectorContext, ConnectorError, Record, Source, BATCH_SIZE};
+use super::{
+    ConnectionSpec, ConnectorContext, ConnectorError, Record, Source, BATCH_SIZE, MARKER_TABLE,
+};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many virtual-machine steps a source query runs between checks of its reader.
@@ -68,6 +70,11 @@ pub(crate) struct SqliteFile {
 }
 
 impl SqliteFile {
+    /// Whether the file exists (a file not yet written has no runs in it).
+    pub(crate) fn exists(&self) -> bool {
+        self.path.is_file()
+    }
+
     pub(crate) fn of(
         conn: &ConnectionSpec,
         ctx: &ConnectorContext,
@@ -110,12 +117,12 @@ fn authorize(access: &Access, context: &AuthContext<'_>) -> Authorization {
             | AuthAction::Delete { table_name }
             | AuthAction::Update { table_name, .. },
             Access::WriteTable(table),
-        ) => table_name.eq_ignore_ascii_case(table) || is_schema_table(table_name),
+        ) => writable(table, table_name) || is_schema_table(table_name),
         (AuthAction::CreateTable { table_name }, Access::WriteTable(table)) => {
-            table_name.eq_ignore_ascii_case(table)
+            writable(table, table_name)
         }
         (AuthAction::CreateIndex { table_name, .. }, Access::WriteTable(table)) => {
-            table_name.eq_ignore_ascii_case(table)
+            writable(table, table_name)
         }
         (AuthAction::AlterTable { table_name, .. }, Access::WriteTable(table)) => {
             table_name.eq_ignore_ascii_case(table)
@@ -127,6 +134,11 @@ fn authorize(access: &Access, context: &AuthContext<'_>) -> Authorization {
     } else {
         Authorization::Deny
     }
+}
+
+/// A destination writes its flow's table and the run markers (`_integrator_runs`).
+fn writable(flow_table: &str, table: &str) -> bool {
+    table.eq_ignore_ascii_case(flow_table) || table.eq_ignore_ascii_case(MARKER_TABLE)
 }
 
 fn is_schema_table(name: &str) -> bool {
