@@ -438,7 +438,7 @@ impl Store {
         request: ReservationRequest,
     ) -> Result<Option<String>, StoreError> {
         let id = new_id();
-        let in_flight = self.in_flight.clone();
+        let in_flight = self.in_flight();
         let made = {
             let id = id.clone();
             self.write(move |tx| {
@@ -446,7 +446,7 @@ impl Store {
             })
             .await
         };
-        self.in_flight.release_if_failed(&made, Some(&id));
+        self.in_flight().release_if_failed(&made, Some(&id));
         Ok(made?.then_some(id))
     }
 
@@ -454,7 +454,7 @@ impl Store {
     /// until `until`, each at most until its longest. Run more often than the hold lasts: once
     /// the process is gone, its reservations stop holding the budget when the hold runs out.
     pub async fn renew_reservations(&self, now: i64, until: i64) -> Result<(), StoreError> {
-        let holder = match &self.in_flight {
+        let holder = match &self.in_flight() {
             InFlight::Local(local) => {
                 local.renew(now, until);
                 return Ok(());
@@ -480,7 +480,7 @@ impl Store {
     /// month's running total and takes from the wallet the part of it beyond the month's
     /// allowance — all in one transaction.
     pub async fn settle_usage(&self, settlement: Settlement) -> Result<(), StoreError> {
-        let in_flight = self.in_flight.clone();
+        let in_flight = self.in_flight();
         self.write(move |tx| Box::pin(async move { settle_in(tx, &in_flight, &settlement).await }))
             .await
     }
@@ -506,7 +506,7 @@ impl Store {
 
     /// Releases a reservation whose work never happened.
     pub async fn release_reservation(&self, reservation_id: &str) -> Result<(), StoreError> {
-        if let InFlight::Local(local) = &self.in_flight {
+        if let InFlight::Local(local) = &self.in_flight() {
             local.release(reservation_id);
             return Ok(());
         }

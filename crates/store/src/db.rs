@@ -8,7 +8,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 use crate::in_flight::{InFlight, LocalReservations};
-use crate::write::{self, Arg, Writer};
+use crate::write::{self, Arg, SqliteWriter};
 use crate::StoreError;
 
 /// Which database the state lives in.
@@ -27,24 +27,37 @@ pub enum Backend {
     Postgres,
 }
 
+/// What differs between the two databases, in one place: where writes run, where the money
+/// set aside for calls in flight is kept (`crate::in_flight`), and how other replicas are
+/// reached.
+#[derive(Clone)]
+enum Engine {
+    /// One server on an SQLite file: writes go to the writer thread (`crate::write`);
+    /// reservations are held in this process.
+    Sqlite {
+        writer: SqliteWriter,
+        reservations: std::sync::Arc<LocalReservations>,
+    },
+    /// Replicas on PostgreSQL: each write is a pooled transaction; reservations are rows held
+    /// by `holder` (this process); `url` opens the connections that listen for notifications.
+    Postgres {
+        url: String,
+        holder: std::sync::Arc<str>,
+    },
+}
+
 /// The handle to the database: cheap to clone, safe to share between tasks.
 #[derive(Clone)]
 pub struct Store {
-    /// Connections for reads.
+    /// Connections for reads (and, on PostgreSQL, writes).
     pub(crate) pool: AnyPool,
-    /// Where writes run (see `crate::write`).
-    writer: Writer,
-    backend: Backend,
-    /// The PostgreSQL URL, for connections of their own (notifications).
-    postgres_url: Option<String>,
-    /// Where the money set aside for calls in flight is kept (see `crate::in_flight`).
-    pub(crate) in_flight: InFlight,
+    engine: Engine,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("backend", &self.backend)
+            .field("backend", &self.backend())
             .finish()
     }
 }
@@ -76,38 +89,42 @@ impl Store {
             }
         };
         migrate(&pool, backend).await?;
-        let writer = match target {
-            DatabaseTarget::Sqlite(path) => write::start_sqlite_writer(path)?,
-            DatabaseTarget::Postgres(_) => Writer::Pool(pool.clone()),
-        };
-        let in_flight = match backend {
-            // Each process is its own holder: a new one after a restart.
-            Backend::Postgres => InFlight::Rows {
+        let engine = match target {
+            DatabaseTarget::Sqlite(path) => Engine::Sqlite {
+                writer: write::start_sqlite_writer(path)?,
+                reservations: std::sync::Arc::new(LocalReservations::default()),
+            },
+            DatabaseTarget::Postgres(url) => Engine::Postgres {
+                url: url.clone(),
+                // Each process is its own holder: a new one after a restart.
                 holder: crate::new_id().into(),
             },
-            Backend::Sqlite => InFlight::Local(std::sync::Arc::new(LocalReservations::default())),
         };
-        Ok(Store {
-            pool,
-            writer,
-            backend,
-            in_flight,
-            postgres_url: match target {
-                DatabaseTarget::Postgres(url) => Some(url.clone()),
-                DatabaseTarget::Sqlite(_) => None,
-            },
-        })
+        Ok(Store { pool, engine })
     }
 
     /// The PostgreSQL URL this store connects to (`None` on SQLite).
     pub(crate) fn postgres_url(&self) -> Option<&str> {
-        self.postgres_url.as_deref()
+        match &self.engine {
+            Engine::Postgres { url, .. } => Some(url),
+            Engine::Sqlite { .. } => None,
+        }
+    }
+
+    /// Where the money set aside for calls in flight is kept.
+    pub(crate) fn in_flight(&self) -> InFlight {
+        match &self.engine {
+            Engine::Sqlite { reservations, .. } => InFlight::Local(reservations.clone()),
+            Engine::Postgres { holder, .. } => InFlight::Rows {
+                holder: holder.clone(),
+            },
+        }
     }
 
     /// Sends `payload` to every replica listening on `channel` (PostgreSQL `NOTIFY`; nothing
     /// on SQLite, where one server runs).
     pub(crate) async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
-        if self.backend() == Backend::Postgres {
+        if let Engine::Postgres { .. } = self.engine {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(channel)
                 .bind(payload)
@@ -142,15 +159,25 @@ impl Store {
 
     /// Which engine this store runs on.
     pub fn backend(&self) -> Backend {
-        self.backend
+        match self.engine {
+            Engine::Sqlite { .. } => Backend::Sqlite,
+            Engine::Postgres { .. } => Backend::Postgres,
+        }
     }
 
     /// Runs a write job in one transaction and returns its result once committed.
+    ///
+    /// A job may await only its own transaction's statements: it runs inside the writer's
+    /// group commit on SQLite, where anything else it waited for would hold every other
+    /// write.
     pub(crate) async fn write<T: Send + 'static>(
         &self,
         job: impl write::Job<T>,
     ) -> Result<T, StoreError> {
-        self.writer.run(job).await
+        match &self.engine {
+            Engine::Sqlite { writer, .. } => writer.run(job).await,
+            Engine::Postgres { .. } => write::run_pooled(&self.pool, job).await,
+        }
     }
 
     /// Runs one writing statement as a job of its own; returns the number of rows changed.
@@ -162,7 +189,9 @@ impl Store {
 
     /// Closes every pooled connection (used at shutdown so SQLite checkpoints its WAL).
     pub async fn close(&self) {
-        self.writer.close().await;
+        if let Engine::Sqlite { writer, .. } = &self.engine {
+            writer.close().await;
+        }
         self.pool.close().await;
     }
 }

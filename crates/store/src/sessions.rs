@@ -235,7 +235,7 @@ impl Store {
         let new_for = new_for.map(|(tenant, user)| (tenant.to_string(), user.to_string()));
         let reservation = reservation.map(|request| (request, new_id()));
         let reserved_id = reservation.as_ref().map(|(_, id)| id.clone());
-        let in_flight = self.in_flight.clone();
+        let in_flight = self.in_flight();
         let started = self
             .write(move |tx| {
                 Box::pin(async move {
@@ -310,7 +310,7 @@ impl Store {
                 })
             })
             .await;
-        self.in_flight
+        self.in_flight()
             .release_if_failed(&started, reserved_id.as_deref());
         started
     }
@@ -326,7 +326,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let session_id = session_id.to_string();
         let answer = answer.map(|(content, interrupted)| (content.to_string(), interrupted));
-        let in_flight = self.in_flight.clone();
+        let in_flight = self.in_flight();
         self.write(move |tx| {
             Box::pin(async move {
                 if let Some(settlement) = &settlement {

@@ -170,14 +170,9 @@ pub(crate) trait WriteTx: Send {
     }
 }
 
-/// Where write jobs run.
+/// The SQLite writer thread's queue: every write job of the process goes through it.
 #[derive(Clone)]
-pub(crate) enum Writer {
-    /// PostgreSQL: a transaction on the shared pool per job.
-    Pool(AnyPool),
-    /// SQLite: the queue of the writer thread.
-    Thread(mpsc::UnboundedSender<QueuedJob>),
-}
+pub(crate) struct SqliteWriter(mpsc::UnboundedSender<QueuedJob>);
 
 /// A write job: runs with the transaction, returns what the caller gets.
 pub(crate) trait Job<T>:
@@ -190,54 +185,54 @@ impl<T, F> Job<T> for F where
 {
 }
 
-impl Writer {
-    /// Runs a job in a transaction of its own (on SQLite: in a savepoint of a group commit)
-    /// and returns its result once committed. A job that fails changes nothing.
+/// Runs a job in a transaction of its own on a pooled connection (PostgreSQL) and returns its
+/// result once committed. A job that fails changes nothing.
+pub(crate) async fn run_pooled<T: Send + 'static>(
+    pool: &AnyPool,
+    job: impl Job<T>,
+) -> Result<T, StoreError> {
+    let mut tx = PoolTx {
+        tx: pool.begin().await?,
+    };
+    let value = job(&mut tx).await?;
+    tx.tx.commit().await?;
+    Ok(value)
+}
+
+impl SqliteWriter {
+    /// Runs a job in a savepoint of the writer thread's group commit and returns its result
+    /// once committed. A job that fails changes nothing.
     pub(crate) async fn run<T: Send + 'static>(&self, job: impl Job<T>) -> Result<T, StoreError> {
-        match self {
-            Writer::Pool(pool) => {
-                let mut tx = PoolTx {
-                    tx: pool.begin().await?,
-                };
-                let value = job(&mut tx).await?;
-                tx.tx.commit().await?;
-                Ok(value)
-            }
-            Writer::Thread(queue) => {
-                let (answer, answered) = oneshot::channel();
-                let slot = Arc::new(Mutex::new(None::<Result<T, StoreError>>));
-                let filled = slot.clone();
-                let run: RunJob = Box::new(move |tx: &mut SqliteTx<'_>| {
-                    let result = futures::executor::block_on(job(tx));
-                    let succeeded = result.is_ok();
-                    *lock(&filled) = Some(result);
-                    succeeded
-                });
-                let deliver: Delivery = Box::new(move |committed: Result<(), String>| {
-                    let result = match (committed, lock(&slot).take()) {
-                        (Ok(()), Some(result)) => result,
-                        (Err(_), Some(Err(error))) => Err(error),
-                        (Err(reason), _) => Err(StoreError::Commit(reason)),
-                        (Ok(()), None) => Err(StoreError::WriterStopped),
-                    };
-                    let _ = answer.send(result);
-                });
-                queue
-                    .send(QueuedJob::Run { run, deliver })
-                    .map_err(|_| StoreError::WriterStopped)?;
-                answered.await.map_err(|_| StoreError::WriterStopped)?
-            }
-        }
+        let (answer, answered) = oneshot::channel();
+        let slot = Arc::new(Mutex::new(None::<Result<T, StoreError>>));
+        let filled = slot.clone();
+        let run: RunJob = Box::new(move |tx: &mut SqliteTx<'_>| {
+            let result = futures::executor::block_on(job(tx));
+            let succeeded = result.is_ok();
+            *lock(&filled) = Some(result);
+            succeeded
+        });
+        let deliver: Delivery = Box::new(move |committed: Result<(), String>| {
+            let result = match (committed, lock(&slot).take()) {
+                (Ok(()), Some(result)) => result,
+                (Err(_), Some(Err(error))) => Err(error),
+                (Err(reason), _) => Err(StoreError::Commit(reason)),
+                (Ok(()), None) => Err(StoreError::WriterStopped),
+            };
+            let _ = answer.send(result);
+        });
+        self.0
+            .send(QueuedJob::Run { run, deliver })
+            .map_err(|_| StoreError::WriterStopped)?;
+        answered.await.map_err(|_| StoreError::WriterStopped)?
     }
 
     /// Stops the writer thread after the jobs queued so far (SQLite checkpoints its WAL as
     /// the connection closes).
     pub(crate) async fn close(&self) {
-        if let Writer::Thread(queue) = self {
-            let (done, closed) = oneshot::channel();
-            if queue.send(QueuedJob::Close(done)).is_ok() {
-                let _ = closed.await;
-            }
+        let (done, closed) = oneshot::channel();
+        if self.0.send(QueuedJob::Close(done)).is_ok() {
+            let _ = closed.await;
         }
     }
 }
@@ -419,7 +414,7 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Opens the writing connection and starts the writer thread, and beside it the thread that
 /// checkpoints the WAL: left to SQLite, the checkpoint would run inside a commit every 1,000
 /// pages and hold up the writes of the whole group behind it.
-pub(crate) fn start_sqlite_writer(path: &Path) -> Result<Writer, StoreError> {
+pub(crate) fn start_sqlite_writer(path: &Path) -> Result<SqliteWriter, StoreError> {
     let conn = rusqlite::Connection::open(path)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
@@ -440,7 +435,7 @@ pub(crate) fn start_sqlite_writer(path: &Path) -> Result<Writer, StoreError> {
             drop(running);
         })
         .map_err(|e| StoreError::Invalid(format!("cannot start the database writer: {e}")))?;
-    Ok(Writer::Thread(queue))
+    Ok(SqliteWriter(queue))
 }
 
 /// Copies the WAL into the database file every [`CHECKPOINT_EVERY`] until the writer stops.
@@ -557,13 +552,13 @@ mod tests {
     use super::*;
 
     /// A writer on a database file of its own (kept while the directory lives).
-    fn scratch_writer() -> (tempfile::TempDir, Writer) {
+    fn scratch_writer() -> (tempfile::TempDir, SqliteWriter) {
         let dir = tempfile::tempdir().expect("temp dir");
         let writer = start_sqlite_writer(&dir.path().join("scratch.db")).expect("writer");
         (dir, writer)
     }
 
-    async fn count(writer: &Writer) -> i64 {
+    async fn count(writer: &SqliteWriter) -> i64 {
         writer
             .run(|tx| {
                 Box::pin(async move {
