@@ -57,7 +57,7 @@ pub enum AgentEvent {
         retryable: bool,
         /// Machine-readable reason when there is one (e.g. `cap_exceeded`).
         #[serde(skip_serializing_if = "Option::is_none")]
-        code: Option<String>,
+        code: Option<crate::Code>,
     },
 }
 

@@ -6,6 +6,7 @@
 //! Architecture invariant: nothing here knows about HTTP requests or responses; callers hand
 //! in a [`Principal`] and JSON arguments and get text or a typed error back.
 
+pub mod codes;
 mod events;
 mod knowledge;
 pub mod llm;
@@ -16,6 +17,7 @@ pub mod tools;
 mod turn;
 mod zendesk;
 
+pub use codes::{Code, CodeKind};
 pub use events::{AgentEvent, Phase};
 pub use knowledge::{KnowledgeError, KnowledgeService, ShippedDoc};
 pub use models::{ModelResolver, ProviderSettings};

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::Code;
 use billing::{Billing, BillingError, Charge, Payer, PlannedReservation, Reservation};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -99,6 +100,8 @@ pub struct Agent {
     session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Sessions being deleted here: a turn that gets to them meanwhile finds them gone.
     deleting: Mutex<HashSet<String>>,
+    /// Every turn's task, so that a shutdown can wait for them to store their outcome.
+    turns: tokio_util::task::TaskTracker,
 }
 
 /// The turn that holds a session on this server: how to stop it, and how to know it ended.
@@ -171,7 +174,7 @@ enum Outcome {
     Failed {
         message: String,
         retryable: bool,
-        code: Option<&'static str>,
+        code: Option<Code>,
     },
 }
 
@@ -180,7 +183,7 @@ impl Outcome {
         Outcome::Failed {
             message: CAP_EXCEEDED.to_string(),
             retryable: false,
-            code: Some("cap_exceeded"),
+            code: Some(Code::CapExceeded),
         }
     }
 
@@ -188,7 +191,7 @@ impl Outcome {
         Outcome::Failed {
             message: format!("Session {session_id} does not exist; create a new session"),
             retryable: false,
-            code: Some("not_found"),
+            code: Some(Code::NotFound),
         }
     }
 
@@ -219,7 +222,16 @@ impl Agent {
             running: Mutex::new(HashMap::new()),
             session_locks: Mutex::new(HashMap::new()),
             deleting: Mutex::new(HashSet::new()),
+            turns: tokio_util::task::TaskTracker::new(),
         }
+    }
+
+    /// Waits (at most `grace`) for the turns in progress to end and store their outcome; new
+    /// turns still start meanwhile (the listener has stopped taking requests). True when all
+    /// ended in time.
+    pub async fn finish_turns(&self, grace: Duration) -> bool {
+        self.turns.close();
+        tokio::time::timeout(grace, self.turns.wait()).await.is_ok()
     }
 
     /// Starts a turn in its own task and returns its event stream.
@@ -232,7 +244,8 @@ impl Agent {
             announced: AtomicBool::new(false),
         };
         let agent = self.clone();
-        tokio::spawn(async move { agent.run(request, emitter).await });
+        self.turns
+            .spawn(async move { agent.run(request, emitter).await });
         TurnHandle {
             events,
             _cancel_on_drop: cancel.drop_guard(),
@@ -379,7 +392,7 @@ impl Agent {
                 emit.send(AgentEvent::Error {
                     message,
                     retryable,
-                    code: code.map(str::to_string),
+                    code,
                 })
                 .await
             }

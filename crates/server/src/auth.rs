@@ -9,6 +9,7 @@
 //! for keys that are not known to be valid, without a database lookup, while keys that let
 //! their bearer in during the last hour are still looked up and keep working.
 
+use agent::Code;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, RwLock};
@@ -92,11 +93,11 @@ impl Authenticator {
             if let Some(ip) = client {
                 self.failures.record(ip);
             }
-            ApiError::unauthorized("invalid_api_key", REFUSED_KEY)
+            ApiError::new(Code::InvalidApiKey, REFUSED_KEY)
         };
         let header = header.ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing_api_key",
+            ApiError::new(
+                Code::MissingApiKey,
                 "Missing API key: send the header 'Authorization: Bearer <your API key>'",
             )
         })?;
@@ -105,8 +106,8 @@ impl Authenticator {
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "invalid_api_key",
+                ApiError::new(
+                    Code::InvalidApiKey,
                     "Malformed Authorization header: expected 'Bearer <your API key>'",
                 )
             })?;
@@ -218,14 +219,14 @@ fn key_is_dead(record: &KeyRecord) -> bool {
 /// The access checks made on every request with a live key.
 fn check_access(record: &KeyRecord) -> Result<(), ApiError> {
     if !record.api_access {
-        return Err(ApiError::forbidden(
-            "api_access_disabled",
+        return Err(ApiError::new(
+            Code::ApiAccessDisabled,
             "API access is disabled for this user; contact your admin",
         ));
     }
     if !record.ai_enabled {
-        return Err(ApiError::forbidden(
-            "ai_disabled",
+        return Err(ApiError::new(
+            Code::AiDisabled,
             "AI features are disabled for this account; contact your admin",
         ));
     }
@@ -245,9 +246,7 @@ impl FromRequestParts<AppState> for Caller {
         let header = match parts.headers.get(AUTHORIZATION) {
             None => None,
             Some(value) => Some(value.to_str().map_err(|_| {
-                ApiError::unauthorized(
-                    "invalid_api_key",
-                    "Malformed Authorization header: it must be plain ASCII 'Bearer <your API key>'",
+                ApiError::new(Code::InvalidApiKey, "Malformed Authorization header: it must be plain ASCII 'Bearer <your API key>'",
                 )
             })?),
         };

@@ -1,5 +1,6 @@
 //! The JSON request body extractor: size-limited, every failure a clear 4xx JSON error.
 
+use agent::Code;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -22,7 +23,7 @@ impl FromRequest<AppState> for JsonBody {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::payload_too_large(state.config.body_limit)
                 } else {
-                    ApiError::bad_field("invalid_request", None, rejection.body_text())
+                    ApiError::new(Code::InvalidRequest, rejection.body_text())
                 }
             })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {

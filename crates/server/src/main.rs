@@ -1,31 +1,14 @@
 //! `integrator-agent`: the server and its admin command line in one binary.
 
-mod admin;
-mod auth;
-mod body;
-mod cli;
-mod config;
-mod corpus;
-mod data_lock;
-mod error;
-mod listener;
-mod metrics;
-mod openapi;
-mod params;
-mod request_limits;
-mod routes;
-mod serve;
-mod state;
-
 use std::process::ExitCode;
 
 use clap::Parser;
-
-use crate::cli::{Cli, Command};
+use server::cli::{Cli, Command};
+use server::config::{Config, LogFormat, Overrides, ProcessEnvironment};
+use server::{admin, serve};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use crate::config::{Config, LogFormat, Overrides, ProcessEnvironment};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

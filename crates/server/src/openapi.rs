@@ -723,6 +723,27 @@ fn narrow_derived_schemas(schemas: &mut Map<String, Value>) {
         }
     };
     set("ErrorBody", "field", "type", json!("string"));
+    // The codes, from the one table that decides them.
+    let names = |refusals: bool| -> String {
+        agent::Code::ALL
+            .iter()
+            .filter(|c| (c.kind() == agent::CodeKind::Refusal) == refusals)
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    set(
+        "ErrorBody",
+        "code",
+        "description",
+        json!(format!("Machine-readable: {}", names(false))),
+    );
+    set(
+        "ApplicationError",
+        "code",
+        "description",
+        json!(format!("Machine-readable: {}", names(true))),
+    );
     set("ChatResponse", "error", "type", json!("string"));
     set("ToolFailure", "available_tools", "type", json!("array"));
     set("ToolFailure", "success", "const", json!(false));
@@ -1255,7 +1276,7 @@ mod tests {
             AgentEvent::Error {
                 message: "AI usage cap exceeded".into(),
                 retryable: false,
-                code: Some("cap_exceeded".into()),
+                code: Some(agent::Code::CapExceeded),
             },
             AgentEvent::Error {
                 message: "upstream failed".into(),

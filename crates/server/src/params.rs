@@ -1,6 +1,7 @@
 //! Path and query-string extractors whose failures are the API's JSON errors (axum's own
 //! rejections are plain text).
 
+use agent::Code;
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -21,9 +22,8 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(value)) => Ok(ApiPath(value)),
-            Err(rejection) => Err(ApiError::bad_field(
-                "invalid_path",
-                None,
+            Err(rejection) => Err(ApiError::new(
+                Code::InvalidPath,
                 format!("The request path is not valid: {}", rejection.body_text()),
             )),
         }
@@ -44,9 +44,8 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(ApiQuery(value)),
-            Err(rejection) => Err(ApiError::bad_field(
-                "invalid_query",
-                None,
+            Err(rejection) => Err(ApiError::new(
+                Code::InvalidQuery,
                 format!("The query string is not valid: {}", rejection.body_text()),
             )),
         }

@@ -15,7 +15,7 @@ async fn tools_status(server: &Server, authorization: Option<&str>) -> (u16, ser
 #[tokio::test]
 async fn first_start_prints_a_working_admin_key() {
     let data = Data::new().await;
-    let server = Server::start(&data, &[]).await;
+    let server = Server::start_process(&data, &[]).await;
     let key = server.admin_key();
     assert_eq!(key.len(), 256);
     assert!(key.chars().all(|c| c.is_ascii_alphanumeric()));
@@ -51,7 +51,7 @@ async fn missing_malformed_and_unknown_keys_are_401() {
 #[tokio::test]
 async fn revoked_keys_stop_working_within_seconds() {
     let data = Data::new().await;
-    let server = Server::start(&data, &[]).await;
+    let server = Server::start(&data, &[("INTEGRATOR_AUTH_CACHE_SECONDS", "1")]).await;
     let key = data.user_with_key("acme", "ops@acme.test", "user").await;
     assert_eq!(server.get("/tools", &key).await.0, 200);
     let out = data.cli_ok(&["key", "revoke", "ops@acme.test"]).await;
@@ -73,7 +73,7 @@ async fn expired_keys_are_401() {
     let server = Server::start(&data, &[]).await;
     data.user_with_key("acme", "temp@acme.test", "user").await;
     let key = data
-        .cli_ok(&["key", "create", "temp@acme.test", "--expires-in", "2s"])
+        .cli_ok(&["key", "create", "temp@acme.test", "--expires-in", "1s"])
         .await;
     assert_eq!(key.len(), 256, "key create prints only the key");
     let refused = eventually(15, || async {

@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 const SERVER_KEY: &str = "sk-server-key-aaaaaaaaaaaa";
 const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
-async fn start(upstream: &Upstream, data: &Data, extra: &[(&str, &str)]) -> Server {
+/// The settings of a server on the scripted upstream.
+fn settings<'a>(upstream: &'a Upstream, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut env = vec![
         ("OPENAI_API_KEY", SERVER_KEY),
         ("OPENAI_BASE_URL", upstream.base_url.as_str()),
@@ -21,7 +22,11 @@ async fn start(upstream: &Upstream, data: &Data, extra: &[(&str, &str)]) -> Serv
         ("INTEGRATOR_MASTER_KEY", MASTER_KEY),
     ];
     env.extend_from_slice(extra);
-    Server::start(data, &env).await
+    env
+}
+
+async fn start(upstream: &Upstream, data: &Data, extra: &[(&str, &str)]) -> Server {
+    Server::start(data, &settings(upstream, extra)).await
 }
 
 /// Creates a tenant with this monthly allowance (USD) and a `user` in it, `dev@<tenant>.test`;
@@ -568,7 +573,7 @@ async fn a_dead_replicas_calls_stop_holding_the_budget_within_one_hold() {
     let upstream = Upstream::start().await;
     let data = Data::new().await;
     let hold = [("INTEGRATOR_RESERVATION_HOLD_SECONDS", "3")];
-    let runner = start(&upstream, &data, &hold).await;
+    let runner = Server::start_process(&data, &settings(&upstream, &hold)).await;
     let replica_data = data.replica();
     let replica = match &replica_data {
         Some(replica) => Some(start(&upstream, replica, &hold).await),

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 const SERVER_KEY: &str = "sk-test-server-key-0123456789";
 
-async fn start(upstream: &Upstream, extra: &[(&str, &str)]) -> (Data, Server) {
-    let data = Data::new().await;
+/// The settings of a server on the scripted upstream.
+fn settings<'a>(upstream: &'a Upstream, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut env = vec![
         ("OPENAI_API_KEY", SERVER_KEY),
         ("OPENAI_BASE_URL", upstream.base_url.as_str()),
@@ -20,7 +20,12 @@ async fn start(upstream: &Upstream, extra: &[(&str, &str)]) -> (Data, Server) {
         ("INTEGRATOR_LLM_RETRY_BASE_MS", "10"),
     ];
     env.extend_from_slice(extra);
-    let server = Server::start(&data, &env).await;
+    env
+}
+
+async fn start(upstream: &Upstream, extra: &[(&str, &str)]) -> (Data, Server) {
+    let data = Data::new().await;
+    let server = Server::start(&data, &settings(upstream, extra)).await;
     (data, server)
 }
 
@@ -419,7 +424,9 @@ async fn upstream_refusals_are_not_retried_and_never_leak_the_key() {
         401,
         &format!("Incorrect API key provided: {SERVER_KEY}"),
     )]);
-    let (_data, server) = start(&upstream, &[]).await;
+    let data = Data::new().await;
+    // Its own process, so that its log can be read.
+    let server = Server::start_process(&data, &settings(&upstream, &[])).await;
     let error = chat_error(&server).await;
     assert!(error.contains("401"), "{error}");
     assert!(!error.contains("0123456789"), "key leaked: {error}");

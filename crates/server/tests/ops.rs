@@ -179,7 +179,7 @@ async fn a_second_server_on_the_same_embedded_data_is_refused() {
 #[tokio::test]
 async fn restart_with_the_same_data_keeps_accounts_tickets_and_index() {
     let data = Data::new().await;
-    let server = Server::start(&data, &[]).await;
+    let server = Server::start_process(&data, &[]).await;
     let key = server.admin_key().to_string();
     server
         .tool(
@@ -190,7 +190,7 @@ async fn restart_with_the_same_data_keeps_accounts_tickets_and_index() {
         .await;
     server.stop().await;
 
-    let server = Server::start(&data, &[]).await;
+    let server = Server::start_process(&data, &[]).await;
     assert!(
         server.admin_key.is_none(),
         "no second bootstrap on a database with accounts"
@@ -216,7 +216,7 @@ async fn restart_with_the_same_data_keeps_accounts_tickets_and_index() {
     );
     server.kill().await;
 
-    let server = Server::start(&data, &[]).await;
+    let server = Server::start_process(&data, &[]).await;
     assert_eq!(
         server.get("/tools", &key).await.0,
         200,

@@ -11,16 +11,17 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
+/// The settings of a server on the scripted upstream.
+fn settings(upstream: &Upstream) -> [(&str, &str); 3] {
+    [
+        ("OPENAI_API_KEY", "sk-test-key"),
+        ("OPENAI_BASE_URL", upstream.base_url.as_str()),
+        ("INTEGRATOR_LLM_RETRY_BASE_MS", "10"),
+    ]
+}
+
 async fn start(upstream: &Upstream, data: &Data) -> Server {
-    Server::start(
-        data,
-        &[
-            ("OPENAI_API_KEY", "sk-test-key"),
-            ("OPENAI_BASE_URL", upstream.base_url.as_str()),
-            ("INTEGRATOR_LLM_RETRY_BASE_MS", "10"),
-        ],
-    )
-    .await
+    Server::start(data, &settings(upstream)).await
 }
 
 /// Reads a streamed response into `raw` until it holds at least `tokens` token events.
@@ -588,7 +589,7 @@ async fn a_client_that_disconnects_cancels_the_turn() {
 async fn a_crash_mid_stream_keeps_the_user_message_and_no_half_answer() {
     let upstream = Upstream::start().await;
     let data = Data::new().await;
-    let server = start(&upstream, &data).await;
+    let server = Server::start_process(&data, &settings(&upstream)).await;
     let key = server.admin_key().to_string();
     let session = new_session(&server, &key).await;
     upstream.push([Reply::slow_text(

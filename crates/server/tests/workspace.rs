@@ -462,7 +462,7 @@ async fn a_run_whose_server_is_killed_is_recorded_as_failed() {
         ),
         ALLOW_LOCAL_SERVICES,
     ];
-    let server = Server::start(&data, &shared).await;
+    let server = Server::start_process(&data, &shared).await;
     let key = server.admin_key().to_string();
     ok(
         &server,
@@ -511,8 +511,8 @@ async fn a_run_whose_server_is_killed_is_recorded_as_failed() {
     running.abort();
 
     let survivor = match &replica {
-        Some(replica) => Server::start(replica, &shared).await,
-        None => Server::start(&data, &shared).await,
+        Some(replica) => Server::start_process(replica, &shared).await,
+        None => Server::start_process(&data, &shared).await,
     };
     let failed = eventually(30, || async {
         let runs = ok(&survivor, &key, "list runs stuck").await;

@@ -280,12 +280,20 @@ impl Workspace {
             control,
             done,
         };
-        tokio::spawn(self.clone().run_job(job));
+        self.jobs.spawn(self.clone().run_job(job));
         Ok(StartedRun {
             id,
             flow: flow_name.to_string(),
             done: waiter,
         })
+    }
+
+    /// Waits (at most `grace`) for the runs in progress to end and record their outcome. True
+    /// when all ended in time; a run cut off later is settled from its marker at the next
+    /// start.
+    pub async fn finish_runs(&self, grace: Duration) -> bool {
+        self.jobs.close();
+        tokio::time::timeout(grace, self.jobs.wait()).await.is_ok()
     }
 
     /// Starts a run and waits for it up to `wait`; the answer summarises the run, or says

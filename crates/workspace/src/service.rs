@@ -97,6 +97,8 @@ pub struct Workspace {
     data_dir: PathBuf,
     egress: Arc<EgressPolicy>,
     pub(crate) runs: crate::runner::RunRegistry,
+    /// Every run's task, so that a shutdown can wait for them to record their outcome.
+    pub(crate) jobs: tokio_util::task::TaskTracker,
     /// The id of this data dir (`instance.id`): the runs it records are its own, and the
     /// tenant files they write are on its disk.
     pub(crate) instance: String,
@@ -118,6 +120,7 @@ impl Workspace {
             catalog,
             egress: Arc::new(egress),
             runs: crate::runner::RunRegistry::default(),
+            jobs: tokio_util::task::TaskTracker::new(),
             instance: instance_id(&data_dir),
             data_dir,
         }

@@ -74,7 +74,7 @@ impl Tool for CreateSupportTicket {
             other => other
                 .parse()
                 .map_err(|message| ToolError::InvalidArguments {
-                    code: "invalid_field",
+                    code: crate::Code::InvalidField,
                     field: Some("priority".into()),
                     message,
                 })?,

@@ -6,6 +6,7 @@ mod search_knowledge_base;
 mod search_templates;
 mod workspace_tools;
 
+use crate::Code;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -37,8 +38,8 @@ pub enum ToolError {
     /// The arguments do not match the tool's schema.
     #[error("{message}")]
     InvalidArguments {
-        /// `missing_field`, `invalid_field` or `invalid_request` (not an object).
-        code: &'static str,
+        /// `MissingField`, `InvalidField` or `InvalidRequest` (not an object).
+        code: Code,
         field: Option<String>,
         message: String,
     },
@@ -58,14 +59,14 @@ pub enum ToolError {
 
 impl ToolError {
     /// The machine-readable code of this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            ToolError::NotFound(_) => "tool_not_found",
-            ToolError::InvalidArguments { code, .. } => code,
-            ToolError::PermissionDenied(_) => "permission_denied",
-            ToolError::Failed(_) => "tool_failed",
-            ToolError::CapExceeded => "cap_exceeded",
-            ToolError::InvalidCommand(_) => "invalid_command",
+            ToolError::NotFound(_) => Code::ToolNotFound,
+            ToolError::InvalidArguments { code, .. } => *code,
+            ToolError::PermissionDenied(_) => Code::PermissionDenied,
+            ToolError::Failed(_) => Code::ToolFailed,
+            ToolError::CapExceeded => Code::CapExceeded,
+            ToolError::InvalidCommand(_) => Code::InvalidCommand,
         }
     }
 }
@@ -159,7 +160,7 @@ impl ToolRegistry {
             .ok_or_else(|| ToolError::NotFound(name.to_string()))?;
         if !arguments.is_object() {
             return Err(ToolError::InvalidArguments {
-                code: "invalid_request",
+                code: Code::InvalidRequest,
                 field: None,
                 message: format!(
                     "The arguments of {name} must be a JSON object, not {}",
@@ -174,7 +175,7 @@ impl ToolRegistry {
             jsonschema::error::ValidationErrorKind::Required { property } => {
                 let field = property.as_str().unwrap_or_default().to_string();
                 let problem = format!("missing required field '{field}'");
-                ("missing_field", field, problem)
+                (Code::MissingField, field, problem)
             }
             _ => {
                 let field = error
@@ -183,7 +184,7 @@ impl ToolRegistry {
                     .trim_start_matches('/')
                     .replace('/', ".");
                 let problem = format!("field '{field}': {error}");
-                ("invalid_field", field, problem)
+                (Code::InvalidField, field, problem)
             }
         };
         Err(ToolError::InvalidArguments {
@@ -382,7 +383,7 @@ mod tests {
             .execute(&context, "echo", json!({"text": "hi"}))
             .await;
         assert_eq!(refused, Err(ToolError::CapExceeded));
-        assert_eq!(refused.err().map(|e| e.code()), Some("cap_exceeded"));
+        assert_eq!(refused.err().map(|e| e.code()), Some(Code::CapExceeded));
         let report = billing
             .report(&tenant.id, "u@t.test", false)
             .await

@@ -140,7 +140,7 @@ impl Tool for ImportTemplate {
             .and_then(Value::as_u64)
             .and_then(|id| u32::try_from(id).ok())
             .ok_or_else(|| ToolError::InvalidArguments {
-                code: "invalid_field",
+                code: crate::Code::InvalidField,
                 field: Some("template_id".into()),
                 message: "Invalid arguments for import_template: field 'template_id' must be a positive integer".into(),
             })?;

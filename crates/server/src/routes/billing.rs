@@ -1,5 +1,6 @@
 //! Own LLM keys (`/rest/v1/ai-agent/api-key…`) and the usage view (`/usage`).
 
+use agent::Code;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,7 +17,7 @@ use crate::state::AppState;
 fn billing_error(error: BillingError) -> ApiError {
     match error {
         BillingError::Invalid(message) => {
-            ApiError::bad_field("invalid_field", Some("api_key".into()), message)
+            ApiError::with_field(Code::InvalidField, "api_key", message)
         }
         other => ApiError::internal(other),
     }
@@ -28,7 +29,7 @@ fn answer<T: serde::Serialize>(result: Result<T, BillingError>) -> Result<Respon
     match result {
         Ok(value) => Ok(Json(value).into_response()),
         Err(BillingError::Forbidden(message)) => {
-            Ok(Refusal::new("permission_denied", message).into_response())
+            Ok(Refusal::new(Code::PermissionDenied, message).into_response())
         }
         Err(other) => Err(billing_error(other)),
     }
@@ -51,17 +52,17 @@ pub async fn set_api_key(
     }
     let key = match body.get("api_key") {
         None | Some(Value::Null) => {
-            return Err(ApiError::bad_field(
-                "missing_field",
-                Some("api_key".into()),
+            return Err(ApiError::with_field(
+                Code::MissingField,
+                "api_key",
                 "Missing required field 'api_key'",
             ))
         }
         Some(Value::String(key)) => key.clone(),
         Some(_) => {
-            return Err(ApiError::bad_field(
-                "invalid_field",
-                Some("api_key".into()),
+            return Err(ApiError::with_field(
+                Code::InvalidField,
+                "api_key",
                 "Field 'api_key' must be a string",
             ))
         }

@@ -1,6 +1,7 @@
 //! Chat and sessions: `/chat`, `/chat/stream`, `/sessions…`. Every chat endpoint starts the
 //! same agent turn; the streaming ones serialise its events as SSE, the others fold them.
 
+use agent::Code;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -38,32 +39,31 @@ impl ChatBody {
     /// Reads and checks a chat body, naming the field at fault.
     fn parse(value: Value) -> Result<ChatBody, ApiError> {
         let Value::Object(fields) = value else {
-            return Err(ApiError::bad_field(
-                "invalid_request",
-                None,
+            return Err(ApiError::new(
+                Code::InvalidRequest,
                 "The request body must be a JSON object",
             ));
         };
         let message = match fields.get("message") {
             None | Some(Value::Null) => {
-                return Err(ApiError::bad_field(
-                    "missing_field",
-                    Some("message".into()),
+                return Err(ApiError::with_field(
+                    Code::MissingField,
+                    "message",
                     "Missing required field 'message'",
                 ))
             }
             Some(Value::String(text)) if text.trim().is_empty() => {
-                return Err(ApiError::bad_field(
-                    "invalid_field",
-                    Some("message".into()),
+                return Err(ApiError::with_field(
+                    Code::InvalidField,
+                    "message",
                     "Field 'message' must not be empty",
                 ))
             }
             Some(Value::String(text)) => text.clone(),
             Some(_) => {
-                return Err(ApiError::bad_field(
-                    "invalid_field",
-                    Some("message".into()),
+                return Err(ApiError::with_field(
+                    Code::InvalidField,
+                    "message",
                     "Field 'message' must be a string",
                 ))
             }
@@ -72,9 +72,9 @@ impl ChatBody {
             None | Some(Value::Null) => None,
             Some(Value::Bool(flag)) => Some(*flag),
             Some(_) => {
-                return Err(ApiError::bad_field(
-                    "invalid_field",
-                    Some("include_tools".into()),
+                return Err(ApiError::with_field(
+                    Code::InvalidField,
+                    "include_tools",
                     "Field 'include_tools' must be true or false",
                 ))
             }
@@ -83,9 +83,9 @@ impl ChatBody {
             None | Some(Value::Null) => None,
             Some(Value::String(text)) => Some(text.clone()),
             Some(_) => {
-                return Err(ApiError::bad_field(
-                    "invalid_field",
-                    Some("system_prompt".into()),
+                return Err(ApiError::with_field(
+                    Code::InvalidField,
+                    "system_prompt",
                     "Field 'system_prompt' must be a string",
                 ))
             }
@@ -221,7 +221,7 @@ async fn owned_session(
 /// deleted while its message waited.
 enum Folded {
     Answer(ChatResponse),
-    Refused { error: String, code: String },
+    Refused { error: String, code: Code },
     Gone(ApiError),
 }
 
@@ -263,19 +263,19 @@ async fn fold(mut handle: TurnHandle, session_id: String) -> Folded {
             }
             AgentEvent::Error {
                 message,
-                code: Some(code),
+                code: Some(Code::CapExceeded),
                 ..
-            } if code == "cap_exceeded" => {
+            } => {
                 return Folded::Refused {
                     error: message,
-                    code,
+                    code: Code::CapExceeded,
                 };
             }
             AgentEvent::Error {
                 message,
-                code: Some(code),
+                code: Some(Code::NotFound),
                 ..
-            } if code == "not_found" => return Folded::Gone(ApiError::not_found(message)),
+            } => return Folded::Gone(ApiError::not_found(message)),
             AgentEvent::Error { message, .. } => response.error = Some(message),
             AgentEvent::End => break,
             AgentEvent::Session { .. } | AgentEvent::Phase { .. } | AgentEvent::ToolEnd { .. } => {}
@@ -403,9 +403,9 @@ pub async fn list_sessions(
                 .ok()
                 .filter(|n| range.contains(n))
                 .ok_or_else(|| {
-                    ApiError::bad_field(
-                        "invalid_field",
-                        Some(name.to_string()),
+                    ApiError::with_field(
+                        Code::InvalidField,
+                        name,
                         format!(
                             "'{name}' must be a whole number from {} to {}",
                             range.start(),

@@ -101,9 +101,12 @@ async fn not_found(request: Request) -> ApiError {
 }
 
 async fn method_not_allowed(request: Request) -> ApiError {
-    ApiError::method_not_allowed(format!(
-        "{} is not allowed on {}; see /docs for the API",
-        request.method(),
-        request.uri().path()
-    ))
+    ApiError::new(
+        agent::Code::MethodNotAllowed,
+        format!(
+            "{} is not allowed on {}; see /docs for the API",
+            request.method(),
+            request.uri().path()
+        ),
+    )
 }

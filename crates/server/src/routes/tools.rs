@@ -1,6 +1,6 @@
 //! `GET /tools` and `POST /tools/{tool_name}/execute`.
 
-use agent::{ToolContext, ToolError, ToolRegistry};
+use agent::{Code, ToolContext, ToolError, ToolRegistry};
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -121,7 +121,7 @@ pub async fn execute_tool(
         return Ok(Json(ToolFailure {
             success: false,
             error: format!("Tool not found: {tool_name}"),
-            code: "tool_not_found".into(),
+            code: Code::ToolNotFound.name().into(),
             available_tools: Some(state.tools.names().into_iter().map(String::from).collect()),
         })
         .into_response());
@@ -141,7 +141,10 @@ pub async fn execute_tool(
             code,
             field,
             message,
-        }) => Err(ApiError::bad_field(code, field, message)),
+        }) => Err(ApiError {
+            field,
+            ..ApiError::new(code, message)
+        }),
         Err(error) => Ok(Refusal::new(error.code(), error.to_string()).into_response()),
     }
 }

@@ -2,6 +2,7 @@
 //! (secrets masked) and schedules of the caller's tenant, for programs. Every role may read
 //! them, as every role may list and show with `host_cli`.
 
+use agent::Code;
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
@@ -36,9 +37,9 @@ impl Listing {
                 .ok()
                 .filter(|n| (1..=MAX_PAGE).contains(n))
                 .ok_or_else(|| {
-                    ApiError::bad_field(
-                        "invalid_field",
-                        Some("limit".into()),
+                    ApiError::with_field(
+                        Code::InvalidField,
+                        "limit",
                         format!("'limit' must be a whole number from 1 to {MAX_PAGE}"),
                     )
                 }),
@@ -49,10 +50,7 @@ impl Listing {
 fn api_error(error: WorkspaceError) -> ApiError {
     match error {
         WorkspaceError::NotFound(message) => ApiError::not_found(message),
-        WorkspaceError::PermissionDenied(message) => {
-            ApiError::forbidden("permission_denied", message)
-        }
-        WorkspaceError::Rejected(message) => ApiError::bad_field("invalid_request", None, message),
+        WorkspaceError::Rejected(message) => ApiError::new(Code::InvalidRequest, message),
         other => ApiError::internal(other),
     }
 }
@@ -70,9 +68,9 @@ pub async fn runs(
     let cursor = match &listing.cursor {
         None => None,
         Some(text) => Some(text.parse::<i64>().map_err(|_| {
-            ApiError::bad_field(
-                "invalid_field",
-                Some("cursor".into()),
+            ApiError::with_field(
+                Code::InvalidField,
+                "cursor",
                 "'cursor' must be the next_cursor of a page of runs",
             )
         })?),

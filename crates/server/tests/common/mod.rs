@@ -162,19 +162,103 @@ impl Data {
     }
 }
 
-/// A running server process.
+/// How a test's server runs.
+enum Running {
+    /// Built in the test's own process ([`server::startup::Application`]), as most tests do.
+    /// (Dropping the shutdown sender stops it too: a test need not stop its server.)
+    InProcess {
+        shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+        thread: std::thread::JoinHandle<()>,
+    },
+    /// The real binary in a process of its own (for crashes, logs and what it prints).
+    Process { child: Child, log_path: PathBuf },
+}
+
+/// A running server.
 pub struct Server {
-    child: Child,
+    running: Running,
     pub base: String,
     /// The admin key printed at first start (None when the data already had accounts).
     pub admin_key: Option<String>,
     pub client: reqwest::Client,
-    log_path: PathBuf,
+}
+
+/// Settings for an in-process server: the test's pairs only, never the process environment.
+struct TestEnvironment(std::collections::HashMap<String, String>);
+
+impl server::config::Environment for TestEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    }
 }
 
 impl Server {
-    /// Starts a server on `data` with extra environment variables.
+    /// Builds a server on `data` in this process, with these settings (environment-variable
+    /// names and values), on a free port.
     pub async fn start(data: &Data, env: &[(&str, &str)]) -> Server {
+        let mut settings: std::collections::HashMap<String, String> =
+            [("INTEGRATOR_KB_SYNC_SECONDS", "1")]
+                .iter()
+                .chain(env.iter())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        settings.remove("RUST_LOG");
+        let overrides = server::config::Overrides {
+            addr: Some("127.0.0.1:0".into()),
+            data_dir: Some(data.path().to_path_buf()),
+            database_url: data.database_url(),
+            ..Default::default()
+        };
+        let config = server::config::Config::load(&overrides, &TestEnvironment(settings))
+            .expect("the test's settings load");
+        // Its own multi-threaded runtime on a thread of its own, as the binary runs it: the
+        // test's runtime (one thread) neither starves it nor shares its blocking waits.
+        let (started, ready) = tokio::sync::oneshot::channel();
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime for the server");
+            runtime.block_on(async move {
+                let app = match server::startup::Application::build(config).await {
+                    Ok(app) => app,
+                    Err(error) => {
+                        let _ = started.send(Err(format!("{error:#}")));
+                        return;
+                    }
+                };
+                let _ = started.send(Ok((
+                    format!("http://{}", app.addr()),
+                    app.bootstrap_key().map(str::to_string),
+                )));
+                let _ = app
+                    .run_until_stopped(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        let (base, admin_key) = match ready.await {
+            Ok(Ok(started)) => started,
+            Ok(Err(error)) => panic!("the server did not start: {error}"),
+            Err(_) => panic!("the server's thread ended before it started"),
+        };
+        Server {
+            running: Running::InProcess {
+                shutdown: Some(shutdown),
+                thread,
+            },
+            base,
+            admin_key,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Starts the real `integrator-agent serve` in a process of its own on `data`, with extra
+    /// environment variables: for tests that kill it, read its log or what it prints.
+    pub async fn start_process(data: &Data, env: &[(&str, &str)]) -> Server {
         let log_path = data
             .path()
             .join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
@@ -221,11 +305,10 @@ impl Server {
         };
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Server {
-            child,
+            running: Running::Process { child, log_path },
             base,
             admin_key,
             client: reqwest::Client::new(),
-            log_path,
         }
     }
 
@@ -276,25 +359,47 @@ impl Server {
             .await
     }
 
-    /// The server's log so far.
+    /// The server's log so far (a server started with [`Server::start_process`]).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// Stops the server gracefully (SIGTERM) and waits for it to exit.
-    pub async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
+        match &self.running {
+            Running::Process { log_path, .. } => {
+                std::fs::read_to_string(log_path).unwrap_or_default()
+            }
+            Running::InProcess { .. } => panic!("only a server in its own process has a log"),
         }
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
     }
 
-    /// Kills the server at once (SIGKILL), as a crash would.
-    pub async fn kill(mut self) {
-        let _ = self.child.kill().await;
+    /// Stops the server gracefully (SIGTERM to a process) and waits for it to end.
+    pub async fn stop(self) {
+        match self.running {
+            Running::InProcess { shutdown, thread } => {
+                if let Some(shutdown) = shutdown {
+                    let _ = shutdown.send(());
+                }
+                let joined = tokio::task::spawn_blocking(move || thread.join());
+                let _ = tokio::time::timeout(Duration::from_secs(60), joined).await;
+            }
+            Running::Process { mut child, .. } => {
+                if let Some(pid) = child.id() {
+                    let _ = std::process::Command::new("kill")
+                        .arg("-TERM")
+                        .arg(pid.to_string())
+                        .status();
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+            }
+        }
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would (a server started with
+    /// [`Server::start_process`]).
+    pub async fn kill(self) {
+        match self.running {
+            Running::Process { mut child, .. } => {
+                let _ = child.kill().await;
+            }
+            Running::InProcess { .. } => panic!("only a server in its own process can be killed"),
+        }
     }
 }
 

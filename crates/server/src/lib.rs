@@ -1,0 +1,21 @@
+//! The Integrator Agent server: HTTP routes over the domain crates, the admin command line,
+//! configuration and composition. `main.rs` is the `integrator-agent` binary over this
+//! library; the end-to-end tests build the same [`startup::Application`] in their process.
+
+pub mod admin;
+mod auth;
+mod body;
+pub mod cli;
+pub mod config;
+mod corpus;
+mod data_lock;
+mod error;
+mod listener;
+mod metrics;
+mod openapi;
+mod params;
+mod request_limits;
+mod routes;
+pub mod serve;
+pub mod startup;
+mod state;
