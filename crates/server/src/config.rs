@@ -1,8 +1,15 @@
 //! Configuration: defaults, then an optional TOML file, then the environment, then
 //! command-line flags — validated once at start with messages that name the bad setting.
+//!
+//! Every setting is declared once, in [`SETTINGS`]: its key in the TOML file, its environment
+//! variable and its kind. The file and the environment are merged into one TOML table
+//! (environment wins), which serde turns into [`Layered`]; [`Config`] is built from that with
+//! the defaults (the agent's from `AgentSettings::default()`) and the range checks. Secrets are
+//! [`Secret`]s, so `Debug` of the configuration never prints them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use store::DatabaseTarget;
@@ -22,8 +29,27 @@ fn bad(setting: &str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A secret value: `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
@@ -37,49 +63,28 @@ pub struct BillingSettings {
     /// Shifts the billing clock (for testing month rollovers); zero in production.
     pub clock_offset_ms: i64,
     /// How long a crashed replica's calls in flight keep their money set aside.
-    pub reservation_hold: std::time::Duration,
-}
-
-/// A model's price in the TOML file, in USD per 1M tokens.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FilePrice {
-    input_usd: String,
-    output_usd: String,
-}
-
-/// The `[billing]` table of the TOML file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileBilling {
-    tool_call_usd: Option<String>,
-    default_model: Option<FilePrice>,
-    #[serde(default)]
-    models: std::collections::BTreeMap<String, FilePrice>,
-    allowance_free_usd: Option<String>,
-    allowance_standard_usd: Option<String>,
-    allowance_professional_usd: Option<String>,
-    reservation_hold_seconds: Option<u64>,
+    pub reservation_hold: Duration,
 }
 
 /// Zendesk credentials, all three present.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ZendeskSettings {
     pub base_url: String,
     pub email: String,
-    pub api_token: String,
+    pub api_token: Secret,
 }
 
 /// Every setting of the server and the admin CLI.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
-    pub database_url: Option<String>,
-    pub openai_api_key: Option<String>,
+    /// `postgres://…` for shared state (`None`: SQLite in the data dir).
+    pub database_url: Option<Secret>,
+    pub openai_api_key: Option<Secret>,
     pub openai_base_url: String,
     pub model: String,
-    pub master_key: Option<String>,
+    pub master_key: Option<Secret>,
     pub body_limit: usize,
     pub auth_cache_seconds: u64,
     pub kb_sync_seconds: u64,
@@ -99,42 +104,146 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// How long a connection may take to send a complete request head, whether it is new or
     /// idle between kept-alive requests.
-    pub request_head_timeout: std::time::Duration,
+    pub request_head_timeout: Duration,
     /// Failed authentications a client address may make per minute before it gets 429.
     pub auth_failures_per_minute: u32,
 }
 
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("addr", &self.addr)
-            .field("data_dir", &self.data_dir)
-            .field(
-                "database",
-                &self.database_url.as_ref().map(|_| "postgres (url hidden)"),
-            )
-            .field(
-                "openai_api_key",
-                &self.openai_api_key.as_ref().map(|_| "***"),
-            )
-            .field("openai_base_url", &self.openai_base_url)
-            .field("model", &self.model)
-            .field("body_limit", &self.body_limit)
-            .finish_non_exhaustive()
+/// What a setting's environment variable holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Number,
+}
+
+/// One setting: its key in the TOML file (dotted inside a table), its environment variable.
+struct Setting {
+    key: &'static str,
+    env: &'static str,
+    kind: Kind,
+}
+
+const fn text(key: &'static str, env: &'static str) -> Setting {
+    Setting {
+        key,
+        env,
+        kind: Kind::Text,
     }
 }
 
-/// The TOML file's keys; every one optional, unknown keys refused.
+const fn number(key: &'static str, env: &'static str) -> Setting {
+    Setting {
+        key,
+        env,
+        kind: Kind::Number,
+    }
+}
+
+/// Every setting that the environment can give, once.
+const SETTINGS: &[Setting] = &[
+    text("addr", "INTEGRATOR_ADDR"),
+    text("data_dir", "INTEGRATOR_DATA_DIR"),
+    text("database_url", "INTEGRATOR_DATABASE_URL"),
+    text("openai_api_key", "OPENAI_API_KEY"),
+    text("openai_base_url", "OPENAI_BASE_URL"),
+    text("model", "INTEGRATOR_MODEL"),
+    text("master_key", "INTEGRATOR_MASTER_KEY"),
+    number("body_limit", "INTEGRATOR_BODY_LIMIT"),
+    number("auth_cache_seconds", "INTEGRATOR_AUTH_CACHE_SECONDS"),
+    number("kb_sync_seconds", "INTEGRATOR_KB_SYNC_SECONDS"),
+    number("max_steps", "INTEGRATOR_MAX_STEPS"),
+    number("llm_retries", "INTEGRATOR_LLM_RETRIES"),
+    number("llm_retry_base_ms", "INTEGRATOR_LLM_RETRY_BASE_MS"),
+    number(
+        "llm_connect_timeout_seconds",
+        "INTEGRATOR_LLM_CONNECT_TIMEOUT_SECONDS",
+    ),
+    number(
+        "llm_read_timeout_seconds",
+        "INTEGRATOR_LLM_READ_TIMEOUT_SECONDS",
+    ),
+    number("sse_keepalive_seconds", "INTEGRATOR_SSE_KEEPALIVE_SECONDS"),
+    text("zendesk_subdomain", "INTEGRATOR_ZENDESK_SUBDOMAIN"),
+    text("zendesk_url", "INTEGRATOR_ZENDESK_URL"),
+    text("zendesk_email", "INTEGRATOR_ZENDESK_EMAIL"),
+    text("zendesk_api_token", "INTEGRATOR_ZENDESK_API_TOKEN"),
+    text("log_format", "INTEGRATOR_LOG_FORMAT"),
+    text("egress_allow", "INTEGRATOR_EGRESS_ALLOW"),
+    number("max_connections", "INTEGRATOR_MAX_CONNECTIONS"),
+    number(
+        "request_head_timeout_seconds",
+        "INTEGRATOR_REQUEST_HEAD_TIMEOUT_SECONDS",
+    ),
+    number(
+        "auth_failures_per_minute",
+        "INTEGRATOR_AUTH_FAILURES_PER_MINUTE",
+    ),
+    text("billing.tool_call_usd", "INTEGRATOR_TOOL_PRICE_USD"),
+    text(
+        "billing.allowance_free_usd",
+        "INTEGRATOR_ALLOWANCE_FREE_USD",
+    ),
+    text(
+        "billing.allowance_standard_usd",
+        "INTEGRATOR_ALLOWANCE_STANDARD_USD",
+    ),
+    text(
+        "billing.allowance_professional_usd",
+        "INTEGRATOR_ALLOWANCE_PROFESSIONAL_USD",
+    ),
+    number(
+        "billing.reservation_hold_seconds",
+        "INTEGRATOR_RESERVATION_HOLD_SECONDS",
+    ),
+    number(
+        "billing.clock_offset_days",
+        "INTEGRATOR_BILLING_CLOCK_OFFSET_DAYS",
+    ),
+];
+
+/// The name of a setting in messages: its TOML key and its environment variable.
+fn named(key: &str) -> String {
+    match SETTINGS.iter().find(|s| s.key == key) {
+        Some(setting) => format!("{key} ({})", setting.env),
+        None => key.to_string(),
+    }
+}
+
+/// A model's price in the TOML file, in USD per 1M tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePrice {
+    input_usd: String,
+    output_usd: String,
+}
+
+/// The `[billing]` table.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileSettings {
+struct LayeredBilling {
+    tool_call_usd: Option<String>,
+    default_model: Option<FilePrice>,
+    #[serde(default)]
+    models: std::collections::BTreeMap<String, FilePrice>,
+    allowance_free_usd: Option<String>,
+    allowance_standard_usd: Option<String>,
+    allowance_professional_usd: Option<String>,
+    reservation_hold_seconds: Option<u64>,
+    /// Environment only (`INTEGRATOR_BILLING_CLOCK_OFFSET_DAYS`), for tests of month rollovers.
+    clock_offset_days: Option<i64>,
+}
+
+/// The file and the environment merged: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layered {
     addr: Option<String>,
     data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    openai_api_key: Option<String>,
+    database_url: Option<Secret>,
+    openai_api_key: Option<Secret>,
     openai_base_url: Option<String>,
     model: Option<String>,
-    master_key: Option<String>,
+    master_key: Option<Secret>,
     body_limit: Option<u64>,
     auth_cache_seconds: Option<u64>,
     kb_sync_seconds: Option<u64>,
@@ -146,7 +255,7 @@ struct FileSettings {
     sse_keepalive_seconds: Option<u64>,
     zendesk_subdomain: Option<String>,
     zendesk_email: Option<String>,
-    zendesk_api_token: Option<String>,
+    zendesk_api_token: Option<Secret>,
     zendesk_url: Option<String>,
     log_format: Option<String>,
     egress_allow: Option<String>,
@@ -154,7 +263,7 @@ struct FileSettings {
     request_head_timeout_seconds: Option<u64>,
     auth_failures_per_minute: Option<u64>,
     #[serde(default)]
-    billing: FileBilling,
+    billing: LayeredBilling,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -181,29 +290,95 @@ impl Environment for ProcessEnvironment {
     }
 }
 
+/// The TOML file's table, or an empty one.
+fn file_table(path: Option<&Path>) -> Result<toml::Table, ConfigError> {
+    let Some(path) = path else {
+        return Ok(toml::Table::new());
+    };
+    let setting = format!("--config {}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| bad(&setting, e.to_string()))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| bad(&setting, e.to_string()))
+}
+
+/// Puts the environment's settings into `table`, over what the file said.
+fn merge_environment(table: &mut toml::Table, env: &dyn Environment) -> Result<(), ConfigError> {
+    for setting in SETTINGS {
+        let Some(raw) = env.var(setting.env) else {
+            continue;
+        };
+        let value = match setting.kind {
+            Kind::Text => toml::Value::String(raw),
+            Kind::Number => raw
+                .trim()
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .map_err(|_| {
+                    bad(
+                        &named(setting.key),
+                        format!("'{raw}' is not a whole number"),
+                    )
+                })?,
+        };
+        let mut target = &mut *table;
+        let mut parts = setting.key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                target.insert(part.to_string(), value.clone());
+            } else {
+                let inner = target
+                    .entry(part.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                match inner {
+                    toml::Value::Table(inner) => target = inner,
+                    _ => return Err(bad(part, "must be a table")),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A whole number in a range, or the default.
+fn ranged(
+    key: &str,
+    value: Option<u64>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let value = value.unwrap_or(default);
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(bad(
+            &named(key),
+            format!("{value} is outside {}..={}", range.start(), range.end()),
+        ))
+    }
+}
+
 impl Config {
     /// Loads and validates the configuration.
     pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, ConfigError> {
-        let file = match &overrides.config_file {
-            Some(path) => read_file(path)?,
-            None => FileSettings::default(),
-        };
-        let text = |env_name: &str, from_file: Option<String>| env.var(env_name).or(from_file);
-        let number = |env_name: &str, from_file: Option<u64>| -> Result<Option<u64>, ConfigError> {
-            match env.var(env_name) {
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .map(Some)
-                    .map_err(|_| bad(env_name, format!("'{v}' is not a whole number"))),
-                None => Ok(from_file),
-            }
-        };
+        let mut table = file_table(overrides.config_file.as_deref())?;
+        merge_environment(&mut table, env)?;
+        let source = overrides
+            .config_file
+            .as_ref()
+            .map(|p| format!("--config {} or the environment", p.display()))
+            .unwrap_or_else(|| "the environment".to_string());
+        let layered: Layered = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(&source, e.to_string()))?;
+        Config::from_layered(layered, overrides)
+    }
 
+    fn from_layered(layered: Layered, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let agent = agent::AgentSettings::default();
         let addr_text = overrides
             .addr
             .clone()
-            .or_else(|| text("INTEGRATOR_ADDR", file.addr.clone()))
+            .or(layered.addr)
             .unwrap_or_else(|| "127.0.0.1:8080".to_string());
         let addr: SocketAddr = addr_text.parse().map_err(|_| {
             bad(
@@ -211,19 +386,18 @@ impl Config {
                 format!("'{addr_text}' is not a socket address such as 127.0.0.1:8080"),
             )
         })?;
-
         let data_dir = overrides
             .data_dir
             .clone()
-            .or_else(|| env.var("INTEGRATOR_DATA_DIR").map(PathBuf::from))
-            .or(file.data_dir)
+            .or(layered.data_dir)
             .unwrap_or_else(|| PathBuf::from("./data"));
-
         let database_url = overrides
             .database_url
             .clone()
-            .or_else(|| text("INTEGRATOR_DATABASE_URL", file.database_url.clone()));
+            .map(Secret)
+            .or(layered.database_url);
         if let Some(url) = &database_url {
+            let url = url.expose();
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 return Err(bad(
                     "database_url (INTEGRATOR_DATABASE_URL, --database-url)",
@@ -231,176 +405,120 @@ impl Config {
                 ));
             }
         }
-
-        let openai_base_url = text("OPENAI_BASE_URL", file.openai_base_url)
+        let openai_base_url = layered
+            .openai_base_url
             .unwrap_or_else(|| "https://api.openai.com/v1".to_string());
         if !(openai_base_url.starts_with("http://") || openai_base_url.starts_with("https://")) {
             return Err(bad(
-                "openai_base_url (OPENAI_BASE_URL)",
+                &named("openai_base_url"),
                 format!("'{openai_base_url}' must start with http:// or https://"),
             ));
         }
-
-        let master_key = text("INTEGRATOR_MASTER_KEY", file.master_key);
-        if let Some(key) = &master_key {
-            store::MasterKey::from_base64(key)
-                .map_err(|e| bad("master_key (INTEGRATOR_MASTER_KEY)", e.to_string()))?;
+        if let Some(key) = &layered.master_key {
+            store::MasterKey::from_base64(key.expose())
+                .map_err(|e| bad(&named("master_key"), e.to_string()))?;
         }
-
-        let body_limit = number("INTEGRATOR_BODY_LIMIT", file.body_limit)?.unwrap_or(1024 * 1024);
-        if !(1024..=64 * 1024 * 1024).contains(&body_limit) {
-            return Err(bad(
-                "body_limit (INTEGRATOR_BODY_LIMIT)",
-                "must be between 1024 and 67108864 bytes",
-            ));
-        }
+        let body_limit = ranged(
+            "body_limit",
+            layered.body_limit,
+            1024 * 1024,
+            1024..=64 * 1024 * 1024,
+        )?;
         let auth_cache_seconds =
-            number("INTEGRATOR_AUTH_CACHE_SECONDS", file.auth_cache_seconds)?.unwrap_or(5);
-        if auth_cache_seconds > 60 {
-            return Err(bad(
-                "auth_cache_seconds (INTEGRATOR_AUTH_CACHE_SECONDS)",
-                "must be at most 60 so that revoked keys stop working quickly",
-            ));
-        }
-        let kb_sync_seconds =
-            number("INTEGRATOR_KB_SYNC_SECONDS", file.kb_sync_seconds)?.unwrap_or(2);
-        if kb_sync_seconds == 0 {
-            return Err(bad(
-                "kb_sync_seconds (INTEGRATOR_KB_SYNC_SECONDS)",
-                "must be at least 1",
-            ));
-        }
-
-        let ranged = |env_name: &str,
-                      setting: &str,
-                      from_file: Option<u64>,
-                      default: u64,
-                      range: std::ops::RangeInclusive<u64>|
-         -> Result<u64, ConfigError> {
-            let value = number(env_name, from_file)?.unwrap_or(default);
-            if range.contains(&value) {
-                Ok(value)
-            } else {
-                Err(bad(
-                    &format!("{setting} ({env_name})"),
-                    format!("{value} is outside {}..={}", range.start(), range.end()),
-                ))
-            }
-        };
+            ranged("auth_cache_seconds", layered.auth_cache_seconds, 5, 0..=60).map_err(|e| {
+                ConfigError {
+                    problem: format!("{} (revoked keys must stop working quickly)", e.problem),
+                    ..e
+                }
+            })?;
+        let kb_sync_seconds = ranged("kb_sync_seconds", layered.kb_sync_seconds, 2, 1..=u64::MAX)?;
         let max_steps = ranged(
-            "INTEGRATOR_MAX_STEPS",
             "max_steps",
-            file.max_steps,
-            8,
+            layered.max_steps,
+            u64::from(agent.max_steps),
             1..=50,
         )?;
         let llm_retries = ranged(
-            "INTEGRATOR_LLM_RETRIES",
             "llm_retries",
-            file.llm_retries,
-            3,
+            layered.llm_retries,
+            u64::from(agent.retries),
             0..=10,
         )?;
         let llm_retry_base_ms = ranged(
-            "INTEGRATOR_LLM_RETRY_BASE_MS",
             "llm_retry_base_ms",
-            file.llm_retry_base_ms,
-            500,
+            layered.llm_retry_base_ms,
+            agent.retry_base.as_millis() as u64,
             1..=60_000,
         )?;
         let llm_connect_timeout_seconds = ranged(
-            "INTEGRATOR_LLM_CONNECT_TIMEOUT_SECONDS",
             "llm_connect_timeout_seconds",
-            file.llm_connect_timeout_seconds,
+            layered.llm_connect_timeout_seconds,
             10,
             1..=300,
         )?;
         let llm_read_timeout_seconds = ranged(
-            "INTEGRATOR_LLM_READ_TIMEOUT_SECONDS",
             "llm_read_timeout_seconds",
-            file.llm_read_timeout_seconds,
+            layered.llm_read_timeout_seconds,
             120,
             1..=3600,
         )?;
         let sse_keepalive_seconds = ranged(
-            "INTEGRATOR_SSE_KEEPALIVE_SECONDS",
             "sse_keepalive_seconds",
-            file.sse_keepalive_seconds,
+            layered.sse_keepalive_seconds,
             15,
             1..=300,
         )?;
-
-        let hold_seconds = number(
-            "INTEGRATOR_RESERVATION_HOLD_SECONDS",
-            file.billing.reservation_hold_seconds,
-        )?
-        .unwrap_or(billing::DEFAULT_RESERVATION_HOLD.as_secs());
-        if !(3..=600).contains(&hold_seconds) {
-            return Err(bad(
-                "billing.reservation_hold_seconds (INTEGRATOR_RESERVATION_HOLD_SECONDS)",
-                "must be between 3 and 600 seconds",
-            ));
-        }
-        let billing = billing_settings(
-            env,
-            file.billing,
-            std::time::Duration::from_secs(hold_seconds),
+        let hold_seconds = ranged(
+            "billing.reservation_hold_seconds",
+            layered.billing.reservation_hold_seconds,
+            billing::DEFAULT_RESERVATION_HOLD.as_secs(),
+            3..=600,
         )?;
-
+        let billing = billing_settings(layered.billing, Duration::from_secs(hold_seconds))?;
         let zendesk = zendesk_settings(
-            text("INTEGRATOR_ZENDESK_SUBDOMAIN", file.zendesk_subdomain),
-            text("INTEGRATOR_ZENDESK_URL", file.zendesk_url),
-            text("INTEGRATOR_ZENDESK_EMAIL", file.zendesk_email),
-            text("INTEGRATOR_ZENDESK_API_TOKEN", file.zendesk_api_token),
+            layered.zendesk_subdomain,
+            layered.zendesk_url,
+            layered.zendesk_email,
+            layered.zendesk_api_token,
         )?;
-
-        let log_format = match text("INTEGRATOR_LOG_FORMAT", file.log_format).as_deref() {
+        let log_format = match layered.log_format.as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
                 return Err(bad(
-                    "log_format (INTEGRATOR_LOG_FORMAT)",
+                    &named("log_format"),
                     format!("'{other}' is not text or json"),
                 ))
             }
         };
-
-        let egress_allow = text("INTEGRATOR_EGRESS_ALLOW", file.egress_allow).unwrap_or_default();
-        let egress = workspace::EgressPolicy::from_allow_list(&egress_allow)
-            .map_err(|e| bad("egress_allow (INTEGRATOR_EGRESS_ALLOW)", e.to_string()))?;
-        let max_connections = match number("INTEGRATOR_MAX_CONNECTIONS", file.max_connections)? {
+        let egress = workspace::EgressPolicy::from_allow_list(
+            layered.egress_allow.as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| bad(&named("egress_allow"), e.to_string()))?;
+        let max_connections = match layered.max_connections {
             None => None,
-            Some(n) if (16..=10_000_000).contains(&n) => Some(n as usize),
-            Some(n) => {
-                return Err(bad(
-                    "max_connections (INTEGRATOR_MAX_CONNECTIONS)",
-                    format!("{n} is outside 16..=10000000"),
-                ))
-            }
+            Some(n) => Some(ranged("max_connections", Some(n), n, 16..=10_000_000)? as usize),
         };
         let request_head_timeout = ranged(
-            "INTEGRATOR_REQUEST_HEAD_TIMEOUT_SECONDS",
             "request_head_timeout_seconds",
-            file.request_head_timeout_seconds,
+            layered.request_head_timeout_seconds,
             20,
             1..=600,
         )?;
         let auth_failures_per_minute = ranged(
-            "INTEGRATOR_AUTH_FAILURES_PER_MINUTE",
             "auth_failures_per_minute",
-            file.auth_failures_per_minute,
+            layered.auth_failures_per_minute,
             30,
             1..=100_000,
         )?;
-
         Ok(Config {
             addr,
             data_dir,
             database_url,
-            openai_api_key: text("OPENAI_API_KEY", file.openai_api_key),
+            openai_api_key: layered.openai_api_key,
             openai_base_url,
-            model: text("INTEGRATOR_MODEL", file.model).unwrap_or_else(|| "gpt-4.1".to_string()),
-            master_key,
+            model: layered.model.unwrap_or_else(|| "gpt-4.1".to_string()),
+            master_key: layered.master_key,
             body_limit: body_limit as usize,
             auth_cache_seconds,
             kb_sync_seconds,
@@ -415,7 +533,7 @@ impl Config {
             log_format,
             egress,
             max_connections,
-            request_head_timeout: std::time::Duration::from_secs(request_head_timeout),
+            request_head_timeout: Duration::from_secs(request_head_timeout),
             auth_failures_per_minute: auth_failures_per_minute as u32,
         })
     }
@@ -423,7 +541,7 @@ impl Config {
     /// The database all state lives in.
     pub fn database_target(&self) -> DatabaseTarget {
         match &self.database_url {
-            Some(url) => DatabaseTarget::Postgres(url.clone()),
+            Some(url) => DatabaseTarget::Postgres(url.expose().to_string()),
             None => DatabaseTarget::Sqlite(self.data_dir.join("integrator.db")),
         }
     }
@@ -432,7 +550,7 @@ impl Config {
     /// connections may not reach unless the operator names them.
     pub async fn database_endpoints(&self) -> Vec<SocketAddr> {
         match &self.database_url {
-            Some(url) => workspace::egress::database_endpoints(url).await,
+            Some(url) => workspace::egress::database_endpoints(url.expose()).await,
             None => Vec::new(),
         }
     }
@@ -445,16 +563,10 @@ impl Config {
     /// Loads the master key from the setting, or from (creating) `master.key` in the data dir.
     pub fn master_key(&self) -> Result<store::MasterKey, store::SecretError> {
         match &self.master_key {
-            Some(text) => store::MasterKey::from_base64(text),
+            Some(text) => store::MasterKey::from_base64(text.expose()),
             None => store::MasterKey::load_or_create(&self.data_dir.join("master.key")),
         }
     }
-}
-
-fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
-    let setting = format!("--config {}", path.display());
-    let text = std::fs::read_to_string(path).map_err(|e| bad(&setting, e.to_string()))?;
-    toml::from_str(&text).map_err(|e| bad(&setting, e.to_string()))
 }
 
 fn usd_setting(setting: &str, text: &str) -> Result<i64, ConfigError> {
@@ -469,14 +581,13 @@ fn model_price(setting: &str, price: &FilePrice) -> Result<billing::ModelPrice, 
 }
 
 fn billing_settings(
-    env: &dyn Environment,
-    file: FileBilling,
-    reservation_hold: std::time::Duration,
+    file: LayeredBilling,
+    reservation_hold: Duration,
 ) -> Result<BillingSettings, ConfigError> {
     let mut prices = billing::PriceTable::default();
     let mut allowances = billing::Allowances::default();
-    if let Some(text) = env.var("INTEGRATOR_TOOL_PRICE_USD").or(file.tool_call_usd) {
-        prices.tool_call = usd_setting("billing.tool_call_usd (INTEGRATOR_TOOL_PRICE_USD)", &text)?;
+    if let Some(text) = file.tool_call_usd {
+        prices.tool_call = usd_setting(&named("billing.tool_call_usd"), &text)?;
     }
     if let Some(price) = &file.default_model {
         prices.default_model = model_price("billing.default_model", price)?;
@@ -487,41 +598,36 @@ fn billing_settings(
             model_price(&format!("billing.models.\"{model}\""), price)?,
         );
     }
-    for (env_name, from_file, target) in [
+    for (key, given, target) in [
         (
-            "INTEGRATOR_ALLOWANCE_FREE_USD",
+            "billing.allowance_free_usd",
             file.allowance_free_usd,
             &mut allowances.free,
         ),
         (
-            "INTEGRATOR_ALLOWANCE_STANDARD_USD",
+            "billing.allowance_standard_usd",
             file.allowance_standard_usd,
             &mut allowances.standard,
         ),
         (
-            "INTEGRATOR_ALLOWANCE_PROFESSIONAL_USD",
+            "billing.allowance_professional_usd",
             file.allowance_professional_usd,
             &mut allowances.professional,
         ),
     ] {
-        if let Some(text) = env.var(env_name).or(from_file) {
-            *target = usd_setting(env_name, &text)?;
+        if let Some(text) = given {
+            *target = usd_setting(&named(key), &text)?;
         }
     }
-    let clock_offset_ms = match env.var("INTEGRATOR_BILLING_CLOCK_OFFSET_DAYS") {
+    let clock_offset_ms = match file.clock_offset_days {
         None => 0,
-        Some(text) => text
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|days| days.abs() <= 3660)
-            .map(|days| days * 86_400_000)
-            .ok_or_else(|| {
-                bad(
-                    "INTEGRATOR_BILLING_CLOCK_OFFSET_DAYS",
-                    format!("'{text}' is not a whole number of days"),
-                )
-            })?,
+        Some(days) if days.abs() <= 3660 => days * 86_400_000,
+        Some(days) => {
+            return Err(bad(
+                &named("billing.clock_offset_days"),
+                format!("{days} is not within ten years"),
+            ))
+        }
     };
     Ok(BillingSettings {
         prices,
@@ -535,7 +641,7 @@ fn zendesk_settings(
     subdomain: Option<String>,
     url: Option<String>,
     email: Option<String>,
-    token: Option<String>,
+    token: Option<Secret>,
 ) -> Result<Option<ZendeskSettings>, ConfigError> {
     let base_url = match (subdomain, url) {
         (_, Some(url)) => Some(url),
@@ -672,6 +778,47 @@ mod tests {
                 "{error} should name {named}"
             );
         }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_and_tables_merge_with_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "openai_api_key = \"sk-from-file-123\"\n[billing]\ntool_call_usd = \"0.5\"\nreservation_hold_seconds = 30\n",
+        )
+        .expect("write");
+        let config = load(
+            &[
+                ("INTEGRATOR_TOOL_PRICE_USD", "0.25"),
+                ("INTEGRATOR_DATABASE_URL", "postgres://u:pw-secret@h/db"),
+                ("INTEGRATOR_ZENDESK_SUBDOMAIN", "acme"),
+                ("INTEGRATOR_ZENDESK_EMAIL", "a@acme.test"),
+                ("INTEGRATOR_ZENDESK_API_TOKEN", "zd-secret-token"),
+            ],
+            Overrides {
+                config_file: Some(path),
+                ..Overrides::default()
+            },
+        )
+        .expect("load");
+        assert_eq!(config.billing.prices.tool_call, 250_000);
+        assert_eq!(config.billing.reservation_hold.as_secs(), 30);
+        assert_eq!(
+            config.openai_api_key.as_ref().map(Secret::expose),
+            Some("sk-from-file-123")
+        );
+        let shown = format!("{config:?}");
+        for secret in ["sk-from-file-123", "pw-secret", "zd-secret-token"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        // The agent's defaults are the agent's own.
+        let defaults = load(&[], Overrides::default()).expect("defaults");
+        assert_eq!(
+            defaults.max_steps,
+            agent::AgentSettings::default().max_steps
+        );
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl Application {
             ZendeskClient::new(ZendeskConfig {
                 base_url: z.base_url.clone(),
                 email: z.email.clone(),
-                api_token: z.api_token.clone(),
+                api_token: z.api_token.expose().to_string(),
             })
         });
         // Tenants' connections never reach this server or its database unless the operator
@@ -164,7 +164,10 @@ impl Application {
             ProviderSettings {
                 base_url: config.openai_base_url.clone(),
                 model: config.model.clone(),
-                server_key: config.openai_api_key.clone(),
+                server_key: config
+                    .openai_api_key
+                    .as_ref()
+                    .map(|k| k.expose().to_string()),
                 connect_timeout: Duration::from_secs(config.llm_connect_timeout_seconds),
                 read_timeout: Duration::from_secs(config.llm_read_timeout_seconds),
             },
