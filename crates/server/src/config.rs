@@ -29,23 +29,7 @@ fn bad(setting: &str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
-/// A secret value: `Debug` and `Display` print `***`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The value itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use store::Secret;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -394,7 +378,7 @@ impl Config {
         let database_url = overrides
             .database_url
             .clone()
-            .map(Secret)
+            .map(Secret::new)
             .or(layered.database_url);
         if let Some(url) = &database_url {
             let url = url.expose();

@@ -32,7 +32,7 @@ pub use billing::{
 pub use db::{Backend, DatabaseTarget, Store};
 pub use error::StoreError;
 pub use money::{format_usd, parse_usd, Micros};
-pub use secrets::{MasterKey, SecretError};
+pub use secrets::{MasterKey, Secret, SecretError};
 pub use sessions::{new_session_id, MessageRole, Session, StoredMessage, TurnStart};
 pub use tickets::{NewTicket, Ticket, TicketPriority};
 pub use workspace::{

@@ -127,3 +127,27 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// A secret value kept in memory (a password, a token, a URL with credentials): `Debug`
+/// prints `***`; [`Secret::expose`] gives the value to the one place that uses it.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Keeps a value as a secret.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}

@@ -8,40 +8,6 @@ use store::MasterKey;
 use crate::connectors::{ConnectionSpec, ConnectionType};
 use crate::redaction;
 
-/// Parameters each connection type accepts (besides `header.*` for http).
-fn allowed(kind: ConnectionType) -> &'static [&'static str] {
-    match kind {
-        ConnectionType::Http => &[
-            "url",
-            "auth",
-            "token",
-            "username",
-            "password",
-            "records",
-            "pagination",
-            "page_param",
-            "size_param",
-            "page_size",
-            "offset_param",
-            "cursor_param",
-            "cursor_path",
-            "timeout",
-            "retries",
-        ],
-        ConnectionType::Postgres => &["url", "password"],
-        ConnectionType::Sqlite => &["path"],
-        ConnectionType::File => &["path", "format"],
-    }
-}
-
-fn required(kind: ConnectionType) -> &'static [&'static str] {
-    match kind {
-        ConnectionType::Http | ConnectionType::Postgres => &["url"],
-        ConnectionType::Sqlite => &["path"],
-        ConnectionType::File => &["path", "format"],
-    }
-}
-
 /// Whether a parameter's value is secret: passwords, tokens, headers, and URLs with user info
 /// or credential query parameters (`crate::redaction`).
 pub fn is_secret(key: &str, value: &str) -> bool {
@@ -103,84 +69,10 @@ pub fn unfilled_in(value: &str) -> Vec<String> {
     found
 }
 
-/// Checks parameters for a connection type: known names, required ones present, values that
-/// make sense. Values holding placeholders are checked when filled.
+/// Checks parameters for a connection type (see `connectors::spec`): known names, required
+/// ones present, values that parse. Values holding placeholders are checked when filled.
 pub fn check(kind: ConnectionType, params: &BTreeMap<String, String>) -> Result<(), String> {
-    let allowed = allowed(kind);
-    for (key, value) in params {
-        let known = allowed.contains(&key.as_str())
-            || (kind == ConnectionType::Http && key.starts_with("header.") && key.len() > 7);
-        if !known {
-            return Err(format!(
-                "unknown parameter '{key}' for {} connections (expected {}{})",
-                kind.as_str(),
-                allowed.join(", "),
-                if kind == ConnectionType::Http {
-                    ", header.NAME"
-                } else {
-                    ""
-                }
-            ));
-        }
-        if value.contains("{{") {
-            continue;
-        }
-        let bad = |what: &str| Err(format!("{key}='{}' {what}", display_value(key, value)));
-        match (kind, key.as_str()) {
-            (ConnectionType::Http, "url")
-                if !(value.starts_with("http://") || value.starts_with("https://")) =>
-            {
-                return bad("must start with http:// or https://")
-            }
-            (ConnectionType::Postgres, "url")
-                if !(value.starts_with("postgres://") || value.starts_with("postgresql://")) =>
-            {
-                return bad("must start with postgres://")
-            }
-            (ConnectionType::Sqlite | ConnectionType::File, "path") => check_relative_path(value)?,
-            (ConnectionType::File, "format")
-                if !matches!(value.as_str(), "csv" | "json" | "ndjson") =>
-            {
-                return bad("must be csv, json or ndjson")
-            }
-            (ConnectionType::Http, "auth")
-                if !matches!(value.as_str(), "none" | "bearer" | "basic") =>
-            {
-                return bad("must be none, bearer or basic")
-            }
-            (ConnectionType::Http, "pagination")
-                if !matches!(
-                    value.as_str(),
-                    "none" | "page" | "offset" | "cursor" | "link"
-                ) =>
-            {
-                return bad("must be none, page, offset, cursor or link")
-            }
-            (ConnectionType::Http, "page_size" | "retries") if value.parse::<u32>().is_err() => {
-                return bad("must be a whole number")
-            }
-            _ => {}
-        }
-    }
-    if let Some(missing) = required(kind).iter().find(|k| !params.contains_key(**k)) {
-        return Err(format!("{} connections need {missing}=…", kind.as_str()));
-    }
-    Ok(())
-}
-
-/// Paths of sqlite and file connections stay inside the tenant's folder.
-pub fn check_relative_path(path: &str) -> Result<(), String> {
-    let escapes = path.starts_with('/')
-        || path.starts_with('\\')
-        || path.contains(':')
-        || path.split(['/', '\\']).any(|part| part == "..");
-    if escapes || path.trim().is_empty() {
-        Err(format!(
-            "path '{path}' must be relative and stay inside your workspace folder (no '..', no absolute paths)"
-        ))
-    } else {
-        Ok(())
-    }
+    crate::connectors::spec::Connection::check(kind, params)
 }
 
 /// Splits parameters into the plain ones (stored as JSON) and the sealed secrets.

@@ -199,6 +199,21 @@ fn rfc3339(millis: i64) -> String {
 }
 
 /// A session id from a path: anything that is not one of the caller's sessions is a 404.
+/// Starts a turn in one of the caller's sessions; answers its events and the session's id.
+async fn start_in_session(
+    state: &AppState,
+    principal: Principal,
+    session_id: &str,
+    body: Value,
+) -> Result<(TurnHandle, String), ApiError> {
+    let session_id = owned_session(state, &principal, session_id).await?;
+    let body = ChatBody::parse(body)?;
+    let handle = state
+        .agent
+        .start(body.into_turn(principal, SessionFor::Existing(session_id.clone())));
+    Ok((handle, session_id))
+}
+
 async fn owned_session(
     state: &AppState,
     principal: &Principal,
@@ -452,11 +467,7 @@ pub async fn session_chat(
     ApiPath(session_id): ApiPath<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let session_id = owned_session(&state, &principal, &session_id).await?;
-    let body = ChatBody::parse(body)?;
-    let handle = state
-        .agent
-        .start(body.into_turn(principal, SessionFor::Existing(session_id.clone())));
+    let (handle, session_id) = start_in_session(&state, principal, &session_id, body).await?;
     Ok(fold(handle, session_id).await.into_response())
 }
 
@@ -474,11 +485,7 @@ pub async fn session_chat_stream(
     ApiPath(session_id): ApiPath<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let session_id = owned_session(&state, &principal, &session_id).await?;
-    let body = ChatBody::parse(body)?;
-    let handle = state
-        .agent
-        .start(body.into_turn(principal, SessionFor::Existing(session_id)));
+    let (handle, _) = start_in_session(&state, principal, &session_id, body).await?;
     Ok(sse(&state, handle).await)
 }
 

@@ -47,6 +47,11 @@ impl Listing {
     }
 }
 
+/// A view as the JSON answer, or the failure as the API's error.
+fn answer<T>(view: Result<T, WorkspaceError>) -> Result<Json<T>, ApiError> {
+    view.map(Json).map_err(api_error)
+}
+
 fn api_error(error: WorkspaceError) -> ApiError {
     match error {
         WorkspaceError::NotFound(message) => ApiError::not_found(message),
@@ -75,12 +80,12 @@ pub async fn runs(
             )
         })?),
     };
-    state
-        .workspace
-        .runs_page(&principal.actor(), listing.flow.as_deref(), cursor, limit)
-        .await
-        .map(Json)
-        .map_err(api_error)
+    answer(
+        state
+            .workspace
+            .runs_page(&principal.actor(), listing.flow.as_deref(), cursor, limit)
+            .await,
+    )
 }
 
 /// One run, with its progress and log.
@@ -92,12 +97,7 @@ pub async fn run(
     Caller(principal): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<RunView>, ApiError> {
-    state
-        .workspace
-        .run_view(&principal.actor(), id)
-        .await
-        .map(Json)
-        .map_err(api_error)
+    answer(state.workspace.run_view(&principal.actor(), id).await)
 }
 
 /// The caller's flows, by name.
@@ -109,16 +109,16 @@ pub async fn flows(
     Caller(principal): Caller,
     ApiQuery(listing): ApiQuery<Listing>,
 ) -> Result<Json<Page<FlowView>>, ApiError> {
-    state
-        .workspace
-        .flows_page(
-            &principal.actor(),
-            listing.cursor.as_deref(),
-            listing.limit()?,
-        )
-        .await
-        .map(Json)
-        .map_err(api_error)
+    answer(
+        state
+            .workspace
+            .flows_page(
+                &principal.actor(),
+                listing.cursor.as_deref(),
+                listing.limit()?,
+            )
+            .await,
+    )
 }
 
 /// One flow.
@@ -130,12 +130,7 @@ pub async fn flow(
     Caller(principal): Caller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<FlowView>, ApiError> {
-    state
-        .workspace
-        .flow_view(&principal.actor(), &name)
-        .await
-        .map(Json)
-        .map_err(api_error)
+    answer(state.workspace.flow_view(&principal.actor(), &name).await)
 }
 
 /// The caller's connections, by name, secrets masked.
@@ -147,16 +142,16 @@ pub async fn connections(
     Caller(principal): Caller,
     ApiQuery(listing): ApiQuery<Listing>,
 ) -> Result<Json<Page<ConnectionView>>, ApiError> {
-    state
-        .workspace
-        .connections_page(
-            &principal.actor(),
-            listing.cursor.as_deref(),
-            listing.limit()?,
-        )
-        .await
-        .map(Json)
-        .map_err(api_error)
+    answer(
+        state
+            .workspace
+            .connections_page(
+                &principal.actor(),
+                listing.cursor.as_deref(),
+                listing.limit()?,
+            )
+            .await,
+    )
 }
 
 /// One connection, secrets masked.
@@ -168,12 +163,12 @@ pub async fn connection(
     Caller(principal): Caller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    state
-        .workspace
-        .connection_view(&principal.actor(), &name)
-        .await
-        .map(Json)
-        .map_err(api_error)
+    answer(
+        state
+            .workspace
+            .connection_view(&principal.actor(), &name)
+            .await,
+    )
 }
 
 /// The caller's schedules, by flow name.
@@ -185,14 +180,14 @@ pub async fn schedules(
     Caller(principal): Caller,
     ApiQuery(listing): ApiQuery<Listing>,
 ) -> Result<Json<Page<ScheduleView>>, ApiError> {
-    state
-        .workspace
-        .schedules_page(
-            &principal.actor(),
-            listing.cursor.as_deref(),
-            listing.limit()?,
-        )
-        .await
-        .map(Json)
-        .map_err(api_error)
+    answer(
+        state
+            .workspace
+            .schedules_page(
+                &principal.actor(),
+                listing.cursor.as_deref(),
+                listing.limit()?,
+            )
+            .await,
+    )
 }

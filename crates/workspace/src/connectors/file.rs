@@ -38,6 +38,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use super::spec::Connection;
 use super::tenant_files::{open_in_tenant, resolve_in_tenant};
 use super::{
     ConnectionSpec, ConnectorContext, ConnectorError, Destination, DestinationSpec, Record,
@@ -54,7 +55,7 @@ pub enum FileFormat {
 }
 
 impl FileFormat {
-    fn parse(text: &str) -> Option<FileFormat> {
+    pub(crate) fn parse(text: &str) -> Option<FileFormat> {
         match text.trim().to_ascii_lowercase().as_str() {
             "csv" => Some(FileFormat::Csv),
             "json" => Some(FileFormat::Json),
@@ -132,19 +133,17 @@ impl FileConfig {
         conn: &ConnectionSpec,
         ctx: &ConnectorContext,
     ) -> Result<FileConfig, ConnectorError> {
-        let raw = conn.params.get("path").map(String::as_str).unwrap_or("");
-        let folder = resolve_in_tenant(ctx, raw, &conn.name)?;
-        let format_text = conn.params.get("format").map(String::as_str).unwrap_or("");
-        let format = FileFormat::parse(format_text).ok_or_else(|| {
-            ConnectorError::Config(format!(
-                "connection {}: format= must be csv, json or ndjson",
+        let Connection::File(spec) = Connection::parse(conn)? else {
+            return Err(ConnectorError::Config(format!(
+                "connection {} is not a file connection",
                 conn.name
-            ))
-        })?;
+            )));
+        };
+        let folder = resolve_in_tenant(ctx, &spec.path, &conn.name)?;
         Ok(FileConfig {
             folder,
-            shown: raw.trim().trim_end_matches('/').to_string(),
-            format,
+            shown: spec.path.trim_end_matches('/').to_string(),
+            format: spec.format,
         })
     }
 

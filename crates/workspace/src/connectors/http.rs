@@ -31,11 +31,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, LINK, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LINK, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde_json::Value;
 use url::Url;
 
+use super::spec::{Connection, HttpAuth, Pagination};
 use super::{ConnectionSpec, ConnectorContext, ConnectorError, Record, Source, BATCH_SIZE};
 use crate::egress::{EgressPolicy, PinnedResolver};
 use crate::flatten::flatten;
@@ -44,36 +45,11 @@ use crate::flatten::flatten;
 pub const MAX_PAGES: u64 = 100_000;
 /// The largest response body read.
 pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_RETRIES: u32 = 3;
-const MAX_RETRIES: u32 = 20;
-const DEFAULT_PAGE_SIZE: u64 = 100;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Redirects followed for one request.
 const MAX_REDIRECTS: usize = 10;
-
-/// How pages are requested.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Pagination {
-    None,
-    Page {
-        page_param: String,
-        size_param: String,
-        page_size: u64,
-    },
-    Offset {
-        offset_param: String,
-        size_param: String,
-        page_size: u64,
-    },
-    Cursor {
-        cursor_param: String,
-        cursor_path: Vec<String>,
-    },
-    Link,
-}
 
 /// A checked `http` connection.
 #[derive(Clone)]
@@ -96,143 +72,41 @@ impl HttpConfig {
         conn: &ConnectionSpec,
         ctx: &ConnectorContext,
     ) -> Result<HttpConfig, ConnectorError> {
-        let name = conn.name.clone();
-        let param = |key: &str| {
-            conn.params
-                .get(key)
-                .map(|v| v.trim())
-                .filter(|v| !v.is_empty())
+        let Connection::Http(spec) = Connection::parse(conn)? else {
+            return Err(ConnectorError::Config(format!(
+                "connection {} is not an http connection",
+                conn.name
+            )));
         };
+        let name = conn.name.clone();
         let config_err =
             |message: String| ConnectorError::Config(format!("connection {name}: {message}"));
-
-        let raw_url = param("url").ok_or_else(|| config_err("url= is required".into()))?;
-        let base =
-            Url::parse(raw_url).map_err(|e| config_err(format!("url is not a valid URL ({e})")))?;
-        if base.scheme() != "http" && base.scheme() != "https" {
-            return Err(config_err("url must start with http:// or https://".into()));
-        }
-        if base.host_str().is_none() {
-            return Err(config_err("url has no host".into()));
-        }
-
+        let sensitive = |text: &str| {
+            let mut value = HeaderValue::from_str(text)
+                .map_err(|_| config_err("a header value is not valid".into()))?;
+            value.set_sensitive(true);
+            Ok::<HeaderValue, ConnectorError>(value)
+        };
         let mut headers = HeaderMap::new();
-        for (key, value) in &conn.params {
-            let Some(header) = key.strip_prefix("header.") else {
-                continue;
-            };
-            let header_name = HeaderName::from_bytes(header.as_bytes())
-                .map_err(|_| config_err(format!("`{header}` is not a valid header name")))?;
-            let mut header_value = HeaderValue::from_str(value).map_err(|_| {
-                config_err(format!(
-                    "the value of header.{header} is not a valid header value"
-                ))
-            })?;
-            header_value.set_sensitive(true);
-            headers.append(header_name, header_value);
+        for (header, value) in &spec.headers {
+            headers.append(header.clone(), sensitive(value.expose())?);
         }
-        let mut sends_credentials = !headers.is_empty() || !base.username().is_empty();
-
-        match param("auth").unwrap_or("none") {
-            "none" => {}
-            "bearer" => {
-                let token =
-                    param("token").ok_or_else(|| config_err("auth=bearer needs token=".into()))?;
-                let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| config_err("token is not a valid header value".into()))?;
-                value.set_sensitive(true);
-                headers.insert(AUTHORIZATION, value);
-                sends_credentials = true;
+        match &spec.auth {
+            HttpAuth::None => {}
+            HttpAuth::Bearer(token) => {
+                headers.insert(
+                    AUTHORIZATION,
+                    sensitive(&format!("Bearer {}", token.expose()))?,
+                );
             }
-            "basic" => {
-                let username = param("username")
-                    .ok_or_else(|| config_err("auth=basic needs username=".into()))?;
-                let password = conn
-                    .params
-                    .get("password")
-                    .map(String::as_str)
-                    .unwrap_or("");
+            HttpAuth::Basic { username, password } => {
                 use base64::Engine as _;
                 let encoded = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{username}:{password}"));
-                let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
-                    .map_err(|_| config_err("username is not valid for basic auth".into()))?;
-                value.set_sensitive(true);
-                headers.insert(AUTHORIZATION, value);
-                sends_credentials = true;
-            }
-            other => {
-                return Err(config_err(format!(
-                    "auth={other} is not supported; use none, bearer or basic"
-                )))
+                    .encode(format!("{username}:{}", password.expose()));
+                headers.insert(AUTHORIZATION, sensitive(&format!("Basic {encoded}"))?);
             }
         }
-
-        let records = param("records").map(dot_path);
-
-        let page_size = match param("page_size") {
-            None => DEFAULT_PAGE_SIZE,
-            Some(text) => match text.parse::<u64>() {
-                Ok(n) if (1..=1_000_000).contains(&n) => n,
-                _ => {
-                    return Err(config_err(format!(
-                        "page_size={text} must be a whole number from 1 to 1000000"
-                    )))
-                }
-            },
-        };
-        let text_param = |key: &str, default: &str| param(key).unwrap_or(default).to_string();
-        let pagination = match param("pagination").unwrap_or("none") {
-            "none" => Pagination::None,
-            "page" => Pagination::Page {
-                page_param: text_param("page_param", "page"),
-                size_param: text_param("size_param", "per_page"),
-                page_size,
-            },
-            "offset" => Pagination::Offset {
-                offset_param: text_param("offset_param", "offset"),
-                size_param: text_param("size_param", "limit"),
-                page_size,
-            },
-            "cursor" => Pagination::Cursor {
-                cursor_param: text_param("cursor_param", "cursor"),
-                cursor_path: param("cursor_path").map(dot_path).ok_or_else(|| {
-                    config_err(
-                        "pagination=cursor needs cursor_path= (where the next cursor is in the response body, e.g. meta.next_cursor)"
-                            .into(),
-                    )
-                })?,
-            },
-            "link" => Pagination::Link,
-            other => {
-                return Err(config_err(format!(
-                    "pagination={other} is not supported; use none, page, offset, cursor or link"
-                )))
-            }
-        };
-
-        let timeout = match param("timeout") {
-            None => DEFAULT_TIMEOUT,
-            Some(text) => match parse_duration(text) {
-                Some(d) if d >= Duration::from_millis(100) && d <= Duration::from_secs(3600) => d,
-                _ => {
-                    return Err(config_err(format!(
-                        "timeout={text} must be a duration such as 30s or 2m (at most 1h)"
-                    )))
-                }
-            },
-        };
-        let retries = match param("retries") {
-            None => DEFAULT_RETRIES,
-            Some(text) => match text.parse::<u32>() {
-                Ok(n) if n <= MAX_RETRIES => n,
-                _ => {
-                    return Err(config_err(format!(
-                        "retries={text} must be a whole number from 0 to {MAX_RETRIES}"
-                    )))
-                }
-            },
-        };
+        let timeout = spec.timeout;
 
         // Redirects are followed by `get_once`, each hop checked like the first request; names
         // resolve only to the addresses the egress policy checked; no proxy from the
@@ -250,12 +124,12 @@ impl HttpConfig {
 
         Ok(HttpConfig {
             name,
-            base,
+            base: spec.url.clone(),
             headers,
-            sends_credentials,
-            records,
-            pagination,
-            retries,
+            sends_credentials: spec.sends_credentials(),
+            records: spec.records.clone(),
+            pagination: spec.pagination.clone(),
+            retries: spec.retries,
             client,
             egress: ctx.egress.clone(),
             resolver,
@@ -553,62 +427,21 @@ pub(crate) fn redact(url: &Url) -> String {
     crate::redaction::mask_url(url)
 }
 
-/// `a.b.c` → `["a", "b", "c"]`.
-fn dot_path(text: &str) -> Vec<String> {
-    text.split('.')
-        .filter(|part| !part.is_empty())
-        .map(str::to_string)
+/// A dot path as a JSON pointer (`data.items.0` → `/data/items/0`).
+fn pointer(path: &[String]) -> String {
+    path.iter()
+        .map(|part| format!("/{}", part.replace('~', "~0").replace('/', "~1")))
         .collect()
 }
 
-/// Parses `30s`, `2m`, `1h`, `500ms` or a bare number of seconds.
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    if !number.is_finite() || number < 0.0 {
-        return None;
-    }
-    let seconds = match unit.trim() {
-        "" | "s" | "sec" | "secs" | "second" | "seconds" => number,
-        "ms" => number / 1000.0,
-        "m" | "min" | "mins" | "minute" | "minutes" => number * 60.0,
-        "h" | "hour" | "hours" => number * 3600.0,
-        _ => return None,
-    };
-    if seconds > 1e9 {
-        return None;
-    }
-    Some(Duration::from_secs_f64(seconds))
-}
-
-/// The value at a dot path.
+/// The value at a dot path (array items by index).
 fn lookup<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
-    let mut current = value;
-    for part in path {
-        current = match current {
-            Value::Object(map) => map.get(part)?,
-            Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(current)
+    value.pointer(&pointer(path))
 }
 
 /// The value at a dot path, mutably.
 fn lookup_mut<'a>(value: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
-    let mut current = value;
-    for part in path {
-        current = match current {
-            Value::Object(map) => map.get_mut(part)?,
-            Value::Array(items) => items.get_mut(part.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(current)
+    value.pointer_mut(&pointer(path))
 }
 
 /// The records of one response body, as the docs describe.
@@ -988,6 +821,7 @@ pub async fn test(conn: &ConnectionSpec, ctx: &ConnectorContext) -> Result<Strin
 
 #[cfg(test)]
 mod tests {
+    use super::super::spec::dot_path;
     use super::*;
     use serde_json::json;
     use std::collections::BTreeMap;
@@ -1005,17 +839,6 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
         }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("x"), None);
-        assert_eq!(parse_duration("5 parsecs"), None);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::egress::EgressPolicy;
 
 pub mod file;
 pub mod http;
+pub mod spec;
 pub mod sql;
 pub mod sqlite;
 pub(crate) mod tenant_files;

@@ -57,6 +57,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError};
 use sqlx::{Column, Connection, Executor, Statement, TypeInfo};
 use tokio::sync::mpsc;
 
+use super::spec::Connection as Spec;
 use super::sqlite::{self, Access, SqliteFile, SqliteHandle};
 use super::{
     ConnectionSpec, ConnectorContext, ConnectorError, Destination, DestinationSpec, Record,
@@ -178,31 +179,21 @@ struct PgTarget {
 }
 
 fn pg_target(conn: &ConnectionSpec) -> Result<PgTarget, ConnectorError> {
-    let url = conn
-        .params
-        .get("url")
-        .map(|u| u.trim())
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| {
-            ConnectorError::Config(format!(
-                "connection {}: url= is required (postgres://USER@HOST:PORT/DATABASE)",
-                conn.name
-            ))
-        })?;
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    let Spec::Postgres(spec) = Spec::parse(conn)? else {
         return Err(ConnectorError::Config(format!(
-            "connection {}: url must look like postgres://USER@HOST:PORT/DATABASE",
+            "connection {} is not a postgres connection",
             conn.name
         )));
-    }
+    };
+    let url = spec.url.expose();
     let mut options = PgConnectOptions::from_str(url).map_err(|_| {
         ConnectorError::Config(format!(
             "connection {}: url is not a valid PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE[?sslmode=require])",
             conn.name
         ))
     })?;
-    if let Some(password) = conn.params.get("password").filter(|p| !p.is_empty()) {
-        options = options.password(password);
+    if let Some(password) = &spec.password {
+        options = options.password(password.expose());
     } else if !url_has_password(url) {
         // Never a password from the server's own ~/.pgpass: the tenant gives its own.
         options = options.password("");

@@ -32,6 +32,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use super::spec::Connection as Spec;
 use super::tenant_files::resolve_in_tenant;
 use super::{
     ConnectionSpec, ConnectorContext, ConnectorError, Record, Source, BATCH_SIZE, MARKER_TABLE,
@@ -79,11 +80,16 @@ impl SqliteFile {
         conn: &ConnectionSpec,
         ctx: &ConnectorContext,
     ) -> Result<SqliteFile, ConnectorError> {
-        let raw = conn.params.get("path").map(String::as_str).unwrap_or("");
-        let path = resolve_in_tenant(ctx, raw, &conn.name)?;
+        let Spec::Sqlite(spec) = Spec::parse(conn)? else {
+            return Err(ConnectorError::Config(format!(
+                "connection {} is not a sqlite connection",
+                conn.name
+            )));
+        };
+        let path = resolve_in_tenant(ctx, &spec.path, &conn.name)?;
         Ok(SqliteFile {
             path,
-            shown: raw.trim().to_string(),
+            shown: spec.path,
         })
     }
 }
