@@ -202,6 +202,7 @@ class Server:
             [str(binary), "serve", "--addr", "127.0.0.1:0", "--data-dir", str(data_dir)],
             stdout=subprocess.PIPE, stderr=self._log, env=env)
         self.admin_key = None
+        self.sign_in_link = None
         self.url = None
         self._stdout_lines = []
         deadline = time.monotonic() + 120
@@ -223,6 +224,9 @@ class Server:
             key = re.search(r"Admin API key \(shown once, store it now\): (\S+)", line)
             if key:
                 self.admin_key = key.group(1)
+            link = re.search(r"Set a console password \(link valid for an hour\): (\S+)", line)
+            if link:
+                self.sign_in_link = link.group(1)
             listening = re.search(r"Integrator Agent listening on (http://\S+)", line)
             if listening:
                 self.url = listening.group(1)

@@ -488,11 +488,12 @@ impl Billing {
     }
 
     /// Sets the own provider key: an admin sets its tenant's, a super-admin the global one.
+    /// `actor` (the caller's email) is audited with the change.
     pub async fn set_own_key(
         &self,
         role: Role,
         tenant_id: &str,
-        user_id: &str,
+        actor: &str,
         key: &str,
     ) -> Result<OwnKeyStatus, BillingError> {
         let (scope_name, scope) = self.scope_for(role, tenant_id)?;
@@ -522,7 +523,8 @@ impl Billing {
                     sealed_key: self.master_key.seal(key),
                     masked: masked.clone(),
                 },
-                user_id,
+                actor,
+                tenant_id,
             )
             .await?;
         self.own_keys.clear();
@@ -550,13 +552,18 @@ impl Billing {
     }
 
     /// Removes the key the caller's role manages; returns its scope and whether one existed.
+    /// `actor` (the caller's email) is audited with the change.
     pub async fn delete_own_key(
         &self,
         role: Role,
         tenant_id: &str,
+        actor: &str,
     ) -> Result<(OwnKeyScope, bool), BillingError> {
         let (scope_name, scope) = self.scope_for(role, tenant_id)?;
-        let deleted = self.store.delete_own_key(&scope_name).await?;
+        let deleted = self
+            .store
+            .delete_own_key(&scope_name, actor, tenant_id)
+            .await?;
         self.own_keys.clear();
         Ok((scope, deleted))
     }
@@ -580,8 +587,25 @@ impl Billing {
         user_email: &str,
         include_users: bool,
     ) -> Result<UsageReport, BillingError> {
+        self.report_of(tenant_id, user_email, include_users, &self.clock.month())
+            .await
+    }
+
+    /// This month by the billing clock (`YYYY-MM`).
+    pub fn month(&self) -> String {
+        self.clock.month()
+    }
+
+    /// The usage report of a month (`YYYY-MM`); the wallet and own key are as they are now.
+    pub async fn report_of(
+        &self,
+        tenant_id: &str,
+        user_email: &str,
+        include_users: bool,
+        month: &str,
+    ) -> Result<UsageReport, BillingError> {
         let tenant = self.store.tenant_by_id(tenant_id).await?;
-        let month = self.clock.month();
+        let month = month.to_string();
         let rows = self.store.usage_rows(tenant_id, &month).await?;
         let allowance = self.allowance_of().of(tenant.tier, tenant.allowance_micros);
         let mut tenant_section = UsageSection {

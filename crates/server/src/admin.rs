@@ -63,7 +63,7 @@ pub async fn tenant(store: &Store, config: &Config, command: TenantCommand) -> a
                     _ => None,
                 },
             };
-            let tenant = store.update_tenant(&name, &changes).await?;
+            let tenant = store.update_tenant(&name, &changes, OPERATOR).await?;
             print!("Updated tenant ");
             tenant
         }
@@ -91,20 +91,45 @@ pub async fn tenant(store: &Store, config: &Config, command: TenantCommand) -> a
 }
 
 /// `user create`.
-pub async fn user(store: &Store, command: UserCommand) -> anyhow::Result<()> {
-    let UserCommand::Create {
-        email,
-        tenant,
-        role,
-        no_api_access,
-    } = command;
-    let user = store
-        .create_user(&NewUser {
-            tenant_name: tenant.clone(),
+pub async fn user(store: &Store, config: &Config, command: UserCommand) -> anyhow::Result<()> {
+    let (email, tenant, role, no_api_access) = match command {
+        UserCommand::Create {
             email,
-            role: role.parse().map_err(anyhow::Error::msg)?,
-            api_access: !no_api_access,
-        })
+            tenant,
+            role,
+            no_api_access,
+        } => (email, tenant, role, no_api_access),
+        UserCommand::SetPassword { email } => {
+            let password = read_password(&format!("New console password for {email}: "))?;
+            if let Some(problem) = crate::console::password::weakness(&password) {
+                bail!("{problem}");
+            }
+            let hash = crate::console::password::hash(&password).await?;
+            store.set_password_hash(&email, &hash, OPERATOR).await?;
+            println!("Set the console password of {email}");
+            return Ok(());
+        }
+        UserCommand::SignInLink { email } => {
+            let token = store
+                .create_sign_in_link(&email, crate::console::SIGN_IN_LINK_TTL_MS, OPERATOR)
+                .await?;
+            println!(
+                "{}",
+                crate::console::sign_in_link(&config.base_url(config.addr), &token)
+            );
+            return Ok(());
+        }
+    };
+    let user = store
+        .create_user(
+            &NewUser {
+                tenant_name: tenant.clone(),
+                email,
+                role: role.parse().map_err(anyhow::Error::msg)?,
+                api_access: !no_api_access,
+            },
+            OPERATOR,
+        )
         .await?;
     println!(
         "Created user {} ({}) in tenant {tenant}{}",
@@ -113,27 +138,92 @@ pub async fn user(store: &Store, command: UserCommand) -> anyhow::Result<()> {
         if user.api_access {
             ""
         } else {
-            ", without API access"
+            " without API access"
         }
     );
     Ok(())
 }
 
-/// `key create|revoke`. `create` prints only the key, so scripts can capture it.
+/// Reads a password from standard input: without echo on a terminal, a line otherwise.
+fn read_password(prompt: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let password = rpassword::prompt_password(prompt)?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if password != again {
+            bail!("the two passwords differ");
+        }
+        Ok(password)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+/// Who the audit log names for changes made with this command line.
+const OPERATOR: &str = "operator (command line)";
+
+/// `key create|list|revoke`. `create` prints only the key, so scripts can capture it.
 pub async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
     match command {
-        KeyCommand::Create { email, expires_in } => {
+        KeyCommand::Create {
+            email,
+            expires_in,
+            label,
+        } => {
             let ttl = expires_in
                 .as_deref()
                 .map(parse_duration_millis)
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?;
-            let issued = store.create_api_key(&email, ttl).await?;
+            let user = store.user_by_email(&email).await?;
+            let issued = store
+                .issue_api_key(&user.id, label.trim(), ttl, OPERATOR)
+                .await?;
             println!("{}", issued.key);
         }
-        KeyCommand::Revoke { email } => {
-            let count = store.revoke_api_keys(&email).await?;
+        KeyCommand::List { email } => {
+            let user = store.user_by_email(&email).await?;
+            let keys = store.user_keys(&user.id).await?;
+            if keys.is_empty() {
+                println!("{email} has no keys");
+            }
+            let now = store::now_millis();
+            for key in keys {
+                println!(
+                    "{}  {:<8}  created {}  {}  last used {}  {}",
+                    key.id,
+                    key.status(now),
+                    store::day_of(key.created_at),
+                    key.expires_at
+                        .map(|at| format!("expires {}", store::day_of(at)))
+                        .unwrap_or_else(|| "never expires".into()),
+                    key.last_used_at
+                        .map(store::day_of)
+                        .unwrap_or_else(|| "never".into()),
+                    if key.label.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\"{}\"", key.label)
+                    }
+                );
+            }
+        }
+        KeyCommand::Revoke { email, key: None } => {
+            let count = store.revoke_api_keys(&email, OPERATOR).await?;
             println!("Revoked {count} key(s) of {email}");
+        }
+        KeyCommand::Revoke {
+            email,
+            key: Some(key_id),
+        } => {
+            let user = store.user_by_email(&email).await?;
+            if store.revoke_api_key(&user.id, &key_id, OPERATOR).await? {
+                println!("Revoked key {key_id} of {email}");
+            } else {
+                bail!("{email} has no active key {key_id} (see `key list {email}`)");
+            }
         }
     }
     Ok(())
@@ -241,7 +331,7 @@ fn to_article(path: &Path, text: &str) -> Option<NewArticle> {
 pub async fn wallet(store: &Store, command: WalletCommand) -> anyhow::Result<()> {
     let WalletCommand::TopUp { tenant, amount } = command;
     let amount = store::parse_usd(&amount).map_err(|e| anyhow::anyhow!("USD: {e}"))?;
-    let balance = store.top_up_wallet(&tenant, amount).await?;
+    let balance = store.top_up_wallet(&tenant, amount, OPERATOR).await?;
     println!(
         "Added {} to the wallet of {tenant}; balance {}",
         store::format_usd(amount),

@@ -255,10 +255,10 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// Failed authentications per client address: a token bucket that refills at the allowed
+/// Failed authentications (API keys, console sign-ins) per client address: a token bucket that refills at the allowed
 /// rate and holds a minute's worth. IPv6 clients are counted per /64, the block one host
 /// usually has.
-struct FailureThrottle {
+pub(crate) struct FailureThrottle {
     per_minute: f64,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
 }
@@ -269,7 +269,7 @@ struct Bucket {
 }
 
 impl FailureThrottle {
-    fn new(per_minute: u32) -> FailureThrottle {
+    pub(crate) fn new(per_minute: u32) -> FailureThrottle {
         FailureThrottle {
             per_minute: f64::from(per_minute.max(1)),
             buckets: Mutex::new(HashMap::new()),
@@ -292,7 +292,7 @@ impl FailureThrottle {
     }
 
     /// How long `ip` must wait before its next attempt, if it used its budget.
-    fn wait_for(&self, ip: IpAddr) -> Option<Duration> {
+    pub(crate) fn wait_for(&self, ip: IpAddr) -> Option<Duration> {
         let buckets = self.buckets.lock().ok()?;
         let bucket = buckets.get(&Self::key(ip))?;
         let tokens = self.refilled(bucket, Instant::now());
@@ -300,7 +300,7 @@ impl FailureThrottle {
     }
 
     /// Counts one failed attempt of `ip`.
-    fn record(&self, ip: IpAddr) {
+    pub(crate) fn record(&self, ip: IpAddr) {
         let Ok(mut buckets) = self.buckets.lock() else {
             return;
         };

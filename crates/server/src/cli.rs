@@ -124,6 +124,10 @@ pub enum UserCommand {
         #[arg(long)]
         no_api_access: bool,
     },
+    /// Set a user's console password, read from standard input (no echo on a terminal).
+    SetPassword { email: String },
+    /// Print a one-time console link (valid for an hour) with which a user sets a password.
+    SignInLink { email: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,9 +138,19 @@ pub enum KeyCommand {
         /// Lifetime such as 90m, 12h, 30d or 2w (default: never expires).
         #[arg(long, value_name = "DURATION")]
         expires_in: Option<String>,
+        /// A label to tell the key apart (e.g. "CI", "laptop").
+        #[arg(long, default_value = "")]
+        label: String,
     },
-    /// Revoke every key of a user.
-    Revoke { email: String },
+    /// List a user's keys (never the keys themselves): id, label, status, last use.
+    List { email: String },
+    /// Revoke every key of a user, or only the one with `--key ID`.
+    Revoke {
+        email: String,
+        /// The id of the one key to revoke (from `key list`).
+        #[arg(long, value_name = "ID")]
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -91,6 +91,9 @@ pub struct Config {
     pub request_head_timeout: Duration,
     /// Failed authentications a client address may make per minute before it gets 429.
     pub auth_failures_per_minute: u32,
+    /// The address people reach the server at (`https://integrator.example.com`), for links
+    /// the server prints and the console's secure cookies; `None`: `http://` + `addr`.
+    pub public_url: Option<String>,
 }
 
 /// What a setting's environment variable holds.
@@ -153,6 +156,7 @@ const SETTINGS: &[Setting] = &[
     text("zendesk_api_token", "INTEGRATOR_ZENDESK_API_TOKEN"),
     text("log_format", "INTEGRATOR_LOG_FORMAT"),
     text("egress_allow", "INTEGRATOR_EGRESS_ALLOW"),
+    text("public_url", "INTEGRATOR_PUBLIC_URL"),
     number("max_connections", "INTEGRATOR_MAX_CONNECTIONS"),
     number(
         "request_head_timeout_seconds",
@@ -243,6 +247,7 @@ struct Layered {
     zendesk_url: Option<String>,
     log_format: Option<String>,
     egress_allow: Option<String>,
+    public_url: Option<String>,
     max_connections: Option<u64>,
     request_head_timeout_seconds: Option<u64>,
     auth_failures_per_minute: Option<u64>,
@@ -495,6 +500,18 @@ impl Config {
             30,
             1..=100_000,
         )?;
+        let public_url = match layered.public_url {
+            None => None,
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.trim_end_matches('/').to_string())
+            }
+            Some(url) => {
+                return Err(bad(
+                    &named("public_url"),
+                    format!("'{url}' must start with http:// or https://"),
+                ))
+            }
+        };
         Ok(Config {
             addr,
             data_dir,
@@ -519,6 +536,7 @@ impl Config {
             max_connections,
             request_head_timeout: Duration::from_secs(request_head_timeout),
             auth_failures_per_minute: auth_failures_per_minute as u32,
+            public_url,
         })
     }
 
@@ -536,6 +554,19 @@ impl Config {
         match &self.database_url {
             Some(url) => workspace::egress::database_endpoints(url.expose()).await,
             None => Vec::new(),
+        }
+    }
+
+    /// The address people reach the server at: `public_url`, or `http://` + the address it
+    /// listens on (`listening` when the configured port was 0).
+    pub fn base_url(&self, listening: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            // A server on every interface is reached, from this machine, on localhost.
+            None if listening.ip().is_unspecified() => {
+                format!("http://localhost:{}", listening.port())
+            }
+            None => format!("http://{listening}"),
         }
     }
 

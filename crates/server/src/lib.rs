@@ -7,6 +7,7 @@ mod auth;
 mod body;
 pub mod cli;
 pub mod config;
+pub mod console;
 mod corpus;
 mod data_lock;
 mod error;

@@ -50,7 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let outcome = match cli.command {
         Command::Serve { .. } => Ok(()),
         Command::Tenant(command) => admin::tenant(&store, &config, command).await,
-        Command::User(command) => admin::user(&store, command).await,
+        Command::User(command) => admin::user(&store, &config, command).await,
         Command::Key(command) => admin::key(&store, command).await,
         Command::Kb(command) => admin::kb(&store, command).await,
         Command::Wallet(command) => admin::wallet(&store, command).await,

@@ -16,7 +16,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "  curl -s {base_url}/rest/v1/ai-agent/api/tools -H \"Authorization: Bearer {key}\""
         );
     }
+    if let Some(link) = app.first_sign_in_link() {
+        println!("Set a console password (link valid for an hour): {link}");
+    }
     println!("Integrator Agent listening on {base_url}");
+    println!("Console: {base_url}/console");
     app.run_until_stopped(shutdown_signal()).await
 }
 

@@ -39,6 +39,8 @@ pub struct Application {
     limits: crate::listener::Limits,
     /// The admin key made on the first start of an empty database (shown once).
     bootstrap_key: Option<String>,
+    /// The console sign-in link made with it (valid for an hour).
+    first_sign_in_link: Option<String>,
     background: Vec<JoinHandle<()>>,
     _data_lock: Option<crate::data_lock::DataDirLock>,
 }
@@ -68,6 +70,20 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let addr = listener.local_addr()?;
         let bootstrap_key = store.bootstrap_if_empty().await?.map(|issued| issued.key);
+        // With the first key comes a link with which the super-admin sets a console password.
+        let first_sign_in_link = match bootstrap_key {
+            Some(_) => {
+                let token = store
+                    .create_sign_in_link(
+                        store::BOOTSTRAP_ADMIN_EMAIL,
+                        crate::console::SIGN_IN_LINK_TTL_MS,
+                        "first start",
+                    )
+                    .await?;
+                Some(crate::console::sign_in_link(&config.base_url(addr), &token))
+            }
+            None => None,
+        };
         let catalog = Arc::new(TemplateCatalog::shipped()?);
         let knowledge = Arc::new(
             KnowledgeService::open(
@@ -212,6 +228,10 @@ impl Application {
             docs_html: Bytes::from(crate::openapi::render_docs(&openapi)),
             store: store.clone(),
             config: Arc::new(config.clone()),
+            console_sign_ins: Arc::new(crate::auth::FailureThrottle::new(
+                crate::console::SIGN_IN_ATTEMPTS_PER_MINUTE,
+            )),
+            listening: addr,
         };
 
         let sync_every = Duration::from_secs(config.kb_sync_seconds);
@@ -248,6 +268,7 @@ impl Application {
             state,
             limits,
             bootstrap_key,
+            first_sign_in_link,
             background,
             _data_lock: data_lock,
         })
@@ -261,6 +282,11 @@ impl Application {
     /// The admin API key created on this first start of an empty database, if this was one.
     pub fn bootstrap_key(&self) -> Option<&str> {
         self.bootstrap_key.as_deref()
+    }
+
+    /// The console link with which the super-admin sets a password, on a first start.
+    pub fn first_sign_in_link(&self) -> Option<&str> {
+        self.first_sign_in_link.as_deref()
     }
 
     /// Answers requests until `shutdown` completes; then stops taking requests, lets those

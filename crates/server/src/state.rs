@@ -1,5 +1,6 @@
 //! The shared state of the HTTP handlers: one cheap-to-clone `AppState`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use agent::{Agent, KnowledgeService, ToolRegistry};
@@ -7,7 +8,7 @@ use axum::body::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
 use store::Store;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, FailureThrottle};
 use crate::config::Config;
 
 /// Everything a request handler may need.
@@ -26,4 +27,8 @@ pub struct AppState {
     pub tools_json: Bytes,
     pub openapi_json: Bytes,
     pub docs_html: Bytes,
+    /// Failed console sign-ins per client address.
+    pub(crate) console_sign_ins: Arc<FailureThrottle>,
+    /// The address this server listens on (links it prints when no public URL is set).
+    pub listening: SocketAddr,
 }

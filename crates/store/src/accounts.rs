@@ -124,6 +124,26 @@ pub struct TenantChanges {
     pub ai_enabled: Option<bool>,
 }
 
+impl TenantChanges {
+    /// The changes in words, for the audit log.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(tier) = self.tier {
+            parts.push(format!("tier {}", tier.as_str()));
+        }
+        if let Some(allowance) = self.allowance_micros {
+            parts.push(format!("allowance {}", crate::format_usd(allowance)));
+        }
+        if let Some(enabled) = self.ai_enabled {
+            parts.push(format!(
+                "AI {}",
+                if enabled { "enabled" } else { "disabled" }
+            ));
+        }
+        parts.join(", ")
+    }
+}
+
 /// A person or service account inside a tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -237,33 +257,41 @@ impl Store {
         Ok(tenant)
     }
 
-    /// Applies the given changes to the named tenant and returns it as it now is.
+    /// Applies the given changes to the named tenant and returns it as it now is; `actor` is
+    /// named in the tenant's audit log, written in the same transaction.
     pub async fn update_tenant(
         &self,
         name: &str,
         changes: &TenantChanges,
+        actor: &str,
     ) -> Result<Tenant, StoreError> {
+        let tenant = self.tenant_by_name(name).await?;
         let values = args![
             changes.tier.map(Tier::as_str),
             changes.allowance_micros,
             changes.ai_enabled.map(i64::from),
-            name
+            &tenant.id
         ];
-        let changed = self
-            .execute(
-                "UPDATE tenants SET tier = COALESCE($1, tier), \
-                         allowance_micros = COALESCE($2, allowance_micros), \
-                         ai_enabled = COALESCE($3, ai_enabled) WHERE name = $4",
-                values,
-            )
-            .await?;
-        if changed == 0 {
-            return Err(StoreError::NotFound(format!("tenant '{name}'")));
-        }
+        let detail = changes.describe();
+        let (tenant_id, actor, target) = (tenant.id.clone(), actor.to_string(), name.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "UPDATE tenants SET tier = COALESCE($1, tier), \
+                             allowance_micros = COALESCE($2, allowance_micros), \
+                             ai_enabled = COALESCE($3, ai_enabled) WHERE id = $4",
+                    values,
+                )
+                .await?;
+                crate::console::audit_in(tx, &tenant_id, &actor, "tenant changed", &target, &detail)
+                    .await
+            })
+        })
+        .await?;
         if changes.ai_enabled == Some(false) {
             self.announce_access_change().await?;
         }
-        self.tenant_by_name(name).await
+        self.tenant_by_id(&tenant.id).await
     }
 
     /// The tenant with this name.
@@ -326,7 +354,7 @@ impl Store {
     }
 
     /// Creates a user in an existing tenant; the email must be unused across all tenants.
-    pub async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
+    pub async fn create_user(&self, new: &NewUser, actor: &str) -> Result<User, StoreError> {
         check_email(&new.email)?;
         let tenant = self.tenant_by_name(&new.tenant_name).await?;
         let user = User {
@@ -345,17 +373,44 @@ impl Store {
             user.api_access,
             user.created_at
         ];
-        self.execute(
-            "INSERT INTO users (id, tenant_id, email, role, api_access, created_at) \
+        let (tenant_id, email, actor) = (
+            user.tenant_id.clone(),
+            user.email.clone(),
+            actor.to_string(),
+        );
+        let detail = format!(
+            "role {}, API access {}",
+            user.role.as_str(),
+            if user.api_access { "on" } else { "off" }
+        );
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO users (id, tenant_id, email, role, api_access, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
-            values,
-        )
+                    values,
+                )
+                .await?;
+                crate::console::audit_in(tx, &tenant_id, &actor, "user created", &email, &detail)
+                    .await
+            })
+        })
         .await
         .map_err(|e| e.conflict_on_unique(&format!("user '{}'", new.email)))?;
         Ok(user)
     }
 
-    /// The user with this email (case-insensitive).
+    /// The user with this id.
+    pub async fn user_by_id(&self, id: &str) -> Result<User, StoreError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("user {id}")))?;
+        user_from_row(&row)
+    }
+
+    /// The user with this email (any case).
     pub async fn user_by_email(&self, email: &str) -> Result<User, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE email = $1"

@@ -10,6 +10,9 @@ use crate::{new_id, now_millis, Role, Store, StoreError};
 /// The length of every API key.
 pub const KEY_LENGTH: usize = 256;
 
+/// The super-admin a first start creates.
+pub const BOOTSTRAP_ADMIN_EMAIL: &str = "admin@localhost";
+
 /// The SHA-256 of an API key, hex-encoded: the only form in which keys are stored.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ApiKeyHash(String);
@@ -65,34 +68,57 @@ pub struct KeyRecord {
 
 /// Draws a new key from the operating system's CSPRNG.
 pub(crate) fn generate_key() -> String {
-    Alphanumeric.sample_string(&mut rand::rngs::OsRng, KEY_LENGTH)
+    generate_token(KEY_LENGTH)
+}
+
+/// `len` random letters and digits from the operating system's CSPRNG.
+pub(crate) fn generate_token(len: usize) -> String {
+    Alphanumeric.sample_string(&mut rand::rngs::OsRng, len)
 }
 
 const ACCESS_CHANNEL: &str = "integrator_access_changed";
 
 impl Store {
-    /// Issues a new key for the user with this email, optionally expiring after `ttl_millis`.
+    /// Issues a new key for the user with this email, optionally expiring after `ttl_millis`;
+    /// `actor` is audited.
     pub async fn create_api_key(
         &self,
         email: &str,
         ttl_millis: Option<i64>,
+        actor: &str,
     ) -> Result<IssuedKey, StoreError> {
         let user = self.user_by_email(email).await?;
-        let issued = new_key(ttl_millis);
-        let values = insert_key_args(&issued, &user.id);
-        self.execute(INSERT_KEY, values).await?;
-        Ok(issued)
+        self.issue_api_key(&user.id, "", ttl_millis, actor).await
     }
 
     /// Revokes every active key of the user with this email; returns how many were revoked.
-    pub async fn revoke_api_keys(&self, email: &str) -> Result<u64, StoreError> {
+    pub async fn revoke_api_keys(&self, email: &str, actor: &str) -> Result<u64, StoreError> {
         let user = self.user_by_email(email).await?;
         let values = args![now_millis(), &user.id];
+        let actor = actor.to_string();
         let revoked = self
-            .execute(
-                "UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-                values,
-            )
+            .write(move |tx| {
+                Box::pin(async move {
+                    let revoked = tx
+                        .execute(
+                            "UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+                            values,
+                        )
+                        .await?;
+                    if revoked > 0 {
+                        crate::console::audit_in(
+                            tx,
+                            &user.tenant_id,
+                            &actor,
+                            "key revoked",
+                            &user.email,
+                            &format!("all {revoked} active key(s)"),
+                        )
+                        .await?;
+                    }
+                    Ok(revoked)
+                })
+            })
             .await?;
         self.announce_access_change().await?;
         Ok(revoked)
@@ -160,7 +186,7 @@ impl Store {
         Ok(row.try_get("last_used_at")?)
     }
 
-    /// On a database without tenants, creates tenant `default`, super-admin `admin@localhost`
+    /// On a database without tenants, creates tenant `default`, super-admin [`BOOTSTRAP_ADMIN_EMAIL`]
     /// and a key for it, all in one transaction. Returns the key, or `None` when the database
     /// already had accounts (or another replica bootstrapped it first).
     pub async fn bootstrap_if_empty(&self) -> Result<Option<IssuedKey>, StoreError> {
@@ -172,7 +198,7 @@ impl Store {
         let user_id = new_id();
         let issued = new_key(None);
         let tenant_values = args![&tenant_id, now];
-        let user_values = args![&user_id, &tenant_id, now];
+        let user_values = args![&user_id, &tenant_id, now, BOOTSTRAP_ADMIN_EMAIL];
         let key_values = insert_key_args(&issued, &user_id);
         let created = self
             .write(move |tx| {
@@ -197,7 +223,7 @@ impl Store {
                     };
                     tx.execute(
                         "INSERT INTO users (id, tenant_id, email, role, api_access, created_at) \
-                         VALUES ($1, $2, 'admin@localhost', 'super_admin', 1, $3)",
+                         VALUES ($1, $2, $4, 'super_admin', 1, $3)",
                         user_values,
                     )
                     .await?;
@@ -213,8 +239,13 @@ impl Store {
 const INSERT_KEY: &str = "INSERT INTO api_keys (id, user_id, key_hash, created_at, expires_at) \
                           VALUES ($1, $2, $3, $4, $5)";
 
+/// [`INSERT_KEY`] with the key's label as `$6`.
+pub(crate) const INSERT_KEY_LABELLED: &str =
+    "INSERT INTO api_keys (id, user_id, key_hash, created_at, expires_at, label) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
 /// A new key (not yet stored), optionally expiring after `ttl_millis`.
-fn new_key(ttl_millis: Option<i64>) -> IssuedKey {
+pub(crate) fn new_key(ttl_millis: Option<i64>) -> IssuedKey {
     let now = now_millis();
     IssuedKey {
         key_id: new_id(),
@@ -224,7 +255,7 @@ fn new_key(ttl_millis: Option<i64>) -> IssuedKey {
 }
 
 /// The arguments of [`INSERT_KEY`]: the key is stored only as its hash.
-fn insert_key_args(issued: &IssuedKey, user_id: &str) -> Vec<Arg> {
+pub(crate) fn insert_key_args(issued: &IssuedKey, user_id: &str) -> Vec<Arg> {
     args![
         &issued.key_id,
         user_id,

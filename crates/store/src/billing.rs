@@ -574,11 +574,12 @@ impl Store {
         &self,
         tenant_name: &str,
         amount: Micros,
+        actor: &str,
     ) -> Result<Micros, StoreError> {
         if amount <= 0 {
             return Err(StoreError::Invalid("a top-up must be more than $0".into()));
         }
-        let name = tenant_name.to_string();
+        let (name, actor) = (tenant_name.to_string(), actor.to_string());
         let balance = self
             .write(move |tx| {
                 Box::pin(async move {
@@ -591,13 +592,32 @@ impl Store {
                     if changed == 0 {
                         return Ok(None);
                     }
-                    let row = tx
+                    let Some(row) = tx
                         .fetch_optional(
-                            "SELECT wallet_micros FROM tenants WHERE name = $1",
+                            "SELECT wallet_micros, id FROM tenants WHERE name = $1",
                             args![&name],
                         )
-                        .await?;
-                    row.map(|row| row.int(0)).transpose()
+                        .await?
+                    else {
+                        return Ok(None);
+                    };
+                    let (balance, tenant_id) = (row.int(0)?, row.text(1)?);
+                    tx.execute(
+                        "INSERT INTO wallet_topups (id, tenant_id, amount_micros, by_who, created_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                        args![crate::new_id(), &tenant_id, amount, &actor, crate::now_millis()],
+                    )
+                    .await?;
+                    crate::console::audit_in(
+                        tx,
+                        &tenant_id,
+                        &actor,
+                        "wallet topped up",
+                        &name,
+                        &crate::format_usd(amount),
+                    )
+                    .await?;
+                    Ok(Some(balance))
                 })
             })
             .await?;
@@ -605,8 +625,24 @@ impl Store {
     }
 
     /// Stores (or replaces) the own LLM key of a scope.
-    pub async fn put_own_key(&self, key: &StoredOwnKey, set_by: &str) -> Result<(), StoreError> {
+    /// `set_by` (an email) is audited in `tenant_id`'s log.
+    pub async fn put_own_key(
+        &self,
+        key: &StoredOwnKey,
+        set_by: &str,
+        tenant_id: &str,
+    ) -> Result<(), StoreError> {
         let scope = key.scope.clone();
+        let (actor, tenant_id) = (set_by.to_string(), tenant_id.to_string());
+        let detail = format!(
+            "{} scope, {}",
+            if key.scope == "global" {
+                "global"
+            } else {
+                "tenant"
+            },
+            key.masked
+        );
         let values = args![
             &key.scope,
             &key.sealed_key,
@@ -623,7 +659,8 @@ impl Store {
                     values,
                 )
                 .await?;
-                Ok(())
+                crate::console::audit_in(tx, &tenant_id, &actor, "own LLM key set", "", &detail)
+                    .await
             })
         })
         .await
@@ -656,11 +693,39 @@ impl Store {
     }
 
     /// Removes the own LLM key of a scope; true when there was one.
-    pub async fn delete_own_key(&self, scope: &str) -> Result<bool, StoreError> {
-        let values = args![scope];
-        let deleted = self
-            .execute("DELETE FROM own_llm_keys WHERE scope = $1", values)
-            .await?;
-        Ok(deleted > 0)
+    /// `actor` (an email) is audited in `tenant_id`'s log when a key was removed.
+    pub async fn delete_own_key(
+        &self,
+        scope: &str,
+        actor: &str,
+        tenant_id: &str,
+    ) -> Result<bool, StoreError> {
+        let (scope, actor, tenant_id) =
+            (scope.to_string(), actor.to_string(), tenant_id.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let deleted = tx
+                    .execute("DELETE FROM own_llm_keys WHERE scope = $1", args![&scope])
+                    .await?;
+                if deleted > 0 {
+                    let detail = if scope == "global" {
+                        "global scope"
+                    } else {
+                        "tenant scope"
+                    };
+                    crate::console::audit_in(
+                        tx,
+                        &tenant_id,
+                        &actor,
+                        "own LLM key removed",
+                        "",
+                        detail,
+                    )
+                    .await?;
+                }
+                Ok(deleted > 0)
+            })
+        })
+        .await
     }
 }

@@ -9,6 +9,7 @@ mod accounts;
 mod api_keys;
 mod articles;
 mod billing;
+pub mod console;
 mod db;
 mod error;
 mod in_flight;
@@ -23,7 +24,7 @@ mod write;
 pub use accounts::{
     is_valid_tenant_name, NewTenant, NewUser, Role, Tenant, TenantChanges, Tier, User,
 };
-pub use api_keys::{ApiKeyHash, IssuedKey, KeyRecord, KEY_LENGTH};
+pub use api_keys::{ApiKeyHash, IssuedKey, KeyRecord, BOOTSTRAP_ADMIN_EMAIL, KEY_LENGTH};
 pub use articles::{Article, ArticleFormat, NewArticle};
 pub use billing::{
     AllowanceOf, Budget, LedgerEntry, ReservationRequest, Settlement, StoredOwnKey, UsageRow,
@@ -52,6 +53,22 @@ pub fn now_millis() -> i64 {
 /// A new identifier for a stored row: a UUID v7, which begins with the time it was made and
 /// goes on with 74 random bits. Ids made one after another sort together, so the rows a group
 /// commit inserts land in the same index pages instead of one random page each.
+/// The UTC day (`YYYY-MM-DD`) of a time in milliseconds since the epoch.
+pub fn day_of(millis: i64) -> String {
+    // Howard Hinnant's days-to-civil algorithm.
+    let days = millis.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

@@ -344,15 +344,21 @@ mod tests {
             .await
             .expect("tenant");
         let user = store
-            .create_user(&NewUser {
-                tenant_name: "t".into(),
-                email: "u@t.test".into(),
-                role: Role::User,
-                api_access: true,
-            })
+            .create_user(
+                &NewUser {
+                    tenant_name: "t".into(),
+                    email: "u@t.test".into(),
+                    role: Role::User,
+                    api_access: true,
+                },
+                "operator",
+            )
             .await
             .expect("user");
-        store.top_up_wallet("t", 4_000).await.expect("top up");
+        store
+            .top_up_wallet("t", 4_000, "operator")
+            .await
+            .expect("top up");
         let billing = Arc::new(Billing::new(
             store.clone(),
             PriceTable::default(),

@@ -69,12 +69,7 @@ pub async fn set_api_key(
     };
     let set = state
         .billing
-        .set_own_key(
-            principal.role,
-            &principal.tenant_id,
-            &principal.user_id,
-            &key,
-        )
+        .set_own_key(principal.role, &principal.tenant_id, &principal.email, &key)
         .await
         .map(|status| {
             let mut body = serde_json::to_value(status).unwrap_or_default();
@@ -111,7 +106,7 @@ pub async fn delete_api_key(
 ) -> Result<Response, ApiError> {
     let deleted = state
         .billing
-        .delete_own_key(principal.role, &principal.tenant_id)
+        .delete_own_key(principal.role, &principal.tenant_id, &principal.email)
         .await
         .map(|(scope, deleted)| json!({"success": true, "deleted": deleted, "scope": scope}));
     answer(deleted)

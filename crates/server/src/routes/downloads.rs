@@ -13,14 +13,15 @@ use crate::error::ApiError;
 use crate::params::ApiPath;
 
 /// A downloadable file: name, content type, what it is, contents.
-struct Download {
-    name: &'static str,
+pub(crate) struct Download {
+    pub(crate) name: &'static str,
     content_type: &'static str,
-    description: &'static str,
+    pub(crate) description: &'static str,
     contents: &'static str,
 }
 
-const DOWNLOADS: &[Download] = &[
+/// The client scripts and adapters.
+pub(crate) const DOWNLOADS: &[Download] = &[
     Download {
         name: "etlworks_agent.py",
         content_type: "text/x-python; charset=utf-8",

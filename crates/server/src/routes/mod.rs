@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/downloads", get(downloads::index_without_slash))
         .route("/downloads/", get(downloads::index))
         .route("/downloads/{file}", get(downloads::file))
+        .merge(crate::console::routes())
         .route_layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
