@@ -80,6 +80,7 @@ codes! {
     AiDisabled = ("ai_disabled", 403, Access, "The tenant has AI features disabled"),
     ApiAccessDisabled = ("api_access_disabled", 403, Access, "The user has no API access"),
     NotFound = ("not_found", 404, NotFound, "No such path, or an object that doesn't exist or belongs to someone else"),
+    NoTurn = ("no_turn", 404, NotFound, "No turn of the session is running or still kept, so there is no stream to rejoin"),
     MethodNotAllowed = ("method_not_allowed", 405, Request, "Wrong method, e.g. `GET /chat`"),
     PayloadTooLarge = ("payload_too_large", 413, Limit, "The body is over `body_limit` (1 MiB by default)"),
     UriTooLong = ("uri_too_long", 414, Limit, "The path and query are over 8 KiB"),

@@ -8,6 +8,8 @@
 
 pub mod codes;
 mod events;
+mod follow;
+pub mod journal;
 mod knowledge;
 pub mod llm;
 mod models;
@@ -19,9 +21,11 @@ mod zendesk;
 
 pub use codes::{Code, CodeKind};
 pub use events::{AgentEvent, Phase};
+pub use follow::{Follow, FollowError};
+pub use journal::Cursor;
 pub use knowledge::{KnowledgeError, KnowledgeService, ShippedDoc};
 pub use models::{ModelResolver, ProviderSettings};
 pub use principal::Principal;
 pub use tools::{ToolContext, ToolError, ToolInfo, ToolRegistry};
-pub use turn::{Agent, AgentSettings, TurnHandle, TurnRequest, DEFAULT_SYSTEM_PROMPT};
+pub use turn::{Agent, AgentSettings, TurnEvent, TurnHandle, TurnRequest, DEFAULT_SYSTEM_PROMPT};
 pub use zendesk::{ZendeskClient, ZendeskConfig, ZendeskError};

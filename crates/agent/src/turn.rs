@@ -21,6 +21,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::events::{AgentEvent, Phase};
+use crate::follow::{copy_journal, Follow, FollowError};
+use crate::journal::{Cursor, EventId, Journal, Journals};
 use crate::llm::{tokens, ChatDelta, ChatMessage, ChatRequest, LlmError, ToolCall, ToolSpec};
 use crate::models::{KeyOwner, ModelResolver, ResolvedModel};
 use crate::{Principal, ToolContext, ToolRegistry};
@@ -58,6 +60,8 @@ pub struct AgentSettings {
     pub retries: u32,
     /// First retry delay; doubled on each further retry.
     pub retry_base: Duration,
+    /// How long a turn's events stay available to clients that rejoin its stream after it ended.
+    pub stream_retention: Duration,
 }
 
 impl Default for AgentSettings {
@@ -67,6 +71,7 @@ impl Default for AgentSettings {
             history_limit: 20,
             retries: 3,
             retry_base: Duration::from_millis(500),
+            stream_retention: Duration::from_secs(300),
         }
     }
 }
@@ -81,12 +86,36 @@ pub struct TurnRequest {
     pub system_prompt: Option<String>,
     /// The session does not exist yet: the turn creates it (with the user message).
     pub new_session: bool,
+    /// The turn goes on when the client that started it goes away (`"on_disconnect":
+    /// "continue"`); by default it is cancelled.
+    pub keep_running: bool,
 }
 
-/// A running turn: its events, and a guard that cancels it when dropped.
+/// One event of a turn with its number in the turn, serialised once.
+#[derive(Debug, Clone)]
+pub struct TurnEvent {
+    pub seq: u64,
+    pub event: AgentEvent,
+    pub json: Arc<str>,
+}
+
+/// A running turn: its id, its events, and (unless it keeps running without its client) a
+/// guard that cancels it when dropped.
 pub struct TurnHandle {
-    pub events: mpsc::Receiver<AgentEvent>,
-    _cancel_on_drop: DropGuard,
+    pub turn_id: String,
+    pub events: mpsc::Receiver<TurnEvent>,
+    _cancel_on_drop: Option<DropGuard>,
+}
+
+impl TurnHandle {
+    /// The SSE `id` of this turn's `seq`-th event.
+    pub fn event_id(&self, seq: u64) -> String {
+        EventId {
+            turn_id: self.turn_id.clone(),
+            seq,
+        }
+        .render()
+    }
 }
 
 /// The agent: runs turns against the store, the tools and the model.
@@ -102,6 +131,8 @@ pub struct Agent {
     deleting: Mutex<HashSet<String>>,
     /// Every turn's task, so that a shutdown can wait for them to store their outcome.
     turns: tokio_util::task::TaskTracker,
+    /// The events of the turns running here and of those that ended lately.
+    journals: Journals,
 }
 
 /// The turn that holds a session on this server: how to stop it, and how to know it ended.
@@ -143,9 +174,14 @@ impl Drop for AbortOnDrop {
 }
 
 struct Emitter {
-    sender: mpsc::Sender<AgentEvent>,
+    sender: mpsc::Sender<TurnEvent>,
     cancel: CancellationToken,
     announced: AtomicBool,
+    journal: Arc<Journal>,
+    /// The turn goes on without the client that started it.
+    keep_running: bool,
+    /// That client went away (only a turn that keeps running notices).
+    detached: AtomicBool,
 }
 
 impl Emitter {
@@ -159,10 +195,36 @@ impl Emitter {
         }
     }
 
-    /// Sends an event; a client that went away cancels the turn.
+    /// Writes an event to the turn's journal and sends it to the client that started the
+    /// turn; that client going away cancels the turn, unless it keeps running.
     async fn send(&self, event: AgentEvent) {
-        if self.sender.send(event).await.is_err() {
-            self.cancel.cancel();
+        let json: Arc<str> = serde_json::to_string(&event).unwrap_or_default().into();
+        let seq = self.journal.push(json.clone(), event.is_last());
+        if self.detached.load(Ordering::Relaxed) {
+            return;
+        }
+        if self
+            .sender
+            .send(TurnEvent { seq, event, json })
+            .await
+            .is_err()
+        {
+            if self.keep_running {
+                self.detached.store(true, Ordering::Relaxed);
+            } else {
+                self.cancel.cancel();
+            }
+        }
+    }
+}
+
+impl Drop for Emitter {
+    /// A turn that ends without its last event (cancelled before it began) still closes its
+    /// journal, so that followers and the database copy finish.
+    fn drop(&mut self) {
+        if !self.journal.finished() {
+            let end = serde_json::to_string(&AgentEvent::End).unwrap_or_default();
+            self.journal.push(end.into(), true);
         }
     }
 }
@@ -213,6 +275,7 @@ impl Agent {
         billing: Arc<Billing>,
         settings: AgentSettings,
     ) -> Agent {
+        let settings_retention = settings.stream_retention;
         Agent {
             store,
             tools,
@@ -223,6 +286,7 @@ impl Agent {
             session_locks: Mutex::new(HashMap::new()),
             deleting: Mutex::new(HashSet::new()),
             turns: tokio_util::task::TaskTracker::new(),
+            journals: Journals::new(settings_retention),
         }
     }
 
@@ -238,17 +302,72 @@ impl Agent {
     pub fn start(self: &Arc<Self>, request: TurnRequest) -> TurnHandle {
         let (sender, events) = mpsc::channel(EVENT_BUFFER);
         let cancel = CancellationToken::new();
+        let journal = self.journals.open(&request.session_id);
+        if self.store.backend() == Backend::Postgres {
+            // Other replicas replay the turn from the database.
+            let (store, journal, retention) = (
+                self.store.clone(),
+                journal.clone(),
+                self.journals.retention(),
+            );
+            self.turns
+                .spawn(async move { copy_journal(store, journal, retention).await });
+        }
+        let keep_running = request.keep_running;
         let emitter = Emitter {
             sender,
             cancel: cancel.clone(),
             announced: AtomicBool::new(false),
+            journal: journal.clone(),
+            keep_running,
+            detached: AtomicBool::new(false),
         };
         let agent = self.clone();
         self.turns
             .spawn(async move { agent.run(request, emitter).await });
         TurnHandle {
+            turn_id: journal.turn_id.clone(),
             events,
-            _cancel_on_drop: cancel.drop_guard(),
+            _cancel_on_drop: (!keep_running).then(|| cancel.drop_guard()),
+        }
+    }
+
+    /// Replays a turn's events after `cursor`, then follows it live until its last event:
+    /// the session's running turn or its latest (or the one the cursor names), from this
+    /// server's memory or — the turn ran on another replica — from the database.
+    pub async fn follow(&self, session_id: &str, cursor: &Cursor) -> Result<Follow, FollowError> {
+        if let Some(journal) = self.journals.find(session_id, cursor.turn_id.as_deref()) {
+            return Ok(Follow::local(journal, cursor.after));
+        }
+        if self.store.backend() != Backend::Postgres {
+            return Err(FollowError::NoTurn);
+        }
+        let stored = self
+            .store
+            .stored_turn(session_id, cursor.turn_id.as_deref())
+            .await?
+            .ok_or(FollowError::NoTurn)?;
+        Ok(Follow::stored(self.store.clone(), stored, cursor.after))
+    }
+
+    /// How long a turn's events stay available after it ended.
+    pub fn stream_retention(&self) -> Duration {
+        self.journals.retention()
+    }
+
+    /// Forgets the turn events kept in the database past their time (PostgreSQL), for as
+    /// long as the server runs.
+    pub async fn forget_old_turn_events(self: Arc<Self>) {
+        if self.store.backend() != Backend::Postgres {
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.store.delete_expired_turns().await {
+                tracing::warn!(error = %e, "could not forget old turn events; retrying");
+            }
         }
     }
 
@@ -302,7 +421,9 @@ impl Agent {
         self.deleting_set().insert(session_id.to_string());
         let deleted = async {
             self.stop_anywhere(session_id).await?;
-            self.store.delete_session(session_id, user_id).await
+            self.store.delete_session(session_id, user_id).await?;
+            self.journals.forget_session(session_id);
+            Ok(())
         }
         .await;
         self.deleting_set().remove(session_id);

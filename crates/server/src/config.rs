@@ -78,6 +78,9 @@ pub struct Config {
     pub llm_connect_timeout_seconds: u64,
     pub llm_read_timeout_seconds: u64,
     pub sse_keepalive_seconds: u64,
+    /// How long a turn's events stay available, after it ended, to clients that rejoin its
+    /// stream (`GET /sessions/{id}/stream`).
+    pub stream_retention_seconds: u64,
     pub billing: BillingSettings,
     pub zendesk: Option<ZendeskSettings>,
     pub log_format: LogFormat,
@@ -150,6 +153,10 @@ const SETTINGS: &[Setting] = &[
         "INTEGRATOR_LLM_READ_TIMEOUT_SECONDS",
     ),
     number("sse_keepalive_seconds", "INTEGRATOR_SSE_KEEPALIVE_SECONDS"),
+    number(
+        "stream_retention_seconds",
+        "INTEGRATOR_STREAM_RETENTION_SECONDS",
+    ),
     text("zendesk_subdomain", "INTEGRATOR_ZENDESK_SUBDOMAIN"),
     text("zendesk_url", "INTEGRATOR_ZENDESK_URL"),
     text("zendesk_email", "INTEGRATOR_ZENDESK_EMAIL"),
@@ -241,6 +248,7 @@ struct Layered {
     llm_connect_timeout_seconds: Option<u64>,
     llm_read_timeout_seconds: Option<u64>,
     sse_keepalive_seconds: Option<u64>,
+    stream_retention_seconds: Option<u64>,
     zendesk_subdomain: Option<String>,
     zendesk_email: Option<String>,
     zendesk_api_token: Option<Secret>,
@@ -457,6 +465,12 @@ impl Config {
             15,
             1..=300,
         )?;
+        let stream_retention_seconds = ranged(
+            "stream_retention_seconds",
+            layered.stream_retention_seconds,
+            300,
+            0..=86_400,
+        )?;
         let hold_seconds = ranged(
             "billing.reservation_hold_seconds",
             layered.billing.reservation_hold_seconds,
@@ -529,6 +543,7 @@ impl Config {
             llm_connect_timeout_seconds,
             llm_read_timeout_seconds,
             sse_keepalive_seconds,
+            stream_retention_seconds,
             billing,
             zendesk,
             log_format,

@@ -61,6 +61,7 @@ impl Modify for BearerAuth {
         routes::chat::session_messages,
         routes::chat::delete_session,
         routes::chat::stop_session,
+        routes::chat::rejoin_stream,
         routes::billing::set_api_key,
         routes::billing::get_api_key,
         routes::billing::delete_api_key,

@@ -198,11 +198,13 @@ impl Application {
                 max_steps: config.max_steps,
                 retries: config.llm_retries,
                 retry_base: Duration::from_millis(config.llm_retry_base_ms),
+                stream_retention: Duration::from_secs(config.stream_retention_seconds),
                 ..AgentSettings::default()
             },
         ));
 
         let mut background = vec![tokio::spawn(agent.clone().follow_stop_requests())];
+        background.push(tokio::spawn(agent.clone().forget_old_turn_events()));
         background.push({
             let billing = billing.clone();
             tokio::spawn(async move { billing.keep_reservations_alive().await })

@@ -18,6 +18,7 @@ mod money;
 mod secrets;
 mod sessions;
 mod tickets;
+mod turn_events;
 mod workspace;
 mod write;
 
@@ -35,6 +36,7 @@ pub use error::StoreError;
 pub use money::{format_usd, parse_usd, Micros};
 pub use secrets::{MasterKey, Secret, SecretError};
 pub use sessions::{new_session_id, MessageRole, Session, StoredMessage, TurnStart};
+pub use turn_events::StoredTurn;
 pub use tickets::{NewTicket, Ticket, TicketPriority};
 pub use workspace::{
     Abandoned, AbandonedRun, NewRun, RunProgress, RunResult, StoredConnection, StoredFlow,

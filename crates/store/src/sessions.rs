@@ -203,6 +203,14 @@ impl Store {
                         args![&session_id],
                     )
                     .await?;
+                    tx.execute(
+                        "DELETE FROM turn_events WHERE turn_id IN \
+                         (SELECT turn_id FROM turns WHERE session_id = $1)",
+                        args![&session_id],
+                    )
+                    .await?;
+                    tx.execute("DELETE FROM turns WHERE session_id = $1", args![&session_id])
+                        .await?;
                     tx.execute("DELETE FROM sessions WHERE id = $1", args![&session_id])
                         .await?;
                     Ok(true)

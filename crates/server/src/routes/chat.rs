@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -33,6 +33,12 @@ pub struct ChatBody {
     /// Replaces the default system prompt.
     #[serde(default)]
     pub system_prompt: Option<String>,
+    /// What happens to the turn when the client goes away before its end: `cancel` (the
+    /// default) stops it and keeps what was generated; `continue` lets it finish, to be
+    /// rejoined with `GET /sessions/{id}/stream` or read with `/messages`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "continue")]
+    pub on_disconnect: Option<String>,
 }
 
 impl ChatBody {
@@ -90,10 +96,24 @@ impl ChatBody {
                 ))
             }
         };
+        let on_disconnect = match fields.get("on_disconnect") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) if text == "cancel" || text == "continue" => {
+                Some(text.clone())
+            }
+            Some(_) => {
+                return Err(ApiError::with_field(
+                    Code::InvalidField,
+                    "on_disconnect",
+                    "Field 'on_disconnect' must be \"cancel\" or \"continue\"",
+                ))
+            }
+        };
         Ok(ChatBody {
             message,
             include_tools,
             system_prompt,
+            on_disconnect,
         })
     }
 
@@ -109,6 +129,7 @@ impl ChatBody {
             message: self.message,
             include_tools: self.include_tools.unwrap_or(true),
             system_prompt: self.system_prompt,
+            keep_running: self.on_disconnect.as_deref() == Some("continue"),
         }
     }
 }
@@ -259,8 +280,8 @@ async fn fold(mut handle: TurnHandle, session_id: String) -> Folded {
         usage: ChatUsage::default(),
         error: None,
     };
-    while let Some(event) = handle.events.recv().await {
-        match event {
+    while let Some(next) = handle.events.recv().await {
+        match next.event {
             AgentEvent::Token { content } => response.response.push_str(&content),
             AgentEvent::ToolStart { tool, .. } => {
                 if !response.tools_used.contains(&tool) {
@@ -304,7 +325,8 @@ async fn fold(mut handle: TurnHandle, session_id: String) -> Folded {
 /// two). Past it the head goes alone and keep-alive comments cover the silence.
 const HEAD_WAITS_FOR_FIRST_EVENT: Duration = Duration::from_secs(1);
 
-/// Serialises a turn's events as Server-Sent Events, with keep-alive comments in silences.
+/// Serialises a turn's events as Server-Sent Events, each with its id (`TURN:SEQ`, for
+/// rejoining), with keep-alive comments in silences.
 ///
 /// The response head goes out together with the first event rather than a write of its own,
 /// and the stream ends with its last event (`end` or `error`), so that the closing chunk leaves
@@ -318,15 +340,97 @@ async fn sse(state: &AppState, mut handle: TurnHandle) -> Response {
     // The state: the event already received, if any, and the handle — gone after the last event.
     let events = futures::stream::unfold(Some((first, handle)), |state| async move {
         let (first, mut handle) = state?;
-        let event = match first {
-            Some(event) => event,
+        let next = match first {
+            Some(next) => next,
             None => handle.events.recv().await?,
         };
-        let next = (!event.is_last()).then_some((None, handle));
-        let data = serde_json::to_string(&event).unwrap_or_default();
-        Some((Ok::<Event, Infallible>(Event::default().data(data)), next))
+        // `data` first: each event still starts with its `data:` line, as the seeds describe;
+        // its `id` follows in the same event.
+        let event = Event::default()
+            .data(&*next.json)
+            .id(handle.event_id(next.seq));
+        let more = (!next.event.is_last()).then_some((None, handle));
+        Some((Ok::<Event, Infallible>(event), more))
     });
     sse_response(events, state)
+}
+
+/// Where a rejoining client resumes: `?after=` or the `Last-Event-ID` header (the query wins).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Rejoin {
+    /// The id of the last event received (`TURN:SEQ`), or a bare event number of the session's
+    /// latest turn. Without it the turn is replayed from its first event.
+    pub after: Option<String>,
+}
+
+/// Rejoins the session's running turn (or its latest, or the one the cursor names): replays
+/// the events after the cursor, then follows live until the turn's last event.
+#[utoipa::path(get, path = "/rest/v1/ai-agent/api/sessions/{session_id}/stream", tag = "sessions", security(("bearer" = [])),
+    params(
+        ("session_id" = String, Path, description = "Session ID"),
+        Rejoin,
+        ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received, as EventSource sends it"),
+    ),
+    responses(
+        (status = 200, description = "text/event-stream of the turn's events after the cursor, each with its `id`, ending with `end` or `error`", content_type = "text/event-stream", body = String),
+        (status = 400, description = "The cursor can't be read", body = ErrorBody),
+        (status = 404, description = "No such session (`not_found`), or no turn of it is running or kept (`no_turn`)", body = ErrorBody),
+    ))]
+pub async fn rejoin_stream(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiPath(session_id): ApiPath<String>,
+    ApiQuery(rejoin): ApiQuery<Rejoin>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let session_id = owned_session(&state, &principal, &session_id).await?;
+    let (text, field) = match (&rejoin.after, headers.get("last-event-id")) {
+        (Some(after), _) => (Some(after.clone()), "after"),
+        (None, Some(header)) => (
+            Some(header.to_str().unwrap_or("\u{fffd}").to_string()),
+            "Last-Event-ID",
+        ),
+        (None, None) => (None, "after"),
+    };
+    let cursor = match text {
+        None => agent::Cursor::start(),
+        Some(text) => agent::Cursor::parse(&text).ok_or_else(|| {
+            ApiError::with_field(
+                Code::InvalidField,
+                field,
+                format!("'{field}' must be an event id (TURN:SEQ) or an event number"),
+            )
+        })?,
+    };
+    let follow = match state.agent.follow(&session_id, &cursor).await {
+        Ok(follow) => follow,
+        Err(agent::FollowError::NoTurn) => {
+            return Err(ApiError::new(
+                Code::NoTurn,
+                format!(
+                    "No turn of session {session_id} is running or kept{}; read its messages with GET /sessions/{session_id}/messages",
+                    match cursor.turn_id {
+                        Some(turn) => format!(" (turn {turn} ended more than {} s ago, or is not this session's)", state.agent.stream_retention().as_secs()),
+                        None => String::new(),
+                    }
+                ),
+            ))
+        }
+        Err(agent::FollowError::Store(error)) => return Err(ApiError::internal(error)),
+    };
+    let turn_id = follow.turn_id.clone();
+    let batches = futures::stream::unfold(follow, |mut follow| async move {
+        let batch = follow.next_batch().await?;
+        Some((batch, follow))
+    });
+    let events = batches.flat_map(move |batch| {
+        let turn_id = turn_id.clone();
+        futures::stream::iter(batch.into_iter().map(move |(seq, json)| {
+            Ok::<Event, Infallible>(Event::default().data(&*json).id(format!("{turn_id}:{seq}")))
+        }))
+    });
+    Ok(sse_response(events, &state))
 }
 
 fn sse_response(

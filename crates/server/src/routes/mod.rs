@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
             get(chat::session_messages),
         )
         .route("/sessions/{session_id}/stop", post(chat::stop_session))
+        .route("/sessions/{session_id}/stream", get(chat::rejoin_stream))
         .route("/usage", get(billing::usage))
         .route("/workspace/runs", get(workspace::runs))
         .route("/workspace/runs/{id}", get(workspace::run))
