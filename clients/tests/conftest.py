@@ -178,7 +178,8 @@ class ScriptedUpstream:
 class Server:
     """A running integrator-agent with its data dir, admin key and admin CLI."""
 
-    def __init__(self, binary, upstream, data_dir):
+    def __init__(self, binary, upstream, data_dir, settings=None):
+        """``settings``: more environment variables for the server (e.g. an egress allow-list)."""
         self.binary = binary
         self.upstream = upstream
         self.data_dir = data_dir
@@ -196,6 +197,7 @@ class Server:
             "INTEGRATOR_KB_SYNC_SECONDS": "1",
             "RUST_LOG": "warn",
         })
+        env.update(settings or {})
         self.env = env
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(

@@ -237,13 +237,14 @@ fn added_schemas() -> Value {
     };
     let schedule = json!({
         "type": "object",
-        "required": ["flow", "when", "cron", "every_seconds", "next_run_at"],
+        "required": ["flow", "when", "cron", "every_seconds", "enabled", "next_run_at"],
         "properties": {
             "flow": string,
             "when": text("In words, e.g. `every 1h` or `cron \"0 2 * * *\"`"),
             "cron": nullable(string.clone()),
             "every_seconds": nullable(json!({ "type": "integer", "minimum": 1 })),
-            "next_run_at": time
+            "enabled": { "type": "boolean", "description": "Whether it fires (`disable schedule` stops it, keeping its settings)" },
+            "next_run_at": nullable(time.clone())
         }
     });
     let workspace = json!({

@@ -213,7 +213,7 @@ async fn sessions_start_with_a_password_and_end_on_every_replica() {
     )
     .await;
     let cookie = signed.session_cookie().expect("cookie");
-    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/console", "Max-Age="] {
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/;", "Max-Age="] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
     assert!(

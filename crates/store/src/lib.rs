@@ -36,8 +36,8 @@ pub use error::StoreError;
 pub use money::{format_usd, parse_usd, Micros};
 pub use secrets::{MasterKey, Secret, SecretError};
 pub use sessions::{new_session_id, MessageRole, Session, StoredMessage, TurnStart};
-pub use turn_events::StoredTurn;
 pub use tickets::{NewTicket, Ticket, TicketPriority};
+pub use turn_events::StoredTurn;
 pub use workspace::{
     Abandoned, AbandonedRun, NewRun, RunProgress, RunResult, StoredConnection, StoredFlow,
     StoredRun, StoredSchedule,

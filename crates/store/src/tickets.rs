@@ -124,6 +124,23 @@ impl Store {
         Ok(ticket)
     }
 
+    /// A tenant's tickets, newest first, at most `limit`.
+    pub async fn tenant_tickets(
+        &self,
+        tenant_id: &str,
+        limit: i64,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE tenant_id = $1 \
+             ORDER BY created_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(tenant_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(ticket_from_row).collect()
+    }
+
     /// Records the id Zendesk gave the ticket.
     pub async fn set_ticket_zendesk_id(
         &self,

@@ -23,7 +23,7 @@ pub mod views;
 pub use egress::{EgressError, EgressPolicy};
 pub use flows::{Canvas, CanvasEdge, CanvasNode};
 pub use import::ImportMode;
-pub use service::{tenant_folder, Actor, Workspace, WorkspaceError};
+pub use service::{format_duration, tenant_folder, Actor, Workspace, WorkspaceError};
 pub use templates::{
     Template, TemplateCatalog, TemplateConnection, TemplateError, TemplateFlow, TemplateKind,
     TemplatePlaceholder, TemplateSchedule,

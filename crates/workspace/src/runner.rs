@@ -288,6 +288,23 @@ impl Workspace {
         })
     }
 
+    /// Starts a run of a flow at a person's request (`run flow NAME wait=0`, trigger
+    /// `manual`) and answers with its id at once, for callers that follow the run themselves
+    /// (the web console's run page). As with `run flow`, viewers may not.
+    pub async fn start_manual_run(
+        self: &Arc<Self>,
+        actor: &Actor,
+        flow_name: &str,
+    ) -> Result<StartedRun, WorkspaceError> {
+        if !actor.role.can_modify_workspace() {
+            return Err(WorkspaceError::PermissionDenied(format!(
+                "Your role ({}) may list, show and test, but not run flows: 'run flow {flow_name}' needs the user or admin role",
+                actor.role
+            )));
+        }
+        self.start_run(actor, flow_name, "manual").await
+    }
+
     /// Waits (at most `grace`) for the runs in progress to end and record their outcome. True
     /// when all ended in time; a run cut off later is settled from its marker at the next
     /// start.

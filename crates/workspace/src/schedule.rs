@@ -7,6 +7,16 @@ use croner::Cron;
 
 use crate::command::ScheduleSpec;
 
+/// The `next_at` of a disabled schedule: it keeps its cron expression or interval but never
+/// comes due (the scheduler fires schedules in `next_at` order and stops at the first one
+/// not due). Enabling it computes its next time afresh.
+pub const DISABLED_AT: i64 = i64::MAX;
+
+/// Whether a schedule whose next time is `next_at` is enabled.
+pub fn is_enabled(next_at: i64) -> bool {
+    next_at != DISABLED_AT
+}
+
 /// Checks a cron expression: exactly five fields (minute hour day month weekday).
 pub fn check_cron(expression: &str) -> Result<Cron, String> {
     let fields = expression.split_whitespace().count();

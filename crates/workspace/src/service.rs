@@ -14,6 +14,7 @@ use crate::connectors::{self, ConnectionSpec, ConnectorContext, ConnectorError};
 use crate::egress::EgressPolicy;
 use crate::flows::{StoredDefinition, StoredScheduleSpec};
 use crate::redaction;
+use crate::schedule::{is_enabled, DISABLED_AT};
 use crate::table;
 use crate::TemplateCatalog;
 
@@ -124,6 +125,11 @@ impl Workspace {
             instance: instance_id(&data_dir),
             data_dir,
         }
+    }
+
+    /// The template catalog that `import_template` imports from.
+    pub fn catalog(&self) -> &TemplateCatalog {
+        &self.catalog
     }
 
     /// The folder of a tenant's files (created on demand).
@@ -284,7 +290,63 @@ impl Workspace {
                     )))
                 }
             }
+            Command::DisableSchedule(name) => self.switch_schedule(actor, &name, false).await,
+            Command::EnableSchedule(name) => self.switch_schedule(actor, &name, true).await,
         }
+    }
+
+    /// Enables or disables a flow's schedule, keeping its cron expression or interval: a
+    /// disabled schedule's next time is [`DISABLED_AT`], and enabling it computes the next
+    /// time from now.
+    async fn switch_schedule(
+        &self,
+        actor: &Actor,
+        name: &str,
+        enable: bool,
+    ) -> Result<String, WorkspaceError> {
+        let flow = self.store.flow(&actor.tenant_id, name).await?;
+        let schedule = self
+            .store
+            .schedules(Some(&actor.tenant_id))
+            .await?
+            .into_iter()
+            .find(|s| s.flow_id == flow.id)
+            .ok_or_else(|| {
+                WorkspaceError::Rejected(format!(
+                    "flow '{name}' has no schedule: give it one with schedule flow {name} every=1h (or cron=\"…\")"
+                ))
+            })?;
+        let spec = serde_json::from_str::<StoredScheduleSpec>(&schedule.spec).map_err(|e| {
+            WorkspaceError::Rejected(format!("the schedule of flow '{name}' is damaged: {e}"))
+        })?;
+        let state = if enable { "enabled" } else { "disabled" };
+        if is_enabled(schedule.next_at) == enable {
+            return Ok(format!(
+                "The schedule of flow '{name}' ({}) is already {state}.",
+                spec.describe()
+            ));
+        }
+        let next = if enable {
+            crate::schedule::next_fire(&spec.spec(), store::now_millis())
+                .ok_or_else(|| WorkspaceError::Rejected("the schedule never fires".into()))?
+        } else {
+            DISABLED_AT
+        };
+        self.store
+            .put_schedule(&actor.tenant_id, &flow.id, &schedule.spec, next)
+            .await?;
+        Ok(if enable {
+            format!(
+                "Enabled the schedule of flow '{name}' ({}); next run at {}.",
+                spec.describe(),
+                rfc3339(next)
+            )
+        } else {
+            format!(
+                "Disabled the schedule of flow '{name}' ({}); it keeps its settings and runs again after enable schedule {name}.",
+                spec.describe()
+            )
+        })
     }
 
     /// A tenant's connection with its secrets decrypted.
@@ -432,8 +494,15 @@ impl Workspace {
                         let schedule = schedules
                             .iter()
                             .find(|s| &s.flow_name == name)
-                            .and_then(|s| serde_json::from_str::<StoredScheduleSpec>(&s.spec).ok())
-                            .map(|s| s.describe())
+                            .and_then(|s| {
+                                let spec =
+                                    serde_json::from_str::<StoredScheduleSpec>(&s.spec).ok()?;
+                                Some(if is_enabled(s.next_at) {
+                                    spec.describe()
+                                } else {
+                                    format!("{} (disabled)", spec.describe())
+                                })
+                            })
                             .unwrap_or_else(|| "-".into());
                         let from = d
                             .resource
@@ -469,7 +538,7 @@ impl Workspace {
                         let spec = serde_json::from_str::<StoredScheduleSpec>(&s.spec)
                             .map(|s| s.describe())
                             .unwrap_or_default();
-                        vec![s.flow_name, spec, rfc3339(s.next_at)]
+                        vec![s.flow_name, spec, next_run(s.next_at)]
                     })
                     .collect();
                 Ok(if rows.is_empty() {
@@ -623,7 +692,7 @@ impl Workspace {
                 .unwrap_or_default();
             out.push_str(&format!(
                 "  schedule: {spec}, next run {}\n",
-                rfc3339(schedule.next_at)
+                next_run(schedule.next_at)
             ));
         }
         self.settle_abandoned_runs().await?;
@@ -769,13 +838,23 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
 }
 
+/// A schedule's next time as `list schedules` shows it: the time, or `disabled`.
+fn next_run(next_at: i64) -> String {
+    if is_enabled(next_at) {
+        rfc3339(next_at)
+    } else {
+        "disabled".into()
+    }
+}
+
 pub(crate) fn rfc3339(millis: i64) -> String {
     chrono::DateTime::from_timestamp_millis(millis)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
 }
 
-pub(crate) fn format_duration(millis: i64) -> String {
+/// A duration for people: `850 ms`, `4.2 s`, `3m 20s`.
+pub fn format_duration(millis: i64) -> String {
     if millis < 1000 {
         format!("{millis} ms")
     } else if millis < 60_000 {

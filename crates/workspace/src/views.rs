@@ -114,7 +114,10 @@ pub struct ScheduleView {
     pub when: String,
     pub cron: Option<String>,
     pub every_seconds: Option<u64>,
-    pub next_run_at: String,
+    /// Whether the schedule fires (`disable schedule` stops it, keeping its settings).
+    pub enabled: bool,
+    /// When it fires next; absent while it is disabled.
+    pub next_run_at: Option<String>,
 }
 
 fn run_view(run: store::StoredRun, with_log: bool) -> RunView {
@@ -149,7 +152,9 @@ fn schedule_view(schedule: &store::StoredSchedule) -> Option<ScheduleView> {
         when: spec.describe(),
         cron,
         every_seconds,
-        next_run_at: rfc3339(schedule.next_at),
+        enabled: crate::schedule::is_enabled(schedule.next_at),
+        next_run_at: crate::schedule::is_enabled(schedule.next_at)
+            .then(|| rfc3339(schedule.next_at)),
     })
 }
 

@@ -1,18 +1,23 @@
 //! The web console at `/console` (and `/`): sign-in, Settings → Users with the API Key section,
-//! the AI Agent dashboard, Billing, Downloads, the audit log and the profile. Pages are HTML
+//! the AI Agent dashboard, the workspace (connections, flows, runs, schedules:
+//! `workspace_pages.rs`), knowledge and templates (`knowledge_pages.rs`), Billing, Downloads,
+//! the audit log and the profile. Pages are HTML
 //! rendered on the server from compile-checked templates (`templates/console/`, askama), with
 //! htmx and one small script (`assets/console/`) embedded in the binary: nothing comes from
 //! outside.
 //!
 //! The console is a client of the same domain code as the API: keys, users, usage and billing
-//! go through `store` and `billing`, never a second path. Its own parts are the session
+//! go through `store` and `billing`, the workspace through `Workspace` (its views and command
+//! language), knowledge through `KnowledgeService` and the tool registry, never a second path. Its own parts are the session
 //! (`session.rs`: a cookie whose token is stored only as a hash, CSRF tokens, a same-origin
 //! check), passwords (`password.rs`, argon2id) and the dashboard's SVG chart (`charts.rs`).
 
 mod charts;
+mod knowledge_pages;
 mod pages;
 pub mod password;
-mod session;
+pub(crate) mod session;
+mod workspace_pages;
 
 use axum::extract::Request;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -76,9 +81,40 @@ pub fn routes() -> Router<AppState> {
         .route("/console/downloads", get(pages::downloads))
         .route("/console/profile", get(pages::profile))
         .route("/console/tenant", get(pages::switch_tenant))
+        .merge(workspace_routes())
+        .route("/console/knowledge", get(knowledge_pages::knowledge))
+        .route(
+            "/console/knowledge/tickets",
+            post(knowledge_pages::create_ticket),
+        )
+        .route("/console/templates", get(knowledge_pages::templates))
+        .route(
+            "/console/templates/{id}/import",
+            post(knowledge_pages::import_template),
+        )
         .route("/console/assets/{file}", get(asset))
         .layer(axum::middleware::from_fn(session::same_origin))
         .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// The workspace pages: connections, flows, runs and schedules.
+fn workspace_routes() -> Router<AppState> {
+    use workspace_pages as w;
+    Router::new()
+        .route("/console/connections", get(w::connections))
+        .route("/console/connections/{name}/test", post(w::test_connection))
+        .route("/console/flows", get(w::flows))
+        .route("/console/flows/{name}", get(w::flow))
+        .route("/console/flows/{name}/run", post(w::run_now))
+        .route("/console/runs", get(w::runs))
+        .route("/console/runs/{id}", get(w::run))
+        .route("/console/runs/{id}/progress", get(w::run_progress))
+        .route("/console/runs/{id}/cancel", post(w::cancel_run))
+        .route("/console/schedules", get(w::schedules))
+        .route(
+            "/console/schedules/{flow}/{action}",
+            post(w::switch_schedule),
+        )
 }
 
 /// Headers of every console answer: a Content-Security-Policy without inline script or

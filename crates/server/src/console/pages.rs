@@ -21,30 +21,30 @@ use crate::state::AppState;
 // Layout
 
 /// The header of a signed-in page.
-struct Nav {
-    page: &'static str,
-    is_admin: bool,
-    is_super_admin: bool,
-    tenants: Vec<String>,
-    tenant: String,
-    email: String,
-    csrf: String,
+pub(super) struct Nav {
+    pub(super) page: &'static str,
+    pub(super) is_admin: bool,
+    pub(super) is_super_admin: bool,
+    pub(super) tenants: Vec<String>,
+    pub(super) tenant: String,
+    pub(super) email: String,
+    pub(super) csrf: String,
 }
 
 /// A one-line notice at the top of a page.
-struct Flash {
-    kind: &'static str,
-    text: String,
+pub(super) struct Flash {
+    pub(super) kind: &'static str,
+    pub(super) text: String,
 }
 
-fn flash(kind: &'static str, text: impl Into<String>) -> Option<Flash> {
+pub(super) fn flash(kind: &'static str, text: impl Into<String>) -> Option<Flash> {
     Some(Flash {
         kind,
         text: text.into(),
     })
 }
 
-async fn nav(state: &AppState, signed: &Signed, page: &'static str) -> Nav {
+pub(super) async fn nav(state: &AppState, signed: &Signed, page: &'static str) -> Nav {
     let tenants = if signed.is_super_admin() {
         state
             .store
@@ -67,7 +67,7 @@ async fn nav(state: &AppState, signed: &Signed, page: &'static str) -> Nav {
 }
 
 /// A rendered page with a status.
-fn render(status: StatusCode, page: impl Template) -> Response {
+pub(super) fn render(status: StatusCode, page: impl Template) -> Response {
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(error) => {
@@ -78,14 +78,14 @@ fn render(status: StatusCode, page: impl Template) -> Response {
 }
 
 /// 400 for a page that shows why a form was refused, else 200.
-fn status_for(notice: &Option<Flash>) -> StatusCode {
+pub(super) fn status_for(notice: &Option<Flash>) -> StatusCode {
     match notice {
         Some(flash) if flash.kind == "error" => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     }
 }
 
-fn ok(page: impl Template) -> Response {
+pub(super) fn ok(page: impl Template) -> Response {
     render(StatusCode::OK, page)
 }
 
@@ -100,7 +100,7 @@ struct MessagePage {
 }
 
 /// A page that only says something, with a status.
-async fn message(
+pub(super) async fn message(
     state: &AppState,
     signed: Option<&Signed>,
     status: StatusCode,
@@ -123,7 +123,7 @@ async fn message(
     )
 }
 
-async fn only_admins(state: &AppState, signed: &Signed) -> Response {
+pub(super) async fn only_admins(state: &AppState, signed: &Signed) -> Response {
     message(
         state,
         Some(signed),
@@ -134,7 +134,7 @@ async fn only_admins(state: &AppState, signed: &Signed) -> Response {
     .await
 }
 
-async fn stale_form(state: &AppState, signed: &Signed) -> Response {
+pub(super) async fn stale_form(state: &AppState, signed: &Signed) -> Response {
     message(
         state,
         Some(signed),
@@ -145,7 +145,11 @@ async fn stale_form(state: &AppState, signed: &Signed) -> Response {
     .await
 }
 
-async fn failed(state: &AppState, signed: &Signed, error: impl std::fmt::Display) -> Response {
+pub(super) async fn failed(
+    state: &AppState,
+    signed: &Signed,
+    error: impl std::fmt::Display,
+) -> Response {
     tracing::error!(%error, "a console action failed");
     message(
         state,
@@ -157,13 +161,13 @@ async fn failed(state: &AppState, signed: &Signed, error: impl std::fmt::Display
     .await
 }
 
-fn day(millis: i64) -> String {
+pub(super) fn day(millis: i64) -> String {
     chrono::DateTime::from_timestamp_millis(millis)
         .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_default()
 }
 
-fn usd(amount: f64) -> String {
+pub(super) fn usd(amount: f64) -> String {
     store::format_usd((amount * 1_000_000.0).round() as i64)
 }
 

@@ -20,6 +20,8 @@ use crate::state::AppState;
 pub const SESSION_COOKIE: &str = "ia_session";
 /// The tenant a super-admin looks at.
 pub const TENANT_COOKIE: &str = "ia_tenant";
+/// What usage made through the console records in place of an API key's id.
+pub const CONSOLE_KEY_ID: &str = "console";
 /// How long a session lasts.
 pub const SESSION_TTL_MS: i64 = 12 * 3_600_000;
 
@@ -44,7 +46,7 @@ pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_seconds: i6
         .as_deref()
         .is_some_and(|url| url.starts_with("https://"));
     format!(
-        "{name}={value}; Path=/console; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{}",
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{}",
         if secure { "; Secure" } else { "" }
     )
 }
@@ -72,6 +74,20 @@ impl Signed {
 
     pub fn email(&self) -> &str {
         &self.session.user.email
+    }
+
+    /// The signed-in person as the domain code sees a caller, in the tenant the pages show
+    /// (a super-admin acts in the tenant switched to). The console has no API key: its
+    /// usage is recorded without one.
+    pub fn principal(&self) -> agent::Principal {
+        agent::Principal {
+            key_id: CONSOLE_KEY_ID.to_string(),
+            user_id: self.session.user.id.clone(),
+            email: self.session.user.email.clone(),
+            role: self.session.user.role,
+            tenant_id: self.tenant.id.clone(),
+            tenant_name: self.tenant.name.clone(),
+        }
     }
 
     /// Whether `csrf` is this session's token (compared in constant time).

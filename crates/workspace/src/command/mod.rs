@@ -35,12 +35,15 @@ Workspace commands (quote values with spaces; commands never run in a shell):
   schedule flow NAME cron=\"0 2 * * *\"
   schedule flow NAME every=30s|15m|1h|1d
   unschedule flow NAME
+  disable schedule NAME
+  enable schedule NAME
 
 `run flow` waits for the run up to wait= seconds (default 30), then answers with its id; the run goes on.
+`disable schedule` keeps a flow's schedule but stops it firing; `enable schedule` starts it again from now.
 Viewers may list, show and test; users and admins may also create, set, delete, run, cancel and schedule.";
 
 /// The first words of every command, for error messages.
-pub const VALID_COMMANDS: &str = "list commands, list connections, list flows, list schedules, list templates, list runs, show connection, show flow, show run, create connection, set connection, test connection, delete connection, create flow, delete flow, run flow, cancel run, schedule flow, unschedule flow";
+pub const VALID_COMMANDS: &str = "list commands, list connections, list flows, list schedules, list templates, list runs, show connection, show flow, show run, create connection, set connection, test connection, delete connection, create flow, delete flow, run flow, cancel run, schedule flow, unschedule flow, disable schedule, enable schedule";
 
 /// What a `list` shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +130,10 @@ pub enum Command {
         schedule: ScheduleSpec,
     },
     UnscheduleFlow(String),
+    /// Stops a flow's schedule firing, keeping its cron expression or interval (the flow's name).
+    DisableSchedule(String),
+    /// Lets a disabled schedule fire again, from now on (the flow's name).
+    EnableSchedule(String),
 }
 
 impl Command {
@@ -497,6 +504,16 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             parser.no_more(3)?;
             Command::UnscheduleFlow(name)
         }
+        ("disable", Some("schedule")) => {
+            let name = parser.name(2, "flow")?;
+            parser.no_more(3)?;
+            Command::DisableSchedule(name)
+        }
+        ("enable", Some("schedule")) => {
+            let name = parser.name(2, "flow")?;
+            parser.no_more(3)?;
+            Command::EnableSchedule(name)
+        }
         ("schedule", Some("flow")) => {
             let name = parser.name(2, "flow")?;
             let params = parser.params(3)?;
@@ -737,6 +754,18 @@ mod tests {
             parse("unschedule flow orders"),
             Ok(Command::UnscheduleFlow("orders".into()))
         );
+        assert_eq!(
+            parse("disable schedule orders"),
+            Ok(Command::DisableSchedule("orders".into()))
+        );
+        assert_eq!(
+            parse("enable schedule orders"),
+            Ok(Command::EnableSchedule("orders".into()))
+        );
+        assert!(parse("enable schedule orders now").is_err());
+        assert!(parse("disable schedule orders")
+            .map(|c| c.modifies())
+            .unwrap_or(false));
         assert!(!parse("list flows").map(|c| c.modifies()).unwrap_or(true));
         assert!(parse("run flow x").map(|c| c.modifies()).unwrap_or(false));
     }
