@@ -39,9 +39,21 @@ pub enum AgentEvent {
     ToolStart {
         tool: String,
         message: String,
+        /// With `tool_details`: which call this is (pairs it with its `tool_end`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        call_id: Option<String>,
+        /// With `tool_details`: the call's arguments as the model gave them.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        arguments: Option<serde_json::Value>,
     },
     ToolEnd {
         tool: String,
+        /// With `tool_details`: the call this ends.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        call_id: Option<String>,
+        /// With `tool_details`: what the tool answered (the start of it, for long answers).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result: Option<String>,
     },
     Token {
         content: String,
@@ -95,7 +107,11 @@ mod tests {
             r#"{"type":"phase","phase":"thinking","message":"Reviewing your request..."}"#
         );
         assert_eq!(
-            json(&AgentEvent::ToolEnd { tool: "t".into() }),
+            json(&AgentEvent::ToolEnd {
+                tool: "t".into(),
+                call_id: None,
+                result: None
+            }),
             r#"{"type":"tool_end","tool":"t"}"#
         );
         assert_eq!(

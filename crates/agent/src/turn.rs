@@ -46,6 +46,8 @@ const REMOTE_STOP_POLL: Duration = Duration::from_millis(50);
 const LOCAL_STOP_WAIT: Duration = Duration::from_secs(5);
 /// Completion tokens assumed when reserving money for an LLM call.
 const COMPLETION_ESTIMATE: u64 = 1024;
+/// The most characters of a tool's result a `tool_end` event carries.
+const TOOL_RESULT_SHOWN: usize = 4_000;
 /// The message of a refusal for lack of budget (the seeds' wording).
 pub const CAP_EXCEEDED: &str = "AI usage cap exceeded";
 
@@ -89,6 +91,9 @@ pub struct TurnRequest {
     /// The turn goes on when the client that started it goes away (`"on_disconnect":
     /// "continue"`); by default it is cancelled.
     pub keep_running: bool,
+    /// `tool_start` and `tool_end` events also carry the call's id, arguments and result
+    /// (`"tool_details": true`, as the console's chat panel asks).
+    pub tool_details: bool,
 }
 
 /// One event of a turn with its number in the turn, serialised once.
@@ -348,6 +353,14 @@ impl Agent {
             .await?
             .ok_or(FollowError::NoTurn)?;
         Ok(Follow::stored(self.store.clone(), stored, cursor.after))
+    }
+
+    /// Whether a turn is running in the session, here or on another replica.
+    pub async fn turn_running(&self, session_id: &str) -> Result<bool, store::StoreError> {
+        match self.journals.find(session_id, None) {
+            Some(journal) => Ok(!journal.finished()),
+            None => self.store.session_busy(session_id).await,
+        }
     }
 
     /// How long a turn's events stay available after it ended.
@@ -960,9 +973,15 @@ impl Agent {
                 .get(&call.name)
                 .map(|t| t.progress_message().to_string())
                 .unwrap_or_else(|| format!("Calling {}...", call.name));
+            let details = request.tool_details;
             emit.send(AgentEvent::ToolStart {
                 tool: call.name.clone(),
                 message,
+                call_id: details.then(|| call.id.clone()),
+                arguments: details.then(|| {
+                    serde_json::from_str(&call.arguments)
+                        .unwrap_or_else(|_| Value::String(call.arguments.clone()))
+                }),
             })
             .await;
         }
@@ -996,8 +1015,11 @@ impl Agent {
             let Some((position, output)) = next else {
                 break;
             };
+            let details = request.tool_details;
             emit.send(AgentEvent::ToolEnd {
                 tool: calls[position].name.clone(),
+                call_id: details.then(|| calls[position].id.clone()),
+                result: details.then(|| shortened(&output, TOOL_RESULT_SHOWN)),
             })
             .await;
             outputs[position] = output;
@@ -1012,6 +1034,18 @@ impl Agent {
                 })
                 .collect(),
         )
+    }
+}
+
+/// The first `limit` characters of `text`, with a note of what was left out.
+fn shortened(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        None => text.to_string(),
+        Some((cut, _)) => format!(
+            "{}… ({} more characters)",
+            &text[..cut],
+            text[cut..].chars().count()
+        ),
     }
 }
 

@@ -243,6 +243,11 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(AUTHORIZATION) {
+            if let Some(principal) = console_caller(parts, state).await? {
+                return Ok(Caller(principal));
+            }
+        }
         let header = match parts.headers.get(AUTHORIZATION) {
             None => None,
             Some(value) => Some(value.to_str().map_err(|_| {
@@ -253,6 +258,45 @@ impl FromRequestParts<AppState> for Caller {
         let client = crate::listener::peer_address(&parts.extensions).map(|addr| addr.ip());
         state.auth.authenticate(header, client).await.map(Caller)
     }
+}
+
+/// The header with which the console's pages call the API: the session's CSRF token.
+pub const CONSOLE_CSRF_HEADER: &str = "x-csrf-token";
+
+/// A request of the console's own pages (its chat panel): no API key, but the console's
+/// session cookie together with that session's CSRF token in [`CONSOLE_CSRF_HEADER`] — which
+/// another site's page can neither read nor send. `None` when the request is not one.
+async fn console_caller(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<Option<Principal>, ApiError> {
+    let Some(csrf) = parts
+        .headers
+        .get(CONSOLE_CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
+        return Ok(None);
+    };
+    if crate::console::session::cookie(parts, crate::console::session::SESSION_COOKIE).is_none() {
+        return Ok(None);
+    }
+    let signed =
+        <crate::console::session::Signed as FromRequestParts<AppState>>::from_request_parts(
+            parts, state,
+        )
+        .await
+        .ok();
+    let Some(signed) = signed.filter(|signed| signed.csrf_ok(&csrf)) else {
+        return Ok(None);
+    };
+    if !signed.tenant.ai_enabled {
+        return Err(ApiError::new(
+            Code::AiDisabled,
+            "AI features are disabled for this account; contact your admin",
+        ));
+    }
+    Ok(Some(signed.principal()))
 }
 
 /// Failed authentications (API keys, console sign-ins) per client address: a token bucket that refills at the allowed

@@ -473,9 +473,18 @@ fn added_schemas() -> Value {
                 "message": text("A human message for the phase")
             }), &["phase", "message"]),
         "ToolStartEvent": event("tool_start", "A tool started executing.",
-            json!({ "tool": text("The tool's name"), "message": text("A human message") }), &["tool", "message"]),
+            json!({
+                "tool": text("The tool's name"),
+                "message": text("A human message"),
+                "call_id": text("With `tool_details`: the call's id (its `tool_end` has the same)"),
+                "arguments": { "description": "With `tool_details`: the call's arguments as the model gave them" }
+            }), &["tool", "message"]),
         "ToolEndEvent": event("tool_end", "A tool finished executing.",
-            json!({ "tool": text("The tool's name") }), &["tool"]),
+            json!({
+                "tool": text("The tool's name"),
+                "call_id": text("With `tool_details`: the call this ends"),
+                "result": text("With `tool_details`: what the tool answered (its first 4,000 characters)")
+            }), &["tool"]),
         "TokenEvent": event("token", "A piece of the answer; concatenate them all for the full text.",
             json!({ "content": { "type": "string" } }), &["content"]),
         "UsageEvent": event("usage", "Token usage of one model call; may appear several times in a turn.",
@@ -694,7 +703,7 @@ fn chat_answer(operation: &mut Value) {
 
 fn stream_answer(operation: &mut Value) {
     operation["responses"]["200"] = json!({
-        "description": "Server-Sent Events: `data: {json}` lines, each an `AgentEvent` told apart by `type` (session, phase, tool_start, tool_end, token, usage, end, error), with `:` keep-alive comments in silences. A refusal once the stream started (e.g. `cap_exceeded`) is an `error` event.",
+        "description": "Server-Sent Events: each event a `data: {json}` line (an `AgentEvent` told apart by `type`: session, phase, tool_start, tool_end, token, usage, end, error) followed by its `id: TURN:SEQ` line (for `GET /sessions/{id}/stream`), with `:` keep-alive comments in silences. A refusal once the stream started (e.g. `cap_exceeded`) is an `error` event.",
         "content": { "text/event-stream": { "schema": schema("ServerSentEvent") } }
     });
 }
@@ -1262,9 +1271,24 @@ mod tests {
             AgentEvent::ToolStart {
                 tool: "search_knowledge_base".into(),
                 message: "Searching...".into(),
+                call_id: None,
+                arguments: None,
+            },
+            AgentEvent::ToolStart {
+                tool: "search_knowledge_base".into(),
+                message: "Searching...".into(),
+                call_id: Some("call_1".into()),
+                arguments: Some(serde_json::json!({"query": "rest"})),
             },
             AgentEvent::ToolEnd {
                 tool: "search_knowledge_base".into(),
+                call_id: None,
+                result: None,
+            },
+            AgentEvent::ToolEnd {
+                tool: "search_knowledge_base".into(),
+                call_id: Some("call_1".into()),
+                result: Some("Based on the knowledge base…".into()),
             },
             AgentEvent::Token {
                 content: "To ".into(),

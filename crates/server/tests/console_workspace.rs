@@ -11,9 +11,8 @@ use std::time::Duration;
 use axum::extract::Query;
 use axum::routing::get;
 use axum::{Json, Router};
+use common::console::{self, set_password, sign_in, Page};
 use common::{eventually, Data, Server, ALLOW_LOCAL_SERVICES};
-use reqwest::header::LOCATION;
-use reqwest::redirect::Policy;
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -60,105 +59,12 @@ async fn start_api() -> String {
 // ---------------------------------------------------------------------------------------------
 // A browser's part: pages, forms, the session cookie
 
-/// A client that shows redirects instead of following them, and keeps no cookies.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client")
-}
-
-/// A page's answer.
-struct Page {
-    status: u16,
-    location: String,
-    body: String,
-}
-
-impl Page {
-    /// The CSRF token the page's forms carry.
-    fn csrf(&self) -> String {
-        let marker = "name=\"csrf\" value=\"";
-        let start = self.body.find(marker).expect("a form with a CSRF token") + marker.len();
-        self.body[start..]
-            .split('"')
-            .next()
-            .expect("token")
-            .to_string()
-    }
-}
-
-async fn read(response: reqwest::Response) -> Page {
-    Page {
-        status: response.status().as_u16(),
-        location: response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string(),
-        body: response.text().await.expect("body"),
-    }
-}
-
 async fn get_page(server: &Server, path: &str, session: &str) -> Page {
-    let request = client()
-        .get(server.url(path))
-        .header("Cookie", format!("ia_session={session}"));
-    read(request.send().await.expect("request")).await
+    console::get(server, path, Some(session)).await
 }
 
 async fn post_form(server: &Server, path: &str, session: &str, form: &[(&str, &str)]) -> Page {
-    let request = client()
-        .post(server.url(path))
-        .header("Cookie", format!("ia_session={session}"))
-        .header("Origin", &server.base)
-        .form(form);
-    read(request.send().await.expect("request")).await
-}
-
-/// Sets a user's password with `user sign-in-link` and the link's form.
-async fn set_password(data: &Data, server: &Server, email: &str, password: &str) {
-    let link = data.cli_ok(&["user", "sign-in-link", email]).await;
-    let path = link
-        .find("/console/sign-in-link/")
-        .map(|at| link[at..].trim().to_string())
-        .unwrap_or_else(|| panic!("no link in {link:?}"));
-    let set = read(
-        client()
-            .post(server.url(&path))
-            .form(&[("password", password), ("again", password)])
-            .send()
-            .await
-            .expect("request"),
-    )
-    .await;
-    assert_eq!(set.status, 200, "{}", set.body);
-}
-
-/// Signs in; returns the session token.
-async fn sign_in(server: &Server, email: &str, password: &str) -> String {
-    let response = client()
-        .post(server.url("/console/sign-in"))
-        .form(&[("email", email), ("password", password)])
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status().as_u16(), 303);
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("ia_session="))
-        .expect("a session cookie")
-        .to_string();
-    cookie
-        .trim_start_matches("ia_session=")
-        .split(';')
-        .next()
-        .expect("value")
-        .to_string()
+    console::post(server, path, Some(session), form, Some(&server.base)).await
 }
 
 /// The super-admin's session and a viewer's, in the tenant `default`.
@@ -386,11 +292,11 @@ async fn test_and_run_now_follow_a_run_to_its_end_and_cancel_stops_one() {
     let started = post_form(&server, "/console/flows/items/run", &admin, &form).await;
     assert_eq!(started.status, 303, "{}", started.body);
     let id = started
-        .location
+        .location()
         .strip_prefix("/console/runs/")
         .expect("the run's page")
         .to_string();
-    let run = get_page(&server, &started.location, &admin).await;
+    let run = get_page(&server, started.location(), &admin).await;
     assert_eq!(run.status, 200);
     assert!(run.body.contains(&format!("Run {id} of flow")));
     let done = fragment_once(&server, &admin, &id, "succeeded").await;
@@ -416,10 +322,10 @@ async fn test_and_run_now_follow_a_run_to_its_end_and_cancel_stops_one() {
     let started = post_form(&server, "/console/flows/endless/run", &admin, &form).await;
     assert_eq!(started.status, 303, "{}", started.body);
     let id = started
-        .location
+        .location()
         .trim_start_matches("/console/runs/")
         .to_string();
-    let page = get_page(&server, &started.location, &admin).await;
+    let page = get_page(&server, started.location(), &admin).await;
     assert!(page
         .body
         .contains(&format!("hx-get=\"/console/runs/{id}/progress\"")));

@@ -522,4 +522,25 @@ impl Store {
         }
         Ok(days.into_values().collect())
     }
+
+    /// What a session's usage since `since` (milliseconds) cost, in micro-dollars, and its
+    /// tokens: the last turn's, when `since` is that turn's user message.
+    pub async fn session_usage_since(
+        &self,
+        tenant_id: &str,
+        session_id: &str,
+        since: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost, \
+                    CAST(COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS BIGINT) AS tokens \
+             FROM usage_ledger WHERE tenant_id = $1 AND session_id = $2 AND created_at >= $3",
+        )
+        .bind(tenant_id)
+        .bind(session_id)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("cost")?, row.try_get("tokens")?))
+    }
 }

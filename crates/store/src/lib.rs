@@ -52,9 +52,6 @@ pub fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// A new identifier for a stored row: a UUID v7, which begins with the time it was made and
-/// goes on with 74 random bits. Ids made one after another sort together, so the rows a group
-/// commit inserts land in the same index pages instead of one random page each.
 /// The UTC day (`YYYY-MM-DD`) of a time in milliseconds since the epoch.
 pub fn day_of(millis: i64) -> String {
     // Howard Hinnant's days-to-civil algorithm.
@@ -71,6 +68,9 @@ pub fn day_of(millis: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
+/// A new identifier for a stored row: a UUID v7, which begins with the time it was made and
+/// goes on with 74 random bits. Ids made one after another sort together, so the rows a group
+/// commit inserts land in the same index pages instead of one random page each.
 pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

@@ -209,8 +209,11 @@ impl Store {
                         args![&session_id],
                     )
                     .await?;
-                    tx.execute("DELETE FROM turns WHERE session_id = $1", args![&session_id])
-                        .await?;
+                    tx.execute(
+                        "DELETE FROM turns WHERE session_id = $1",
+                        args![&session_id],
+                    )
+                    .await?;
                     tx.execute("DELETE FROM sessions WHERE id = $1", args![&session_id])
                         .await?;
                     Ok(true)
@@ -378,6 +381,25 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(found.is_some())
+    }
+
+    /// Gives one of `user_id`'s sessions a title of its own.
+    pub async fn rename_session(
+        &self,
+        id: &str,
+        user_id: &str,
+        title: &str,
+    ) -> Result<(), StoreError> {
+        let changed = self
+            .execute(
+                "UPDATE sessions SET title = $1 WHERE id = $2 AND user_id = $3",
+                args![title, id, user_id],
+            )
+            .await?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("session {id}")));
+        }
+        Ok(())
     }
 
     /// Whether a turn holds the session right now (on this replica or another).

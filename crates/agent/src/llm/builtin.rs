@@ -28,8 +28,11 @@ const COMMAND_STARTS: &[&str] = &[
     "create flow",
     "delete flow",
     "run flow",
+    "cancel run",
     "schedule flow",
     "unschedule flow",
+    "disable schedule",
+    "enable schedule",
 ];
 
 /// Words a message may start with before the command it asks for.

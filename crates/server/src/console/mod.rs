@@ -13,7 +13,9 @@
 //! check), passwords (`password.rs`, argon2id) and the dashboard's SVG chart (`charts.rs`).
 
 mod charts;
+mod chat;
 mod knowledge_pages;
+mod markdown;
 mod pages;
 pub mod password;
 pub(crate) mod session;
@@ -92,9 +94,24 @@ pub fn routes() -> Router<AppState> {
             "/console/templates/{id}/import",
             post(knowledge_pages::import_template),
         )
+        .merge(chat_routes())
         .route("/console/assets/{file}", get(asset))
         .layer(axum::middleware::from_fn(session::same_origin))
         .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// The AI Agent chat panel and its settings (the own OpenAI key).
+fn chat_routes() -> Router<AppState> {
+    Router::new()
+        .route("/console/chat", get(chat::index))
+        .route("/console/chat/new", post(chat::new_chat))
+        .route("/console/chat/{id}", get(chat::session))
+        .route("/console/chat/{id}/answer", get(chat::answer))
+        .route("/console/chat/{id}/send", post(chat::send))
+        .route("/console/chat/{id}/rename", post(chat::rename))
+        .route("/console/chat/{id}/delete", post(chat::delete))
+        .route("/console/own-key", post(chat::set_own_key))
+        .route("/console/own-key/delete", post(chat::delete_own_key))
 }
 
 /// The workspace pages: connections, flows, runs and schedules.
@@ -155,6 +172,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "console.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/console/console.js"),
+    ),
+    (
+        "chat.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/chat.js"),
     ),
     (
         "console.css",

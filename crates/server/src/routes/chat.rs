@@ -39,6 +39,10 @@ pub struct ChatBody {
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "continue")]
     pub on_disconnect: Option<String>,
+    /// `tool_start` and `tool_end` events also carry `call_id`, the call's `arguments` and
+    /// the tool's `result` (default: false, the events as the seeds define them).
+    #[serde(default)]
+    pub tool_details: Option<bool>,
 }
 
 impl ChatBody {
@@ -109,11 +113,23 @@ impl ChatBody {
                 ))
             }
         };
+        let tool_details = match fields.get("tool_details") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(flag)) => Some(*flag),
+            Some(_) => {
+                return Err(ApiError::with_field(
+                    Code::InvalidField,
+                    "tool_details",
+                    "Field 'tool_details' must be true or false",
+                ))
+            }
+        };
         Ok(ChatBody {
             message,
             include_tools,
             system_prompt,
             on_disconnect,
+            tool_details,
         })
     }
 
@@ -130,6 +146,7 @@ impl ChatBody {
             include_tools: self.include_tools.unwrap_or(true),
             system_prompt: self.system_prompt,
             keep_running: self.on_disconnect.as_deref() == Some("continue"),
+            tool_details: self.tool_details.unwrap_or(false),
         }
     }
 }

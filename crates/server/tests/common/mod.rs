@@ -480,6 +480,7 @@ impl Data {
     }
 }
 
+pub mod console;
 pub mod upstream;
 
 /// One parsed SSE event (the JSON of its `data:` line).
