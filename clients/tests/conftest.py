@@ -9,6 +9,8 @@ going to ``ScriptedUpstream``, which answers from what the last message says:
 
 * ``[tool]`` in the user's message: a ``search_knowledge_base`` tool call first, then (after
   the tool result) the answer ``Found it: the knowledge base answered.``;
+* ``[host] A && B``: a ``host_cli`` call with workspace command A, then one with B, …, then the
+  answer ``Done: N commands.``;
 * ``[slow]``: twelve tokens, 0.25 s apart;
 * ``[fail]``: HTTP 500 (the server retries, then reports a retryable error);
 * anything else: ``Echo: <message> (N messages)``, N counting the user/assistant messages the
@@ -145,9 +147,29 @@ class ScriptedUpstream:
             handler.wfile.write(piece.encode())
             handler.wfile.flush()
 
+        # ``[host] A && B``: the workspace commands A, then B, one host_cli call per step.
+        asked = next((str(m.get("content") or "") for m in reversed(messages)
+                      if m.get("role") == "user"), "")
+        commands = [c.strip() for c in asked.split("[host]", 1)[1].split("&&")] \
+            if "[host]" in asked and body.get("tools") else []
+        done = 0
+        for m in reversed(messages):
+            if m.get("role") == "user":
+                break
+            done += m.get("role") == "tool"
         try:
             send(": scripted upstream\n\n")
-            if last.get("role") == "tool":
+            if commands and done < len(commands):
+                send(_chunk({"role": "assistant", "content": None, "tool_calls": [{
+                    "index": 0, "id": "h%d" % done, "type": "function",
+                    "function": {"name": "host_cli",
+                                 "arguments": json.dumps({"command": commands[done]})}}]}))
+                tokens = []
+            elif commands:
+                tokens = ["Done: ", "%d commands." % len(commands)]
+                for t in tokens:
+                    send(_chunk({"content": t}))
+            elif last.get("role") == "tool":
                 tokens = ["Found ", "it: ", "the knowledge base answered."]
                 for t in tokens:
                     send(_chunk({"content": t}))

@@ -162,6 +162,33 @@ def test_run_now_follows_the_run_to_its_end(console, page):
     assert not page.dialogs
 
 
+def test_a_flow_made_in_chat_runs_from_its_page(console, page, upstream):
+    """The agent creates a flow in the chat panel; the flow's page runs it, live."""
+    signed_in_admin(console, page)
+    page.get_by_role("navigation", name="Console").get_by_role("link", name="AI Agent",
+                                                                exact=True).click()
+    page.get_by_role("button", name="New chat").click()
+    box = page.get_by_label("Message")
+    box.fill("[host] create flow chatmade from=api:/slow to=lake:chatmade mode=replace "
+             "&& show flow chatmade")
+    box.press("Enter")
+    answer = page.locator("li.message.assistant").last
+    expect(answer.locator(".bubble")).to_contain_text("Done: 2 commands.")
+    expect(answer.locator("details.chip")).to_have_count(2)
+    expect(answer.locator("details.chip").first).to_contain_text("host_cli")
+
+    workspace_nav(page, "Flows")
+    page.get_by_role("link", name="chatmade", exact=True).click()
+    expect(page.get_by_role("heading", name="Flow chatmade")).to_be_visible()
+    page.get_by_role("button", name="Run now").click()
+    page.wait_for_url(re.compile(r".*/console/runs/\d+$"))
+    status = page.locator("#run-status")
+    expect(status).to_have_text("running", timeout=5000)
+    expect(page.locator("#rows-read")).not_to_have_text("0", timeout=10000)
+    expect(status).to_have_text("succeeded", timeout=30000)
+    expect(page.locator("#rows-written")).to_have_text(str(SLOW_PAGES * 2))
+
+
 def test_cancel_stops_a_long_run(console, page):
     signed_in_admin(console, page)
     workspace_nav(page, "Flows")
