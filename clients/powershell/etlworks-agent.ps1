@@ -16,12 +16,19 @@
       session-create                 create a session and print only its id
       session-chat ID MSG            chat in a session
       session-chat-stream ID MSG     chat in a session, printing tokens as they arrive
+      resume ID                      rejoin the session's running (or latest) turn and print it
+                                     as it streams: the events after -After EVENT_ID (TURN:SEQ,
+                                     or a bare event number), or the whole turn
       session-messages ID            print a session's conversation
       sessions                       list your sessions (-Limit, -Offset)
       session-delete ID              delete a session
       session-stop ID                stop the generation running in a session
       api-key set KEY | get | delete your own OpenAI key
       usage                          this month's usage, allowance and wallet
+
+    -OnDisconnect continue (chat commands) lets the turn finish on the server when this client
+    goes away (the default, cancel, stops it); a stream that breaks off then says how to rejoin
+    it: resume ID -After EVENT_ID.
 
     On failure the script writes one line to stderr and exits with 1 (2 for a usage error).
 
@@ -32,6 +39,8 @@
     .\etlworks-agent.ps1 tool search_knowledge_base '{"query": "schedule a flow"}'
     $session = .\etlworks-agent.ps1 session-create
     .\etlworks-agent.ps1 session-chat $session "Create a connection to api.example.com"
+    .\etlworks-agent.ps1 session-chat-stream $session "A long answer" -OnDisconnect continue
+    .\etlworks-agent.ps1 resume $session -After 0123456789abcdef0123456789abcdef:7
 #>
 [CmdletBinding(PositionalBinding = $false)]
 param(
@@ -54,16 +63,24 @@ param(
     [int]$Limit = 0,
     [int]$Offset = -1,
 
+    # "resume": the id of the last event received (TURN:SEQ, or a bare event number).
+    [string]$After,
+
+    # Chat: what the server does with the turn when this client goes away: cancel (the
+    # default) or continue.
+    [string]$OnDisconnect,
+
     # Seconds to wait for an answer.
     [int]$TimeoutSec = 600
 )
 
 $ErrorActionPreference = 'Stop'
-$script:Version = '1.0.0'
+$script:Version = '1.1.0'
 $script:Prog = 'etlworks-agent.ps1'
 $script:ApiPath = '/rest/v1/ai-agent/api'
 $script:KeyPath = '/rest/v1/ai-agent/api-key'
 $script:LastText = ''
+$script:StreamSession = ''
 
 function Stop-WithError([string]$Message) {
     [Console]::Out.Flush()
@@ -223,6 +240,7 @@ function Write-StreamEvent([string]$Data, [hashtable]$State) {
         Stop-WithError "unreadable event in the stream: $Data"
     }
     if ($Json) { [Console]::Out.WriteLine($Data) }
+    $State.Count += 1
     $type = [string](Get-Prop $evt 'type')
     switch ($type) {
         'token' {
@@ -245,6 +263,9 @@ function Write-StreamEvent([string]$Data, [hashtable]$State) {
                 [Console]::Error.WriteLine("[$message]")
             }
         }
+        'session' {
+            if (-not $State.Session) { $State.Session = [string](Get-Prop $evt 'session_id') }
+        }
         'end' {
             $State.Done = $true
         }
@@ -263,9 +284,19 @@ function Write-StreamEvent([string]$Data, [hashtable]$State) {
     }
 }
 
-# POSTs a chat body to a streaming endpoint and prints the events as they arrive.
+# How to rejoin a stream that broke off: "; rejoin it with: ... resume ID -After EVENT_ID".
+function Get-RejoinHint([hashtable]$State) {
+    if (-not $State.Session -or -not $State.LastId) { return '' }
+    return "; rejoin it with: $script:Prog resume $($State.Session) -After $($State.LastId)"
+}
+
+# POSTs a chat body to a streaming endpoint (GETs it without a body) and prints the events as
+# they arrive. Each event's "id:" line (TURN:SEQ) is remembered, so that a stream that breaks
+# off says how to rejoin it; $script:StreamSession names the session when the path does.
 function Invoke-Stream([string]$Path, [string]$Body) {
-    $request = New-Request 'POST' ($script:BaseUrl + $script:ApiPath + $Path) 'text/event-stream' $Body
+    $method = 'POST'
+    if ([string]::IsNullOrEmpty($Body)) { $method = 'GET' }
+    $request = New-Request $method ($script:BaseUrl + $script:ApiPath + $Path) 'text/event-stream' $Body
     $response = Send-Request $request $true
     $status = [int]$response.StatusCode
     $mediaType = $null
@@ -280,8 +311,10 @@ function Invoke-Stream([string]$Path, [string]$Body) {
         if ($status -ge 400 -or (Test-Failed $data)) { Stop-WithError (Format-Failure $status $data $text) }
         Stop-WithError "expected an event stream, got $mediaType (HTTP $status)"
     }
-    $state = @{ Done = $false; Wrote = $false; NewLine = $true }
+    $state = @{ Done = $false; Wrote = $false; NewLine = $true; Count = 0; Session = $script:StreamSession; LastId = '' }
     $dataLines = New-Object System.Collections.Generic.List[string]
+    $pendingId = ''
+    $idsSeen = $false
     $stream = $response.Content.ReadAsStreamAsync().GetAwaiter().GetResult()
     $reader = New-Object System.IO.StreamReader($stream, (New-Object System.Text.UTF8Encoding($false)))
     try {
@@ -290,7 +323,9 @@ function Invoke-Stream([string]$Path, [string]$Body) {
             try {
                 $line = $reader.ReadLine()
             } catch {
-                Stop-WithError "the event stream broke off: $(Get-InnerMessage $_.Exception) (retryable)"
+                # What was cut short is dropped: a rejoin after the last id sends it whole.
+                if ($state.Wrote -and -not $state.NewLine) { [Console]::Out.WriteLine() }
+                Stop-WithError "the event stream broke off: $(Get-InnerMessage $_.Exception) (retryable)$(Get-RejoinHint $state)"
             }
             if ($null -eq $line) { break }
             if ($line.Length -eq 0) {
@@ -298,9 +333,12 @@ function Invoke-Stream([string]$Path, [string]$Body) {
                 if ($dataLines.Count -gt 0) {
                     $data = [string]::Join("`n", $dataLines.ToArray())
                     $dataLines.Clear()
+                    if ($pendingId) { $state.LastId = $pendingId }
+                    $pendingId = ''
                     Write-StreamEvent $data $state
                     if ($state.Done) { break }
                 }
+                $pendingId = ''
                 continue
             }
             if ($line.StartsWith(':', [System.StringComparison]::Ordinal)) { continue } # comment / keep-alive
@@ -313,10 +351,18 @@ function Invoke-Stream([string]$Path, [string]$Body) {
                 $value = $line.Substring($colon + 1)
                 if ($value.StartsWith(' ', [System.StringComparison]::Ordinal)) { $value = $value.Substring(1) }
             }
-            if ($field -eq 'data') { $dataLines.Add($value) }
-            # "event", "id" and "retry" mean nothing to this client; other fields are ignored.
+            if ($field -eq 'data') {
+                $dataLines.Add($value)
+            } elseif ($field -eq 'id' -and $value.IndexOf([char]0) -lt 0) {
+                $pendingId = $value
+                $idsSeen = $true
+            }
+            # "event" and "retry" mean nothing to this client; other fields are ignored.
         }
-        if (-not $state.Done -and $dataLines.Count -gt 0) {
+        # The last event without its blank line is read if it has its id (or the stream has
+        # none); else it may be cut short, and a rejoin after the last id sends it whole.
+        if (-not $state.Done -and $dataLines.Count -gt 0 -and ($pendingId -or -not $idsSeen)) {
+            if ($pendingId) { $state.LastId = $pendingId }
             Write-StreamEvent ([string]::Join("`n", $dataLines.ToArray())) $state
         }
     } finally {
@@ -324,13 +370,19 @@ function Invoke-Stream([string]$Path, [string]$Body) {
         $response.Dispose()
     }
     if ($state.Wrote -and -not $state.NewLine) { [Console]::Out.WriteLine() }
-    if (-not $state.Done) { Stop-WithError 'the event stream ended before its end event (retryable)' }
+    # A rejoin after a turn's last event: a complete answer without any event.
+    if (-not $state.Done -and -not ($method -eq 'GET' -and $state.Count -eq 0)) {
+        Stop-WithError "the event stream ended before its end event (retryable)$(Get-RejoinHint $state)"
+    }
 }
 
 function New-ChatBody([string]$Message) {
     $body = [ordered]@{ message = $Message; include_tools = (-not $NoTools.IsPresent) }
     if ($script:HasSystemPrompt) {
         $body['system_prompt'] = $SystemPrompt
+    }
+    if ($OnDisconnect) {
+        $body['on_disconnect'] = $OnDisconnect
     }
     return (ConvertTo-Json -InputObject $body -Compress)
 }
@@ -365,15 +417,20 @@ function Assert-Count([int]$Count, [string]$Usage) {
 # ---------------------------------------------------------------------------------------- main
 
 $script:HasSystemPrompt = $PSBoundParameters.ContainsKey('SystemPrompt')
+$script:HasAfter = $PSBoundParameters.ContainsKey('After')
 $script:Rest = @()
 if ($null -ne $Arguments) { $script:Rest = @($Arguments) }
 
 if ([string]::IsNullOrWhiteSpace($Command)) {
-    Stop-WithUsage 'usage: etlworks-agent.ps1 COMMAND [ARGS] (tools, tool, chat, chat-stream, session-create, session-chat, session-chat-stream, session-messages, sessions, session-delete, session-stop, api-key, usage)'
+    Stop-WithUsage 'usage: etlworks-agent.ps1 COMMAND [ARGS] (tools, tool, chat, chat-stream, session-create, session-chat, session-chat-stream, resume, session-messages, sessions, session-delete, session-stop, api-key, usage)'
 }
 $known = @('tools', 'tool', 'chat', 'chat-stream', 'session-create', 'session-chat', 'session-chat-stream',
-    'session-messages', 'sessions', 'session-delete', 'session-stop', 'api-key', 'usage')
+    'resume', 'session-messages', 'sessions', 'session-delete', 'session-stop', 'api-key', 'usage')
 if ($known -notcontains $Command) { Stop-WithUsage "unknown command '$Command'" }
+if ($script:HasAfter -and $Command -ne 'resume') { Stop-WithUsage '-After is an option of resume' }
+if ($PSBoundParameters.ContainsKey('OnDisconnect') -and @('cancel', 'continue') -cnotcontains $OnDisconnect) {
+    Stop-WithUsage "-OnDisconnect must be cancel or continue, not '$OnDisconnect'"
+}
 
 switch ($Command) {
     'tools' { Assert-Count 0 'tools' }
@@ -382,6 +439,7 @@ switch ($Command) {
     { $_ -in @('session-create', 'usage', 'sessions') } { Assert-Count 0 $Command }
     { $_ -in @('session-chat', 'session-chat-stream') } { Assert-Count 2 "$Command ID MSG" }
     { $_ -in @('session-messages', 'session-delete', 'session-stop') } { Assert-Count 1 "$Command ID" }
+    'resume' { Assert-Count 1 'resume ID [-After EVENT_ID]' }
     'api-key' {
         $action = $null
         if ($script:Rest.Count -ge 1) { $action = $script:Rest[0] }
@@ -445,7 +503,14 @@ try {
             Write-ChatResult (Invoke-Api 'POST' ('/sessions/' + (Format-Id $rest[0]) + '/chat') (New-ChatBody $rest[1]))
         }
         'session-chat-stream' {
+            $script:StreamSession = $rest[0].Trim()
             Invoke-Stream ('/sessions/' + (Format-Id $rest[0]) + '/chat/stream') (New-ChatBody $rest[1])
+        }
+        'resume' {
+            $script:StreamSession = $rest[0].Trim()
+            $path = '/sessions/' + (Format-Id $rest[0]) + '/stream'
+            if ($script:HasAfter) { $path += '?after=' + [Uri]::EscapeDataString($After) }
+            Invoke-Stream $path $null
         }
         'session-messages' {
             $data = Invoke-Api 'GET' ('/sessions/' + (Format-Id $rest[0]) + '/messages')

@@ -14,6 +14,11 @@ Library::
         if event["type"] == "token":
             print(event["content"], end="", flush=True)
 
+    # A long answer that outlives the connection: a break is rejoined automatically, and
+    # agent.resume(session_id, last_event_id) rejoins it from anywhere.
+    for event in agent.session_chat_stream(session_id, "...", on_disconnect="continue"):
+        print(event.id, event)               # each event is a dict with its SSE id
+
 Every failure raises ``EtlworksAgentError`` (a ``requests.HTTPError``) with ``status`` (the HTTP
 status, ``None`` when there was no HTTP answer), ``code`` (the server's machine-readable code, e.g.
 ``invalid_api_key``, ``not_found``, ``cap_exceeded``, ``tool_not_found``) and ``message``.
@@ -28,6 +33,8 @@ Command line::
     python etlworks_agent.py session-chat "$SESSION" "Create a connection to api.example.com"
     python etlworks_agent.py session-chat-stream "$SESSION" "Now schedule it to run every hour"
     python etlworks_agent.py session-messages "$SESSION"
+    python etlworks_agent.py session-chat-stream --on-disconnect continue "$SESSION" "Go on"
+    python etlworks_agent.py resume "$SESSION" --after 0123456789abcdef0123456789abcdef:7
     python etlworks_agent.py sessions
     python etlworks_agent.py api-key set sk-...   |   api-key get   |   api-key delete
     python etlworks_agent.py usage
@@ -42,17 +49,19 @@ import os
 import re
 import sys
 import threading
+import time
 from urllib.parse import quote
 
 import requests
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 __all__ = [
     "EtlworksAgent",
     "EtlworksAgentError",
     "EtlworksSubagent",
     "SSEParser",
+    "StreamEvent",
     "API_PATH",
     "DEFAULT_TIMEOUT",
 ]
@@ -65,6 +74,9 @@ KEY_PATH = "/rest/v1/ai-agent/api-key"
 DEFAULT_TIMEOUT = 600.0
 #: Seconds to wait for the connection to open.
 CONNECT_TIMEOUT = 15.0
+#: How many times in a row a broken stream is rejoined (``GET /sessions/{id}/stream``) before
+#: the break is raised; any event received starts the count again.
+DEFAULT_MAX_RESUMES = 3
 
 _USER_AGENT = "etlworks-agent-python/" + __version__
 
@@ -80,6 +92,9 @@ class EtlworksAgentError(requests.HTTPError):
         body: the parsed JSON body of the answer (or the ``error`` event of a stream), if any.
         retryable: ``True``/``False`` when the server said whether a retry may help, else ``None``.
         field: the request field at fault for a ``400``, if the server named one.
+        session_id, last_event_id: for a stream that broke off (``stream_interrupted``), the
+            session and the id of the last event received, when known: pass them to
+            ``EtlworksAgent.resume`` to rejoin the stream where it broke.
 
     It is a ``requests.HTTPError``, so ``e.response`` is the HTTP response when there was one.
     """
@@ -93,6 +108,8 @@ class EtlworksAgentError(requests.HTTPError):
         self.body = body
         self.retryable = retryable
         self.field = field
+        self.session_id = None
+        self.last_event_id = None
 
     def __str__(self):
         parts = []
@@ -121,13 +138,28 @@ def _base_url(url):
     return url
 
 
+class SSEEvent(tuple):
+    """One parsed event: the pair ``(event_name, data)``, with the event's ``id`` field as
+    ``.id`` (``None`` when the event had no ``id:`` line)."""
+
+    def __new__(cls, name, data, id=None):
+        event = super().__new__(cls, (name, data))
+        event.id = id
+        return event
+
+    def __getnewargs__(self):
+        return (self[0], self[1], self.id)
+
+
 class SSEParser:
     """Incremental Server-Sent Events parser (the WHATWG event-stream rules).
 
     Feed it bytes as they arrive; it returns the complete events as ``(event_name, data)``
     pairs. Lines end with CRLF, LF or CR; blank lines dispatch; lines starting with ``:`` are
     comments (keep-alives); several ``data:`` lines of one event are joined with ``\\n``; one space
-    after the colon is dropped.
+    after the colon is dropped. Each pair also carries the event's own ``id:`` field as ``.id``
+    (``None`` without one); ``last_event_id`` is the stream's last id so far, what a browser's
+    ``EventSource`` would send back as ``Last-Event-ID``.
     """
 
     def __init__(self):
@@ -135,7 +167,14 @@ class SSEParser:
         self._buffer = ""
         self._data = []
         self._event = ""
+        self._id = None
         self._first = True
+        self.last_event_id = ""
+
+    @property
+    def pending_line(self):
+        """The start of a line not yet ended (a stream that stops here was cut mid-line)."""
+        return "" if self._buffer.endswith("\r") else self._buffer
 
     def feed(self, chunk):
         """Adds bytes (or text); returns the events completed by them."""
@@ -187,18 +226,54 @@ class SSEParser:
             self._data.append(value)
         elif field == "event":
             self._event = value
-        # "id" and "retry" mean nothing to a one-shot client; unknown fields are ignored.
+        elif field == "id" and "\0" not in value:
+            self._id = value
+            self.last_event_id = value
+        # "retry" means nothing to this client; unknown fields are ignored.
         return None
 
     def _reset(self):
         self._data = []
         self._event = ""
+        self._id = None
         return None
 
     def _dispatch(self):
-        event = (self._event or "message", "\n".join(self._data))
+        event = SSEEvent(self._event or "message", "\n".join(self._data), self._id)
         self._reset()
         return event
+
+
+class StreamEvent(dict):
+    """One event of a chat stream: the event's JSON object as a dict (``event["type"]``, ...),
+    with its SSE id as ``event.id`` (``"TURN:SEQ"``, ``None`` from a server without ids).
+
+    Pass ``event.id`` to ``EtlworksAgent.resume`` to rejoin the stream after this event.
+    """
+
+    def __init__(self, data=(), id=None):
+        super().__init__(data)
+        self.id = id
+
+    @property
+    def seq(self):
+        """The event's number in its turn (``SEQ`` of ``TURN:SEQ``), or ``None``."""
+        return _split_id(self.id)[1]
+
+    @property
+    def turn_id(self):
+        """The turn's id (``TURN`` of ``TURN:SEQ``), or ``None``."""
+        return _split_id(self.id)[0]
+
+
+def _split_id(event_id):
+    """``(turn, seq)`` of a ``TURN:SEQ`` event id; ``(None, None)`` for anything else."""
+    if not event_id:
+        return None, None
+    turn, sep, seq = str(event_id).rpartition(":")
+    if not sep or not turn or not re.match(r"^[0-9]+$", seq):
+        return None, None
+    return turn, int(seq)
 
 
 def _error_from_body(body, status, response=None, default_code=None, default_message=None):
@@ -233,9 +308,13 @@ class EtlworksAgent:
         timeout: seconds to wait for an answer; when streaming, the longest silence accepted
             (the server sends keep-alives). A ``(connect, read)`` tuple is accepted too.
         session: an optional ``requests.Session`` to use.
+        max_resumes: how many times in a row a stream that breaks off is rejoined from its last
+            event before the break is raised (``0``: never). Applies to ``resume`` and to the
+            streams started with ``on_disconnect="continue"``; any event received resets it.
     """
 
-    def __init__(self, url=None, api_key=None, timeout=DEFAULT_TIMEOUT, session=None):
+    def __init__(self, url=None, api_key=None, timeout=DEFAULT_TIMEOUT, session=None,
+                 max_resumes=DEFAULT_MAX_RESUMES):
         url = url if url is not None else os.environ.get("ETLWORKS_URL", "")
         api_key = api_key if api_key is not None else os.environ.get("ETLWORKS_API_KEY", "")
         if not url or not url.strip():
@@ -257,6 +336,7 @@ class EtlworksAgent:
             self.timeout = (CONNECT_TIMEOUT, None)
         else:
             self.timeout = (min(CONNECT_TIMEOUT, float(timeout)), float(timeout))
+        self.max_resumes = max(0, int(max_resumes))
         self._http = session or requests.Session()
         self._http.headers.update({
             "Authorization": "Bearer " + self.api_key,
@@ -301,25 +381,34 @@ class EtlworksAgent:
 
     # ------------------------------------------------------------------------------------ chat
 
-    def chat(self, message, include_tools=True, system_prompt=None):
+    def chat(self, message, include_tools=True, system_prompt=None, on_disconnect=None):
         """``POST /chat``: one answer in a new (transient) session.
 
-        Returns ``{"response", "session_id", "tools_used"?, "usage"}``.
+        Returns ``{"response", "session_id", "tools_used"?, "usage"}``. ``on_disconnect``:
+        ``"cancel"`` (the server's default) or ``"continue"``, see ``chat_stream``.
         """
         return self._chat_result(
             self._request("POST", "/chat", json=self._chat_body(message, include_tools,
-                                                                 system_prompt)))
+                                                                 system_prompt, on_disconnect)))
 
-    def chat_stream(self, message, include_tools=True, system_prompt=None, raise_on_error=True):
+    def chat_stream(self, message, include_tools=True, system_prompt=None, raise_on_error=True,
+                    on_disconnect=None):
         """``POST /chat/stream``: a generator of event dicts as they arrive.
 
         Events: ``session``, ``phase``, ``tool_start``, ``tool_end``, ``token``, ``usage``,
-        ``end`` (the last one yielded). An ``error`` event raises ``EtlworksAgentError`` (with
-        ``retryable``); with ``raise_on_error=False`` it is yielded as the last event instead.
-        The request is sent at once, so HTTP errors (401, 404, ...) raise from this call.
-        Closing the generator early closes the connection, which stops the generation.
+        ``end`` (the last one yielded). Each is a ``StreamEvent``: a dict with the event's SSE
+        id as ``event.id`` (``"TURN:SEQ"``). An ``error`` event raises ``EtlworksAgentError``
+        (with ``retryable``); with ``raise_on_error=False`` it is yielded as the last event
+        instead. The request is sent at once, so HTTP errors (401, 404, ...) raise from this call.
+
+        ``on_disconnect``: what the server does with the turn when the connection goes away
+        before its end. ``"cancel"`` (the server's default when ``None``): it stops the turn and
+        keeps the partial answer marked interrupted; closing the generator early so stops the
+        generation. ``"continue"``: the turn finishes without the client; a connection that
+        breaks mid-answer is then rejoined from the last event received (up to ``max_resumes``
+        times in a row), so the caller sees one stream, each event once.
         """
-        body = self._chat_body(message, include_tools, system_prompt)
+        body = self._chat_body(message, include_tools, system_prompt, on_disconnect)
         return self._stream("/chat/stream", body, raise_on_error)
 
     # -------------------------------------------------------------------------------- sessions
@@ -333,18 +422,39 @@ class EtlworksAgent:
                                      code="invalid_response", body=result)
         return session_id
 
-    def session_chat(self, session_id, message, include_tools=True, system_prompt=None):
+    def session_chat(self, session_id, message, include_tools=True, system_prompt=None,
+                     on_disconnect=None):
         """``POST /sessions/{id}/chat``: like ``chat``, with the session's history."""
         return self._chat_result(self._request(
             "POST", "/sessions/%s/chat" % self._id(session_id),
-            json=self._chat_body(message, include_tools, system_prompt)))
+            json=self._chat_body(message, include_tools, system_prompt, on_disconnect)))
 
     def session_chat_stream(self, session_id, message, include_tools=True, system_prompt=None,
-                            raise_on_error=True):
+                            raise_on_error=True, on_disconnect=None):
         """``POST /sessions/{id}/chat/stream``: like ``chat_stream``, with the session's history."""
-        body = self._chat_body(message, include_tools, system_prompt)
+        body = self._chat_body(message, include_tools, system_prompt, on_disconnect)
         return self._stream("/sessions/%s/chat/stream" % self._id(session_id), body,
-                            raise_on_error)
+                            raise_on_error, session_id=str(session_id).strip())
+
+    def resume(self, session_id, last_event_id=None, raise_on_error=True):
+        """``GET /sessions/{id}/stream``: rejoins the session's turn, a generator of
+        ``StreamEvent``s like ``session_chat_stream``'s.
+
+        Replays the events of the running turn (or of the latest one, kept for
+        ``INTEGRATOR_STREAM_RETENTION_SECONDS``, 300 s by default, after it ended) that came
+        after ``last_event_id`` (an ``event.id``, ``"TURN:SEQ"``, or a bare event number of the
+        latest turn), all of them without it, then follows the turn live to its ``end`` or
+        ``error``. A connection that breaks is rejoined again (``max_resumes``). The request is
+        sent at once: ``404 no_turn`` when no turn is running or kept (read ``get_messages``
+        instead), ``400 invalid_field`` (``field`` ``after``) for an unreadable id, ``404
+        not_found`` for an unknown session. After the id of a turn's last event (its ``end``)
+        there is nothing to yield. Closing the generator does not stop the turn.
+        """
+        session = str(session_id).strip() if session_id is not None else ""
+        response = self._open_rejoin(session_id, last_event_id)
+        return self._events(response, raise_on_error, session_id=session, resumable=True,
+                            last_event_id=None if last_event_id is None else str(last_event_id),
+                            empty_ok=True)
 
     def get_messages(self, session_id):
         """``GET /sessions/{id}/messages``: ``[{"role": "user"|"assistant", "content"}, ...]``."""
@@ -396,10 +506,12 @@ class EtlworksAgent:
         return quote(str(session_id).strip(), safe="")
 
     @staticmethod
-    def _chat_body(message, include_tools, system_prompt):
+    def _chat_body(message, include_tools, system_prompt, on_disconnect=None):
         body = {"message": message, "include_tools": bool(include_tools)}
         if system_prompt is not None:
             body["system_prompt"] = system_prompt
+        if on_disconnect is not None:
+            body["on_disconnect"] = on_disconnect  # "cancel" or "continue"; the server checks
         return body
 
     @staticmethod
@@ -457,8 +569,22 @@ class EtlworksAgent:
             raise _error_from_body(body, status, response=response, default_code="failed")
         return body
 
-    def _stream(self, path, body, raise_on_error):
+    def _stream(self, path, body, raise_on_error, session_id=None):
         response = self._send("POST", path, stream=True, json=body)
+        self._expect_stream(response)
+        return self._events(response, raise_on_error, session_id=session_id,
+                            resumable=body.get("on_disconnect") == "continue")
+
+    def _open_rejoin(self, session_id, last_event_id):
+        """``GET /sessions/{id}/stream`` after ``last_event_id`` (all events without one)."""
+        params = None if last_event_id is None else {"after": str(last_event_id)}
+        response = self._send("GET", "/sessions/%s/stream" % self._id(session_id), stream=True,
+                              params=params)
+        self._expect_stream(response)
+        return response
+
+    def _expect_stream(self, response):
+        """Raises (and closes the response) unless it is an event stream."""
         content_type = response.headers.get("Content-Type", "")
         if response.status_code >= 400 or "text/event-stream" not in content_type:
             # An error (or an application-level refusal) answered as JSON instead of a stream.
@@ -470,47 +596,109 @@ class EtlworksAgent:
                 "Expected an event stream, got %s" % (content_type or "no content type"),
                 status=response.status_code, code="invalid_response", body=result,
                 response=response)
-        return self._events(response, raise_on_error)
 
-    def _events(self, response, raise_on_error):
+    def _events(self, response, raise_on_error, session_id=None, resumable=False,
+                last_event_id=None, empty_ok=False):
+        """The events of ``response`` as ``StreamEvent``s, up to ``end`` or ``error``.
+
+        With ``resumable`` (the turn outlives the connection), a stream that breaks off before
+        its end is rejoined after the last event received, up to ``max_resumes`` times in a
+        row; an event already yielded (by its id) is not yielded again. With ``empty_ok``, a
+        first response that ends cleanly without any event (a rejoin after a turn's last event)
+        yields nothing.
+        """
+        session_id = session_id or None
+        last_id = last_event_id
+        rejoins = 0
+        while True:
+            received = 0
+            try:
+                for event in self._read_events(response):
+                    received += 1
+                    kind = event.get("type")
+                    if kind == "session" and not session_id:
+                        session_id = event.get("session_id")
+                    if _already_seen(event.id, last_id):
+                        continue
+                    if event.id is not None:
+                        last_id = event.id
+                    rejoins = 0
+                    if kind == "error":
+                        if raise_on_error:
+                            raise _stream_error(event, response)
+                        yield event
+                        return
+                    yield event
+                    if kind == "end":
+                        return
+                if empty_ok and not received:
+                    return  # nothing after the cursor: the turn has ended
+                broke = EtlworksAgentError("The event stream ended before its end event",
+                                           status=response.status_code,
+                                           code="stream_interrupted", retryable=True,
+                                           response=response)
+            except _StreamBroken as e:
+                broke = e.error
+            finally:
+                response.close()
+            broke.session_id = session_id
+            broke.last_event_id = last_id
+            if not (resumable and session_id and last_id is not None):
+                raise broke
+            # The turn went on without this connection: rejoin it after the last event.
+            empty_ok = False
+            response = None
+            reason = broke.message
+            while response is None:
+                if rejoins >= self.max_resumes:
+                    raise broke
+                rejoins += 1
+                if rejoins > 1:
+                    time.sleep(min(0.5 * 2 ** (rejoins - 2), 4.0))
+                try:
+                    response = self._open_rejoin(session_id, last_id)
+                except EtlworksAgentError as e:
+                    e.session_id = session_id
+                    e.last_event_id = last_id
+                    if e.status is not None and e.status < 500:
+                        raise  # no_turn, not_found, invalid_field: rejoining cannot help
+                    broke = EtlworksAgentError("%s; rejoining it failed: %s" % (reason, e.message),
+                                               status=e.status, code="stream_interrupted",
+                                               retryable=True, response=e.response)
+                    broke.session_id = session_id
+                    broke.last_event_id = last_id
+
+    def _read_events(self, response):
+        """The events of one response as they arrive; a broken connection raises
+        ``_StreamBroken``. At the end of the body an event without its blank line is still read,
+        unless the stream has ids and that event was cut short (a line unfinished, its id
+        missing, its JSON incomplete): a rejoin after the last id sends it whole."""
         parser = SSEParser()
-
-        def raw_events():
-            for chunk in _iter_chunks(response):
-                for event in parser.feed(chunk):
-                    yield event
-            for event in parser.close():
-                yield event
-
-        finished = False
+        ids = False
         try:
-            for raw_event in raw_events():
-                event = self._event(raw_event, response)
-                if event is None:
-                    continue
-                kind = event.get("type")
-                if kind == "error":
-                    finished = True
-                    if raise_on_error:
-                        raise _stream_error(event, response)
-                    yield event
-                    return
-                yield event
-                if kind == "end":
-                    finished = True
-                    return
-        except EtlworksAgentError:
-            raise
+            for chunk in _iter_chunks(response):
+                for raw_event in parser.feed(chunk):
+                    event = self._event(raw_event, response)
+                    if event is not None:
+                        ids = ids or event.id is not None
+                        yield event
         except requests.RequestException as e:
-            raise EtlworksAgentError("The event stream broke off: %s" % _short(e),
-                                     status=response.status_code, code="stream_interrupted",
-                                     retryable=True, response=response)
-        finally:
-            response.close()
-        if not finished:
-            raise EtlworksAgentError("The event stream ended before its end event",
-                                     status=response.status_code, code="stream_interrupted",
-                                     retryable=True, response=response)
+            raise _StreamBroken(EtlworksAgentError(
+                "The event stream broke off: %s" % _short(e), status=response.status_code,
+                code="stream_interrupted", retryable=True, response=response))
+        if ids and parser.pending_line:
+            return
+        for raw_event in parser.close():
+            if ids and raw_event.id is None:
+                return
+            try:
+                event = self._event(raw_event, response)
+            except EtlworksAgentError:
+                if ids:
+                    return
+                raise
+            if event is not None:
+                yield event
 
     @staticmethod
     def _event(event, response):
@@ -523,11 +711,28 @@ class EtlworksAgent:
             raise EtlworksAgentError("Unreadable event in the stream: %r" % data[:200],
                                      status=response.status_code, code="invalid_response",
                                      response=response)
+        event_id = getattr(event, "id", None)
         if not isinstance(parsed, dict):
-            return {"type": name, "data": parsed}
+            return StreamEvent({"type": name, "data": parsed}, id=event_id)
         if "type" not in parsed and name != "message":
             parsed["type"] = name
-        return parsed
+        return StreamEvent(parsed, id=event_id)
+
+
+class _StreamBroken(Exception):
+    """The connection of a stream broke; ``error`` is the ``stream_interrupted`` to raise."""
+
+    def __init__(self, error):
+        super().__init__(error.message)
+        self.error = error
+
+
+def _already_seen(event_id, last_id):
+    """True when ``event_id`` comes at or before ``last_id`` in the same turn (a replayed
+    event that was already yielded)."""
+    turn, seq = _split_id(event_id)
+    last_turn, last_seq = _split_id(last_id)
+    return turn is not None and turn == last_turn and seq <= last_seq
 
 
 def _stream_error(event, response):
@@ -701,6 +906,10 @@ def _build_parser():
     def chat_options(p):
         p.add_argument("--no-tools", action="store_true", help="answer without calling tools")
         p.add_argument("--system-prompt", help="replace the default system prompt")
+        p.add_argument("--on-disconnect", choices=["cancel", "continue"],
+                       help="what the server does with the turn when this client goes away: "
+                            "cancel it (the default) or continue it to its end; with continue "
+                            "a stream that breaks is rejoined")
 
     add("tools", "list the tools")
     p = add("tool", "execute a tool: tool NAME JSON")
@@ -721,6 +930,12 @@ def _build_parser():
     p.add_argument("session_id")
     p.add_argument("message")
     chat_options(p)
+    p = add("resume", "rejoin a session's running (or latest) turn, printing its events: "
+                      "resume ID [--after EVENT_ID]")
+    p.add_argument("session_id")
+    p.add_argument("--after", metavar="EVENT_ID",
+                   help="the id of the last event received (TURN:SEQ, or a bare event number of "
+                        "the latest turn); without it the turn is replayed from the start")
     p = add("session-messages", "print a session's conversation")
     p.add_argument("session_id")
     p = add("sessions", "list your sessions, most recent first")
@@ -744,6 +959,7 @@ def _run(args):
     raw = getattr(args, "json", False)
     include_tools = not getattr(args, "no_tools", False)
     system_prompt = getattr(args, "system_prompt", None)
+    on_disconnect = getattr(args, "on_disconnect", None)
 
     if cmd == "tools":
         result = agent.list_tools()
@@ -753,18 +969,22 @@ def _run(args):
         _print_json(result) if raw else print(result.get("result", ""))
     elif cmd in ("chat", "session-chat"):
         if cmd == "chat":
-            result = agent.chat(args.message, include_tools, system_prompt)
+            result = agent.chat(args.message, include_tools, system_prompt,
+                                on_disconnect=on_disconnect)
         else:
             result = agent.session_chat(args.session_id, args.message, include_tools,
-                                        system_prompt)
+                                        system_prompt, on_disconnect=on_disconnect)
         _print_json(result) if raw else print(result.get("response", ""))
     elif cmd in ("chat-stream", "session-chat-stream"):
         if cmd == "chat-stream":
-            events = agent.chat_stream(args.message, include_tools, system_prompt)
+            events = agent.chat_stream(args.message, include_tools, system_prompt,
+                                       on_disconnect=on_disconnect)
         else:
             events = agent.session_chat_stream(args.session_id, args.message, include_tools,
-                                               system_prompt)
+                                               system_prompt, on_disconnect=on_disconnect)
         _stream_to_console(events, raw)
+    elif cmd == "resume":
+        _stream_to_console(agent.resume(args.session_id, args.after), raw)
     elif cmd == "session-create":
         session_id = agent.create_session()
         _print_json({"session_id": session_id, "created": True}) if raw else print(session_id)
@@ -807,7 +1027,11 @@ def main(argv=None):
         return _run(args)
     except EtlworksAgentError as e:
         sys.stdout.flush()
-        print("etlworks_agent: error: %s" % e, file=sys.stderr)
+        hint = ""
+        if e.code == "stream_interrupted" and e.session_id and e.last_event_id:
+            hint = "; rejoin it with: etlworks_agent.py resume %s --after %s" % (
+                e.session_id, e.last_event_id)
+        print("etlworks_agent: error: %s%s" % (e, hint), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\netlworks_agent: interrupted", file=sys.stderr)

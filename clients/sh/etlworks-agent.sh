@@ -10,6 +10,8 @@
 #   ./etlworks-agent.sh session-chat "$SESSION" "Create a connection to api.example.com"
 #   ./etlworks-agent.sh session-chat-stream "$SESSION" "Now schedule it to run every hour"
 #   ./etlworks-agent.sh session-messages "$SESSION"
+#   ./etlworks-agent.sh session-chat-stream --on-disconnect continue "$SESSION" "A long answer"
+#   ./etlworks-agent.sh resume "$SESSION" --after 0123456789abcdef0123456789abcdef:7
 #
 # Exit status: 0 on success, 1 when the server reports an error (HTTP 4xx/5xx, {"success": false},
 # an error event in a stream) or cannot be reached, 2 for a usage error. Errors are one line on
@@ -18,7 +20,7 @@
 set -euo pipefail
 
 PROG="etlworks-agent.sh"
-VERSION="1.0.0"
+VERSION="1.1.0"
 API_PATH="/rest/v1/ai-agent/api"
 KEY_PATH="/rest/v1/ai-agent/api-key"
 TIMEOUT="${ETLWORKS_TIMEOUT:-600}"
@@ -26,6 +28,7 @@ RAW_JSON=0
 INCLUDE_TOOLS=true
 SYSTEM_PROMPT=""
 HAVE_SYSTEM_PROMPT=0
+ON_DISCONNECT=""
 TMP_DIR=""
 
 usage() {
@@ -40,6 +43,9 @@ Commands:
   session-create                 create a session and print only its id
   session-chat ID MSG            chat in a session
   session-chat-stream ID MSG     chat in a session, printing tokens as they arrive
+  resume ID [--after EVENT_ID]   rejoin the session's running (or latest) turn and print it
+                                 as it streams: the events after EVENT_ID (TURN:SEQ, or a bare
+                                 event number), or the whole turn
   session-messages ID            print a session's conversation
   sessions [--limit N] [--offset N]   list your sessions, most recent first
   session-delete ID              delete a session
@@ -51,6 +57,10 @@ Options (anywhere on the line):
   --json               print the server's JSON answer (streams: one JSON event per line)
   --no-tools           chat without tool calls
   --system-prompt TEXT replace the default system prompt
+  --on-disconnect cancel|continue
+                       what the server does with the turn when this client goes away:
+                       cancel it (the default) or let it finish (rejoin it with resume)
+  --after EVENT_ID     resume: the id of the last event received
   -h, --help           this help
 
 Environment: ETLWORKS_URL (e.g. https://app.etlworks.com), ETLWORKS_API_KEY,
@@ -153,12 +163,11 @@ api() {
 }
 
 chat_body() {
-    if [[ $HAVE_SYSTEM_PROMPT -eq 1 ]]; then
-        jq -cn --arg m "$1" --argjson t "$INCLUDE_TOOLS" --arg s "$SYSTEM_PROMPT" \
-            '{message: $m, include_tools: $t, system_prompt: $s}'
-    else
-        jq -cn --arg m "$1" --argjson t "$INCLUDE_TOOLS" '{message: $m, include_tools: $t}'
-    fi
+    jq -cn --arg m "$1" --argjson t "$INCLUDE_TOOLS" --argjson hs "$HAVE_SYSTEM_PROMPT" \
+        --arg s "$SYSTEM_PROMPT" --arg d "$ON_DISCONNECT" \
+        '{message: $m, include_tools: $t}
+         + (if $hs == 1 then {system_prompt: $s} else {} end)
+         + (if $d != "" then {on_disconnect: $d} else {} end)'
 }
 
 # A chat answer carrying "error" is a failed turn.
@@ -175,13 +184,16 @@ print_chat() {
 }
 
 # Handles one SSE event's data; sets STREAM_DONE=1 after "end"; exits 1 on "error".
-# One jq call per event: "TYPE<SOH>TEXT", TEXT being a token's content or a tool's message.
+# One jq call per event: "TYPE<SOH>TEXT", TEXT being a token's content, a tool's message or
+# the session id.
 handle_event() {
     local data="$1" out type text
     [[ "$data" == "[DONE]" ]] && return 0
+    STREAM_EVENTS=$((STREAM_EVENTS + 1))
     out=$(jq -j '(.type // "message" | tostring) + "\u0001"
         + (if .type == "token" then (.content // "")
            elif .type == "tool_start" then (.message // .tool // "tool")
+           elif .type == "session" then (.session_id // "")
            elif .type == "error" then
              (if (.code // "") != "" then .code + ": " else "" end) + (.message // "the agent failed")
              + (if .retryable == true then " (retryable)" else "" end)
@@ -210,6 +222,9 @@ handle_event() {
                 printf '[%s]\n' "$text" >&2
             fi
             ;;
+        session)
+            [[ -n "$STREAM_SESSION" ]] || STREAM_SESSION="$text"
+            ;;
         end)
             STREAM_DONE=1
             ;;
@@ -222,27 +237,47 @@ handle_event() {
     return 0
 }
 
-# stream PATH JSON_BODY: prints tokens as they arrive, tool progress on stderr.
+# stream PATH [JSON_BODY] [SESSION_ID]: POSTs the body (GET without one) and prints the events
+# as they arrive: tokens on stdout, tool progress on stderr. Each event's "id:" line (TURN:SEQ)
+# is remembered, so that a stream that breaks off says how to rejoin it (resume ID --after ID).
 stream() {
-    local path="$1" data="$2" line field value status rc=0
-    local -a event_data=()
+    local path="$1" data="${2-}" line field value status pending_id="" ids=0 curl_rc="" hint=""
+    local -a event_data=() request=(-X GET)
     STREAM_DONE=0
     STREAM_WROTE=0
     STREAM_NL=1
-    printf '%s' "$data" >"$TMP_DIR/request.json"
+    STREAM_SESSION="${3-}"
+    STREAM_LAST_ID=""
+    STREAM_EVENTS=0
+    if [[ -n "$data" ]]; then
+        printf '%s' "$data" >"$TMP_DIR/request.json"
+        request=(-X POST -H "Content-Type: application/json" --data-binary "@$TMP_DIR/request.json")
+    fi
     : >"$TMP_DIR/headers"
     : >"$TMP_DIR/other"
     # Process substitution keeps the loop in this shell; -N prints each piece as it arrives.
-    while IFS= read -r line || [[ -n "$line" ]]; do
+    # After the body comes one line "<SOH>CURL_EXIT_STATUS" (glued to a line the body left
+    # unfinished, if any).
+    while IFS= read -r line; do
+        if [[ "$line" == *$'\x01'* ]]; then
+            curl_rc="${line##*$'\x01'}"
+            line="${line%$'\x01'*}"
+            # An unfinished last line: kept from a complete answer, dropped from a broken one;
+            # an unfinished id may be cut short, so it is never kept.
+            [[ -n "$line" && "$curl_rc" == 0 && "$line" != id:* ]] || break
+        fi
         line="${line%$'\r'}"
         if [[ -z "$line" ]]; then
             if [[ ${#event_data[@]} -gt 0 ]]; then
                 local joined
                 joined="$(printf '%s\n' "${event_data[@]}")"
                 event_data=()
+                [[ -n "$pending_id" ]] && STREAM_LAST_ID="$pending_id"
+                pending_id=""
                 handle_event "$joined"
                 [[ $STREAM_DONE -eq 1 ]] && break
             fi
+            pending_id=""
             continue
         fi
         [[ "$line" == :* ]] && continue
@@ -256,14 +291,22 @@ stream() {
         fi
         case "$field" in
             data) event_data+=("$value") ;;
-            event | id | retry) ;;
+            id) pending_id="$value"; ids=1 ;;
+            event | retry) ;;
             *) printf '%s\n' "$line" >>"$TMP_DIR/other" ;;
         esac
-    done < <(curl -sS -N -X POST -K "$TMP_DIR/curl.conf" \
-        -H "Accept: text/event-stream" -H "Content-Type: application/json" \
-        --data-binary "@$TMP_DIR/request.json" --connect-timeout 15 \
-        -D "$TMP_DIR/headers" "$BASE_URL$API_PATH$path" 2>"$TMP_DIR/curl.err"; echo "" )
-    if [[ $STREAM_DONE -eq 0 && ${#event_data[@]} -gt 0 ]]; then
+        if [[ -n "$curl_rc" ]]; then break; fi
+    done < <(rc=0
+        curl -sS -N "${request[@]}" -K "$TMP_DIR/curl.conf" -H "Accept: text/event-stream" \
+            --connect-timeout 15 -D "$TMP_DIR/headers" "$BASE_URL$API_PATH$path" \
+            2>"$TMP_DIR/curl.err" || rc=$?
+        printf '\001%d\n' "$rc")
+    # The last event without its blank line: read when the answer was complete (curl's status
+    # 0) and the event has its id (or the stream has none); else dropped: it may be cut short,
+    # and a rejoin after the last id sends it whole.
+    if [[ $STREAM_DONE -eq 0 && ${#event_data[@]} -gt 0 && "$curl_rc" == 0 &&
+        (-n "$pending_id" || $ids -eq 0) ]]; then
+        [[ -n "$pending_id" ]] && STREAM_LAST_ID="$pending_id"
         handle_event "$(printf '%s\n' "${event_data[@]}")"
     fi
     [[ $STREAM_WROTE -eq 1 && $STREAM_NL -eq 0 ]] && printf '\n'
@@ -279,7 +322,12 @@ stream() {
     if [[ "$status" -ge 400 ]]; then
         die "HTTP $status"
     fi
-    die "the event stream ended before its end event"
+    # A rejoin after a turn's last event: a complete answer without any event.
+    [[ -z "$data" && "$curl_rc" == 0 && $STREAM_EVENTS -eq 0 ]] && return 0
+    if [[ -n "$STREAM_SESSION" && -n "$STREAM_LAST_ID" ]]; then
+        hint="; rejoin it with: $PROG resume $STREAM_SESSION --after $STREAM_LAST_ID"
+    fi
+    die "the event stream ended before its end event (retryable)$hint"
 }
 
 print_tools() {
@@ -313,7 +361,7 @@ print_json_or() {
 
 main() {
     local -a args=()
-    local limit="" offset=""
+    local limit="" offset="" after="" have_after=0
     while [[ $# -gt 0 ]]; do
         case "$1" in
             --json) RAW_JSON=1 ;;
@@ -327,6 +375,16 @@ main() {
             --offset)
                 [[ $# -ge 2 ]] || usage_error "--offset needs a value"
                 offset="$2"; shift ;;
+            --after)
+                [[ $# -ge 2 ]] || usage_error "--after needs an event id"
+                after="$2"; have_after=1; shift ;;
+            --on-disconnect)
+                [[ $# -ge 2 ]] || usage_error "--on-disconnect needs cancel or continue"
+                case "$2" in
+                    cancel | continue) ON_DISCONNECT="$2" ;;
+                    *) usage_error "--on-disconnect must be cancel or continue, not '$2'" ;;
+                esac
+                shift ;;
             -h | --help) usage; exit 0 ;;
             --version) echo "$PROG $VERSION"; exit 0 ;;
             --) shift; args+=("$@"); break ;;
@@ -345,9 +403,10 @@ main() {
 
     case "$cmd" in
         tools | tool | chat | chat-stream | session-create | session-chat | session-chat-stream | \
-            session-messages | sessions | session-delete | session-stop | api-key | usage) ;;
+            resume | session-messages | sessions | session-delete | session-stop | api-key | usage) ;;
         *) usage_error "unknown command '$cmd'" ;;
     esac
+    [[ $have_after -eq 0 || "$cmd" == resume ]] || usage_error "--after is an option of resume"
     case "$cmd" in
         tools) need 0 "tools" ;;
         tool) [[ $n -eq 1 || $n -eq 2 ]] || usage_error "usage: $PROG tool NAME [JSON]" ;;
@@ -355,6 +414,7 @@ main() {
         session-create | usage) need 0 "$cmd" ;;
         session-chat | session-chat-stream) need 2 "$cmd ID MSG" ;;
         session-messages | session-delete | session-stop) need 1 "$cmd ID" ;;
+        resume) need 1 "resume ID [--after EVENT_ID]" ;;
         sessions) need 0 "sessions [--limit N] [--offset N]" ;;
         api-key)
             [[ $n -ge 1 ]] || usage_error "usage: $PROG api-key set KEY | get | delete"
@@ -391,7 +451,11 @@ main() {
             body=$(api POST "$API_PATH" "/sessions/$(urlencode "${rest[0]}")/chat" "$(chat_body "${rest[1]}")")
             print_chat "$body" ;;
         session-chat-stream)
-            stream "/sessions/$(urlencode "${rest[0]}")/chat/stream" "$(chat_body "${rest[1]}")" ;;
+            stream "/sessions/$(urlencode "${rest[0]}")/chat/stream" "$(chat_body "${rest[1]}")" "${rest[0]}" ;;
+        resume)
+            local query=""
+            [[ $have_after -eq 1 ]] && query="?after=$(urlencode "$after")"
+            stream "/sessions/$(urlencode "${rest[0]}")/stream$query" "" "${rest[0]}" ;;
         session-messages)
             body=$(api GET "$API_PATH" "/sessions/$(urlencode "${rest[0]}")/messages")
             print_json_or "$body" print_messages ;;

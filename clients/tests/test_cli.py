@@ -17,7 +17,8 @@ CLIENTS = ["python", "bash", "powershell"]
 
 # The PowerShell client's switches for the other clients' options.
 PS_OPTIONS = {"--json": "-Json", "--no-tools": "-NoTools", "--system-prompt": "-SystemPrompt",
-              "--limit": "-Limit", "--offset": "-Offset"}
+              "--limit": "-Limit", "--offset": "-Offset", "--after": "-After",
+              "--on-disconnect": "-OnDisconnect"}
 
 
 def command_for(kind):

@@ -88,7 +88,9 @@ def test_streaming_reads_line_by_line_as_the_python_parser_does():
     assert "$value.StartsWith(' ', [System.StringComparison]::Ordinal)" in SOURCE
     assert "[Console]::Out.Write($content)" in SOURCE and "[Console]::Out.Flush()" in SOURCE
     # error events stop with the code and retryable mark, like the Python and bash clients.
-    assert "' (retryable)'" in SOURCE and "'the event stream ended before its end event" in SOURCE
+    assert "' (retryable)'" in SOURCE
+    assert '"the event stream ended before its end event (retryable)$(Get-RejoinHint $state)"' \
+        in SOURCE
 
 
 def test_errors_are_one_line_and_exit_non_zero():
@@ -106,3 +108,22 @@ def test_works_in_windows_powershell_5_1():
     # -NoEnumerate (PowerShell 6+) only behind a version check.
     assert "if ($PSVersionTable.PSVersion.Major -ge 6) {" in SOURCE
     assert "Add-Type -AssemblyName System.Net.Http" in SOURCE
+
+
+def test_resume_and_on_disconnect_as_the_other_clients():
+    # resume ID [-After EVENT_ID]: GET /sessions/{id}/stream?after=..., printed like a stream.
+    assert "'/stream'" in SOURCE and "[string]$After" in SOURCE
+    assert "$path += '?after=' + [Uri]::EscapeDataString($After)" in SOURCE
+    assert "if ([string]::IsNullOrEmpty($Body)) { $method = 'GET' }" in SOURCE
+    assert "Invoke-Stream $path $null" in SOURCE
+    assert "Stop-WithUsage '-After is an option of resume'" in SOURCE
+    # -OnDisconnect cancel|continue goes into the chat body as on_disconnect.
+    assert "[string]$OnDisconnect" in SOURCE
+    assert "$body['on_disconnect'] = $OnDisconnect" in SOURCE
+    assert "@('cancel', 'continue') -cnotcontains $OnDisconnect" in SOURCE
+    # The "id:" line after each "data:" line is read (never printed), and a broken stream
+    # names the rejoin: "; rejoin it with: etlworks-agent.ps1 resume ID -After EVENT_ID".
+    assert "elseif ($field -eq 'id' -and $value.IndexOf([char]0) -lt 0)" in SOURCE
+    assert '"; rejoin it with: $script:Prog resume $($State.Session) -After $($State.LastId)"' \
+        in SOURCE
+    assert "(retryable)$(Get-RejoinHint $state)" in SOURCE
