@@ -187,6 +187,8 @@ struct Emitter {
     keep_running: bool,
     /// That client went away (only a turn that keeps running notices).
     detached: AtomicBool,
+    /// When the turn started, for its timeline (`RUST_LOG=integrator::timeline=debug`).
+    started: std::time::Instant,
 }
 
 impl Emitter {
@@ -220,6 +222,19 @@ impl Emitter {
                 self.cancel.cancel();
             }
         }
+    }
+}
+
+impl Emitter {
+    /// Marks a point of the turn's timeline: a debug event of target `integrator::timeline`
+    /// with the microseconds since the turn started (nothing is formatted unless enabled).
+    fn mark(&self, point: &'static str) {
+        tracing::debug!(
+            target: "integrator::timeline",
+            turn = %self.journal.turn_id,
+            at_us = self.started.elapsed().as_micros() as u64,
+            point
+        );
     }
 }
 
@@ -326,6 +341,7 @@ impl Agent {
             journal: journal.clone(),
             keep_running,
             detached: AtomicBool::new(false),
+            started: std::time::Instant::now(),
         };
         let agent = self.clone();
         self.turns
@@ -496,6 +512,7 @@ impl Agent {
     }
 
     async fn run(self: Arc<Self>, request: TurnRequest, emit: Emitter) {
+        emit.mark("task running");
         let session_id = request.session_id.clone();
         // A new session is announced once it exists (so its id works at once); an existing one
         // right away, before the turn may wait for the session.
@@ -516,6 +533,7 @@ impl Agent {
             self.converse_registered(&request, &emit).await
         };
         emit.announce(&session_id).await;
+        emit.mark("last event");
         match outcome {
             Outcome::Answered | Outcome::Cancelled => emit.send(AgentEvent::End).await,
             Outcome::Failed {
@@ -656,10 +674,12 @@ impl Agent {
             ),
             resolved.owner == KeyOwner::OwnKey,
         );
+        emit.mark("first write queued");
         let (history, first_reservation) = match self.begin_turn(request, emit, first_call).await {
             Ok(started) => started,
             Err(outcome) => return outcome,
         };
+        emit.mark("first write committed");
         let session_id = &request.session_id;
         let renewal = self.spawn_lease_renewal(session_id);
         // `session` and `thinking` back to back, so that a stream sends them in one write.
@@ -691,10 +711,12 @@ impl Agent {
         drop(renewal);
         let interrupted = !matches!(outcome, Outcome::Answered);
         let stored = (!answer.is_empty() || !interrupted).then_some((answer.as_str(), interrupted));
+        emit.mark("last write queued");
         let mut finished = self
             .store
             .finish_turn(session_id, stored, final_settlement.clone())
             .await;
+        emit.mark("last write committed");
         if let (Err(e), Some(settlement)) = (&finished, final_settlement) {
             // The answer matters more than its ledger line: store it alone, then the cost.
             tracing::warn!(error = %e, "could not finish the turn with its usage; storing them apart");
@@ -860,6 +882,7 @@ impl Agent {
         final_settlement: &mut Option<Settlement>,
     ) -> Result<Vec<ToolCall>, CallError> {
         let model = resolved.model.as_ref();
+        emit.mark("upstream request");
         let started = tokio::select! {
             stream = model.stream(chat) => stream,
             _ = emit.cancel.cancelled() => {
@@ -867,6 +890,7 @@ impl Agent {
                 return Err(CallError::Cancelled);
             }
         };
+        emit.mark("upstream answered");
         let mut stream = match started {
             Ok(stream) => stream,
             Err(error) => {
@@ -902,6 +926,9 @@ impl Agent {
                         emit.send(AgentEvent::phase(Phase::Preparing)).await;
                     }
                     answer.push_str(&text);
+                    if generated.is_empty() {
+                        emit.mark("first token");
+                    }
                     generated.push_str(&text);
                     emit.send(AgentEvent::Token { content: text }).await;
                 }

@@ -433,7 +433,7 @@ fn added_schemas() -> Value {
         },
         "ServerSentEvent": {
             "type": "object",
-            "description": "One event of a `text/event-stream` answer: a `data:` line holding one JSON object (an `AgentEvent`) and a blank line. Events carry no `event:` or `id:` line (so their SSE type is `message`); lines starting with `:` are keep-alive comments. The stream ends after `end` or `error`. OpenAPI 3.1 has no keyword for an event stream's items; as OpenAPI 3.2's `itemSchema`, this schema describes one event, not the whole body.",
+            "description": "One event of a `text/event-stream` answer: a `data:` line holding one JSON object (an `AgentEvent`), its `id:` line (`TURN:SEQ`, for rejoining with `GET /sessions/{id}/stream`) and a blank line. Events carry no `event:` line (so their SSE type is `message`); lines starting with `:` are keep-alive comments. The stream ends after `end` or `error`. OpenAPI 3.1 has no keyword for an event stream's items; as OpenAPI 3.2's `itemSchema`, this schema describes one event, not the whole body.",
             "required": ["data"],
             "properties": {
                 "data": {

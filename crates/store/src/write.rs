@@ -410,18 +410,27 @@ impl WriteTx for SqliteTx<'_> {
 
 /// How often the WAL is copied back into the database file (off the writer's path).
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// The WAL size past which the writer empties it between two groups (a busy server's readers
+/// may never leave SQLite a moment to start the WAL over by itself).
+const WAL_TRUNCATE_AT: u64 = 32 << 20;
+/// The size a WAL file is cut back to when SQLite starts it over (`journal_size_limit`).
+const WAL_SIZE_LIMIT: u64 = 64 << 20;
+/// Groups committed between two looks at the WAL's size.
+const GROUPS_BETWEEN_WAL_CHECKS: u32 = 32;
 
 /// Opens the writing connection and starts the writer thread, and beside it the thread that
 /// checkpoints the WAL: left to SQLite, the checkpoint would run inside a commit every 1,000
 /// pages and hold up the writes of the whole group behind it.
 pub(crate) fn start_sqlite_writer(path: &Path) -> Result<SqliteWriter, StoreError> {
     let conn = rusqlite::Connection::open(path)?;
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
-    )?;
+         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0; \
+         PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+    ))?;
     conn.set_prepared_statement_cache_capacity(128);
     let checkpointer = rusqlite::Connection::open(path)?;
+    let wal = wal_path(path);
     let (running, stopped) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -431,26 +440,71 @@ pub(crate) fn start_sqlite_writer(path: &Path) -> Result<SqliteWriter, StoreErro
     std::thread::Builder::new()
         .name("sqlite-writer".into())
         .spawn(move || {
-            writer_loop(conn, jobs);
+            writer_loop(conn, jobs, &wal);
             drop(running);
         })
         .map_err(|e| StoreError::Invalid(format!("cannot start the database writer: {e}")))?;
     Ok(SqliteWriter(queue))
 }
 
+/// The WAL file of a database file.
+fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
+}
+
 /// Copies the WAL into the database file every [`CHECKPOINT_EVERY`] until the writer stops.
-/// `PASSIVE` never waits for a lock: writers and readers carry on meanwhile.
+/// `PASSIVE` never waits for a lock: writers and readers carry on meanwhile. When a pass
+/// copied everything, the WAL is emptied (`TRUNCATE`) if that can be done without waiting —
+/// at once on an idle server, so an idle server's WAL is empty.
 fn checkpoint_loop(conn: rusqlite::Connection, writer_stopped: std::sync::mpsc::Receiver<()>) {
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
         writer_stopped.recv_timeout(CHECKPOINT_EVERY)
     {
-        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "a WAL checkpoint failed; the next one retries");
+        // (busy, frames in the WAL, frames copied)
+        let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        });
+        match passive {
+            Ok((0, frames, copied)) if frames > 0 && copied == frames => {
+                // Fails at once (SQLITE_BUSY, no busy timeout here) while anyone writes or
+                // reads the WAL: then the next pass tries again.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "a WAL checkpoint failed; the next one retries"),
         }
     }
 }
 
-fn writer_loop(mut conn: rusqlite::Connection, mut jobs: mpsc::UnboundedReceiver<QueuedJob>) {
+/// Empties the WAL from the writer, between two groups, once it grew past
+/// [`WAL_TRUNCATE_AT`]: it waits (the writer's busy timeout) for readers of old snapshots to
+/// finish, so the WAL is bounded however busy the server is.
+fn bound_wal(conn: &rusqlite::Connection, wal: &Path) {
+    let size = std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0);
+    if size < WAL_TRUNCATE_AT {
+        return;
+    }
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        row.get::<_, i64>(0)
+    }) {
+        Ok(0) => tracing::debug!(size, "emptied the WAL"),
+        Ok(_) => tracing::debug!(size, "the WAL could not be emptied yet (readers); retrying"),
+        Err(error) => tracing::warn!(%error, "could not empty the WAL; retrying"),
+    }
+}
+
+fn writer_loop(
+    mut conn: rusqlite::Connection,
+    mut jobs: mpsc::UnboundedReceiver<QueuedJob>,
+    wal: &Path,
+) {
+    let mut groups = 0u32;
     let mut close = None;
     while close.is_none() {
         let Some(first) = jobs.blocking_recv() else {
@@ -470,6 +524,10 @@ fn writer_loop(mut conn: rusqlite::Connection, mut jobs: mpsc::UnboundedReceiver
         }
         if !group.is_empty() {
             commit_group(&mut conn, group);
+            groups += 1;
+            if groups.is_multiple_of(GROUPS_BETWEEN_WAL_CHECKS) {
+                bound_wal(&conn, wal);
+            }
         }
     }
     drop(conn);
@@ -697,5 +755,68 @@ mod tests {
             "{result:?}"
         );
         writer.close().await;
+    }
+
+    /// A busy server's WAL stays bounded: thousands of turn-sized writes while another
+    /// connection keeps reading never grow it past the size at which the writer empties it
+    /// (plus what a few groups add), and an idle server's WAL is emptied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_stays_bounded_under_load_and_empties_when_idle() {
+        let (dir, writer) = scratch_writer();
+        let path = dir.path().join("scratch.db");
+        writer
+            .run(|tx| {
+                Box::pin(async move {
+                    tx.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", args![])
+                        .await
+                })
+            })
+            .await
+            .expect("create");
+        // A reader that never stops: each of its reads holds a snapshot of the WAL.
+        let reading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let reader = {
+            let (reading, path) = (reading.clone(), path.clone());
+            std::thread::spawn(move || {
+                let conn = rusqlite::Connection::open(&path).expect("reader");
+                while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _: i64 = conn
+                        .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
+                        .unwrap_or(0);
+                }
+            })
+        };
+        let wal = wal_path(&path);
+        let page = "x".repeat(24_000);
+        let mut largest = 0;
+        for n in 0..3_000i64 {
+            let value = page.clone();
+            writer
+                .run(move |tx| {
+                    Box::pin(async move {
+                        tx.execute("INSERT INTO t (id, v) VALUES ($1, $2)", args![n, value])
+                            .await
+                    })
+                })
+                .await
+                .expect("insert");
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        }
+        reading.store(false, std::sync::atomic::Ordering::Relaxed);
+        reader.join().expect("reader");
+        // 3,000 writes of ~25 KB: 75 MB through the WAL.
+        assert!(
+            largest <= WAL_TRUNCATE_AT + (4 << 20),
+            "the WAL reached {largest} bytes"
+        );
+        let idle = tokio::time::Instant::now();
+        while std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > 0 {
+            assert!(
+                idle.elapsed() < std::time::Duration::from_secs(10),
+                "an idle WAL is not emptied"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(count(&writer).await, 3_000);
     }
 }

@@ -4,6 +4,7 @@ pub mod billing;
 pub mod chat;
 pub mod downloads;
 pub mod ops;
+mod sse;
 pub mod tools;
 pub mod workspace;
 
