@@ -42,6 +42,31 @@ pub struct Limits {
     pub request_head_timeout: Duration,
 }
 
+/// How many client connections are open now (read by handlers that decide, for example,
+/// whether a stream's connection is kept for another request).
+#[derive(Clone, Default)]
+pub struct OpenConnections(Arc<std::sync::atomic::AtomicUsize>);
+
+impl OpenConnections {
+    pub fn now(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn opened(&self) -> OpenGuard {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenGuard(self.clone())
+    }
+}
+
+/// Counts a connection as open until dropped.
+struct OpenGuard(OpenConnections);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Raises the open-files limit to its hard limit and derives the connection cap from it:
 /// each client connection may come with one outbound connection (a model stream), so half
 /// of what is left after a reserve.
@@ -79,6 +104,7 @@ pub async fn serve(
     app: Router,
     overflow: Router,
     limits: Limits,
+    counted: OpenConnections,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let open = Arc::new(Semaphore::new(limits.max_connections));
@@ -144,7 +170,9 @@ pub async fn serve(
         let connection =
             builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
+        let open_now = counted.opened();
         tokio::spawn(async move {
+            let _open = open_now;
             if let Err(error) = connection.await {
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }

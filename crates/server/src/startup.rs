@@ -234,6 +234,7 @@ impl Application {
                 crate::console::SIGN_IN_ATTEMPTS_PER_MINUTE,
             )),
             listening: addr,
+            connections: crate::listener::OpenConnections::default(),
         };
 
         let sync_every = Duration::from_secs(config.kb_sync_seconds);
@@ -305,6 +306,7 @@ impl Application {
             crate::routes::router(state.clone()),
             crate::routes::overflow_router(state.clone()),
             self.limits,
+            state.connections.clone(),
             shutdown,
         )
         .await;

@@ -31,4 +31,6 @@ pub struct AppState {
     pub(crate) console_sign_ins: Arc<FailureThrottle>,
     /// The address this server listens on (links it prints when no public URL is set).
     pub listening: SocketAddr,
+    /// Client connections open now.
+    pub(crate) connections: crate::listener::OpenConnections,
 }

@@ -351,7 +351,13 @@ const HEAD_WAITS_FOR_FIRST_EVENT: Duration = Duration::from_secs(1);
 async fn sse(state: &AppState, mut handle: TurnHandle) -> Response {
     let keep_alive = Duration::from_secs(state.config.sse_keepalive_seconds);
     let first = match tokio::time::timeout(HEAD_WAITS_FOR_FIRST_EVENT, handle.events.recv()).await {
-        Ok(None) => return sse::response(futures::stream::empty(), keep_alive),
+        Ok(None) => {
+            return sse::response(
+                futures::stream::empty(),
+                keep_alive,
+                state.connections.now(),
+            )
+        }
         Ok(Some(event)) => Some(event),
         Err(_) => None,
     };
@@ -374,7 +380,7 @@ async fn sse(state: &AppState, mut handle: TurnHandle) -> Response {
         }
         Some((frame.freeze(), (!last).then_some((None, handle))))
     });
-    sse::response(frames, keep_alive)
+    sse::response(frames, keep_alive, state.connections.now())
 }
 
 /// Where a rejoining client resumes: `?after=` or the `Last-Event-ID` header (the query wins).
@@ -456,6 +462,7 @@ pub async fn rejoin_stream(
     Ok(sse::response(
         frames,
         Duration::from_secs(state.config.sse_keepalive_seconds),
+        state.connections.now(),
     ))
 }
 
