@@ -32,9 +32,10 @@ general_settings: {master_key: sk-master}
 Y
   "$LL_VENV/bin/litellm" --config "$W/litellm.yaml" --port "$LP" --num_workers 1 > "$W/litellm.log" 2>&1 & LPID=$!
 fi
+[ -n "${AGENT_DATABASE_URL:-}" ] && export INTEGRATOR_DATABASE_URL=$AGENT_DATABASE_URL
 INTEGRATOR_ADDR=127.0.0.1:$AP INTEGRATOR_DATA_DIR=$W/data OPENAI_API_KEY=sk-x OPENAI_BASE_URL=http://127.0.0.1:$FP/v1 \
   INTEGRATOR_MODEL=gpt-4.1 RUST_LOG=warn INTEGRATOR_ALLOWANCE_FREE_USD=1000000 INTEGRATOR_ALLOWANCE_STANDARD_USD=1000000 \
-  INTEGRATOR_ALLOWANCE_PROFESSIONAL_USD=1000000 ${AGENT_DATABASE_URL:+INTEGRATOR_DATABASE_URL=$AGENT_DATABASE_URL} \
+  INTEGRATOR_ALLOWANCE_PROFESSIONAL_USD=1000000 \
   ${AGENT_BIN:-target/release/integrator-agent} serve > "$W/agent.log" 2>&1 & APID=$!
 trap 'kill $FPID $LPID $APID 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
 for i in $(seq 90); do

@@ -15,6 +15,9 @@ const STORED_POLL: Duration = Duration::from_millis(200);
 const COPY_BATCH: Duration = Duration::from_millis(200);
 /// Failed copies in a row before a turn's copy is given up.
 const COPY_ATTEMPTS: u32 = 30;
+/// How long a rejoin waits for the database copy of a turn that has just begun on another
+/// replica (its first batch is written after [`COPY_BATCH`]).
+pub(crate) const FIRST_COPY_WAIT: Duration = Duration::from_secs(2);
 /// How long an unfinished turn whose session is free may stay silent before a follower
 /// calls it interrupted (its replica stopped).
 const SILENT_TURN: Duration = Duration::from_secs(5);
@@ -154,11 +157,16 @@ fn is_final(data: &str) -> bool {
 }
 
 /// Copies a turn's journal to the database as it grows, in batches, until its last event (on
-/// PostgreSQL, for other replicas); the copy is kept for `retention` after the turn ends.
+/// PostgreSQL, for other replicas); the copy is kept for `retention` after the turn ends. The
+/// first batch waits [`COPY_BATCH`] too, so that a short turn is copied in one write, whole.
 pub(crate) async fn copy_journal(store: Store, journal: Arc<Journal>, retention: Duration) {
     let keep_for_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
     let mut copied = 0u64;
     let mut failures = 0u32;
+    tokio::select! {
+        _ = tokio::time::sleep(COPY_BATCH) => {}
+        _ = journal.wait_finished() => {}
+    }
     loop {
         journal.wait_after(copied).await;
         let unread = journal.after(copied);

@@ -156,6 +156,16 @@ impl Journal {
         }
     }
 
+    /// Waits until the turn's last event is written.
+    pub async fn wait_finished(&self) {
+        let mut written = self.written.subscribe();
+        while !self.finished() {
+            if written.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     pub fn finished(&self) -> bool {
         self.entries().finished_at.is_some()
     }

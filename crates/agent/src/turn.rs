@@ -363,12 +363,26 @@ impl Agent {
         if self.store.backend() != Backend::Postgres {
             return Err(FollowError::NoTurn);
         }
-        let stored = self
-            .store
-            .stored_turn(session_id, cursor.turn_id.as_deref())
-            .await?
-            .ok_or(FollowError::NoTurn)?;
-        Ok(Follow::stored(self.store.clone(), stored, cursor.after))
+        // A turn that has just begun on another replica is in the database after its first
+        // batch: while the session is busy and no unfinished turn is there, wait a moment.
+        let deadline = tokio::time::Instant::now() + crate::follow::FIRST_COPY_WAIT;
+        loop {
+            let stored = self
+                .store
+                .stored_turn(session_id, cursor.turn_id.as_deref())
+                .await?;
+            let waiting = cursor.turn_id.is_none()
+                && stored.as_ref().is_none_or(|turn| turn.finished)
+                && tokio::time::Instant::now() < deadline
+                && self.store.session_busy(session_id).await?;
+            if !waiting {
+                return match stored {
+                    Some(stored) => Ok(Follow::stored(self.store.clone(), stored, cursor.after)),
+                    None => Err(FollowError::NoTurn),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Whether a turn is running in the session, here or on another replica.
