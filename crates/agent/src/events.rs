@@ -15,6 +15,15 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// The phase as events name it (`thinking`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Thinking => "thinking",
+            Phase::Analyzing => "analyzing",
+            Phase::Preparing => "preparing",
+        }
+    }
+
     /// The human message shown with the phase.
     pub fn message(self) -> &'static str {
         match self {

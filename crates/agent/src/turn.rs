@@ -94,6 +94,10 @@ pub struct TurnRequest {
     /// `tool_start` and `tool_end` events also carry the call's id, arguments and result
     /// (`"tool_details": true`, as the console's chat panel asks).
     pub tool_details: bool,
+    /// Earlier messages the caller sends along (the OpenAI-compatible endpoint's conversation):
+    /// given to the model between the system prompt and the session's stored history, not
+    /// stored themselves.
+    pub context: Vec<ChatMessage>,
 }
 
 /// One event of a turn with its number in the turn, serialised once.
@@ -700,6 +704,7 @@ impl Agent {
         emit.announce(session_id).await;
         emit.send(AgentEvent::phase(Phase::Thinking)).await;
         let mut context = vec![ChatMessage::System(system_prompt)];
+        context.extend(request.context.iter().cloned());
         context.extend(history.into_iter().map(|m| match m.role {
             MessageRole::User => ChatMessage::User(m.content),
             MessageRole::Assistant => ChatMessage::Assistant {

@@ -12,6 +12,7 @@ mod corpus;
 mod data_lock;
 mod error;
 mod listener;
+mod mcp;
 mod metrics;
 mod openapi;
 mod params;

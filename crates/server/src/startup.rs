@@ -235,6 +235,7 @@ impl Application {
             )),
             listening: addr,
             connections: crate::listener::OpenConnections::default(),
+            stopping: tokio_util::sync::CancellationToken::new(),
         };
 
         let sync_every = Duration::from_secs(config.kb_sync_seconds);
@@ -301,6 +302,11 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.addr, max_connections = self.limits.max_connections, "listening");
         let state = self.state;
+        let stopping = state.stopping.clone();
+        let shutdown = async move {
+            shutdown.await;
+            stopping.cancel();
+        };
         crate::listener::serve(
             self.listener,
             crate::routes::router(state.clone()),

@@ -33,4 +33,6 @@ pub struct AppState {
     pub listening: SocketAddr,
     /// Client connections open now.
     pub(crate) connections: crate::listener::OpenConnections,
+    /// Cancelled when the server stops: long-lived streams (MCP's) end.
+    pub(crate) stopping: tokio_util::sync::CancellationToken,
 }

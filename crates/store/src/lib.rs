@@ -14,6 +14,7 @@ mod db;
 mod error;
 mod in_flight;
 mod leases;
+mod mcp_sessions;
 mod money;
 mod secrets;
 mod sessions;

@@ -454,6 +454,7 @@ pub async fn send(
         new_session: false,
         keep_running: true,
         tool_details: false,
+        context: Vec::new(),
     });
     let mut problem = None;
     while let Some(next) = handle.events.recv().await {

@@ -147,6 +147,7 @@ impl ChatBody {
             system_prompt: self.system_prompt,
             keep_running: self.on_disconnect.as_deref() == Some("continue"),
             tool_details: self.tool_details.unwrap_or(false),
+            context: Vec::new(),
         }
     }
 }
@@ -252,7 +253,7 @@ async fn start_in_session(
     Ok((handle, session_id))
 }
 
-async fn owned_session(
+pub(crate) async fn owned_session(
     state: &AppState,
     principal: &Principal,
     id: &str,
@@ -272,7 +273,7 @@ async fn owned_session(
 /// What a folded turn answers: the chat response, an application-level failure
 /// (`cap_exceeded`) in the seeds' `{"success": false, …}` form, or a 404 for a session
 /// deleted while its message waited.
-enum Folded {
+pub(crate) enum Folded {
     Answer(ChatResponse),
     Refused { error: String, code: Code },
     Gone(ApiError),
@@ -288,21 +289,38 @@ impl IntoResponse for Folded {
     }
 }
 
-/// Folds a turn's events into the JSON answer.
-async fn fold(mut handle: TurnHandle, session_id: String) -> Folded {
-    let mut response = ChatResponse {
-        response: String::new(),
-        session_id,
-        tools_used: Vec::new(),
-        usage: ChatUsage::default(),
-        error: None,
-    };
-    while let Some(next) = handle.events.recv().await {
-        match next.event {
-            AgentEvent::Token { content } => response.response.push_str(&content),
+/// Where a turn stands after one more of its events.
+pub(crate) enum Absorbed {
+    /// More events will come.
+    Going,
+    /// The turn ended (its answer, or `error` set, is complete).
+    Ended,
+    /// The turn was refused (`cap_exceeded`) before it began.
+    Refused { error: String, code: Code },
+    /// Its session was deleted while the message waited.
+    Gone(ApiError),
+}
+
+impl ChatResponse {
+    /// An empty answer in a session, to be filled by [`ChatResponse::absorb`].
+    pub(crate) fn empty(session_id: String) -> ChatResponse {
+        ChatResponse {
+            response: String::new(),
+            session_id,
+            tools_used: Vec::new(),
+            usage: ChatUsage::default(),
+            error: None,
+        }
+    }
+
+    /// Adds one event of the turn to the answer: every protocol's folding of a turn (`/chat`,
+    /// MCP's `ask_agent`, `/v1/chat/completions`) is this one.
+    pub(crate) fn absorb(&mut self, event: &AgentEvent) -> Absorbed {
+        match event {
+            AgentEvent::Token { content } => self.response.push_str(content),
             AgentEvent::ToolStart { tool, .. } => {
-                if !response.tools_used.contains(&tool) {
-                    response.tools_used.push(tool);
+                if !self.tools_used.contains(tool) {
+                    self.tools_used.push(tool.clone());
                 }
             }
             AgentEvent::Usage {
@@ -310,17 +328,17 @@ async fn fold(mut handle: TurnHandle, session_id: String) -> Folded {
                 completion_tokens,
                 model,
             } => {
-                response.usage.prompt_tokens += prompt_tokens;
-                response.usage.completion_tokens += completion_tokens;
-                response.usage.model = model;
+                self.usage.prompt_tokens += prompt_tokens;
+                self.usage.completion_tokens += completion_tokens;
+                self.usage.model = model.clone();
             }
             AgentEvent::Error {
                 message,
                 code: Some(Code::CapExceeded),
                 ..
             } => {
-                return Folded::Refused {
-                    error: message,
+                return Absorbed::Refused {
+                    error: message.clone(),
                     code: Code::CapExceeded,
                 };
             }
@@ -328,10 +346,27 @@ async fn fold(mut handle: TurnHandle, session_id: String) -> Folded {
                 message,
                 code: Some(Code::NotFound),
                 ..
-            } => return Folded::Gone(ApiError::not_found(message)),
-            AgentEvent::Error { message, .. } => response.error = Some(message),
-            AgentEvent::End => break,
+            } => return Absorbed::Gone(ApiError::not_found(message.clone())),
+            AgentEvent::Error { message, .. } => {
+                self.error = Some(message.clone());
+                return Absorbed::Ended;
+            }
+            AgentEvent::End => return Absorbed::Ended,
             AgentEvent::Session { .. } | AgentEvent::Phase { .. } | AgentEvent::ToolEnd { .. } => {}
+        }
+        Absorbed::Going
+    }
+}
+
+/// Folds a turn's events into the JSON answer.
+pub(crate) async fn fold(mut handle: TurnHandle, session_id: String) -> Folded {
+    let mut response = ChatResponse::empty(session_id);
+    while let Some(next) = handle.events.recv().await {
+        match response.absorb(&next.event) {
+            Absorbed::Going => {}
+            Absorbed::Ended => break,
+            Absorbed::Refused { error, code } => return Folded::Refused { error, code },
+            Absorbed::Gone(error) => return Folded::Gone(error),
         }
     }
     Folded::Answer(response)

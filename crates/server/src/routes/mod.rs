@@ -3,6 +3,7 @@
 pub mod billing;
 pub mod chat;
 pub mod downloads;
+pub mod openai;
 pub mod ops;
 mod sse;
 pub mod tools;
@@ -72,6 +73,10 @@ pub fn router(state: AppState) -> Router {
         .route("/downloads", get(downloads::index_without_slash))
         .route("/downloads/", get(downloads::index))
         .route("/downloads/{file}", get(downloads::file))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/models/{model}", get(openai::model))
+        .merge(mcp_routes(&state))
         .merge(crate::console::routes())
         .route_layer(axum::middleware::from_fn(crate::metrics::track_requests))
         .fallback(not_found)
@@ -84,6 +89,19 @@ pub fn router(state: AppState) -> Router {
             ))
         }))
         .with_state(state)
+}
+
+/// The MCP server, behind its authentication.
+fn mcp_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route_service(
+            crate::mcp::PATH,
+            crate::mcp::service(state, state.stopping.clone()),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::mcp::authenticate,
+        ))
 }
 
 /// What connections beyond the connection limit get: `/health` still answers, everything
