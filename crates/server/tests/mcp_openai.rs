@@ -711,3 +711,62 @@ async fn openai_errors_come_in_openais_shape() {
     assert_eq!(status, 404);
     assert_eq!(missing["error"]["code"], "model_not_found");
 }
+
+#[tokio::test]
+async fn a_cancelled_ask_agent_stops_its_turn_and_keeps_what_was_written() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let server = Server::start(&data, &settings(&upstream)).await;
+    let key = server.admin_key().to_string();
+    let (_, created) = server.post("/sessions", &key, &json!({})).await;
+    let session = created["session_id"].as_str().expect("session").to_string();
+    let words: Vec<String> = (0..200).map(|n| format!("w{n} ")).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    upstream.push([Reply::slow_text(
+        &words,
+        std::time::Duration::from_millis(20),
+    )]);
+    let mut mcp = Mcp::new(&server, &key);
+    mcp.initialize("2025-11-25").await;
+    let call = json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {
+        "name": "ask_agent", "arguments": {"message": "a long one", "session_id": session}}});
+    let asking = {
+        let request = mcp.send(&call);
+        async move { request.await.text().await.unwrap_or_default() }
+    };
+    let cancel = async {
+        // Once the turn is writing, the client gives up on the request.
+        common::eventually(10, || async {
+            let (_, messages) = server
+                .get(&format!("/sessions/{session}/messages"), &key)
+                .await;
+            (upstream.requests().len() == 1 && messages.as_array().is_some_and(|m| !m.is_empty()))
+                .then_some(())
+        })
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let response = mcp
+            .send(
+                &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                          "params": {"requestId": 77, "reason": "the user gave up"}}),
+            )
+            .await;
+        assert_eq!(response.status(), 202);
+    };
+    let (_, ()) = tokio::join!(asking, cancel);
+    let stored = common::eventually(10, || async {
+        let (_, messages) = server
+            .get(&format!("/sessions/{session}/messages"), &key)
+            .await;
+        let last = messages.as_array()?.last()?.clone();
+        (last["role"] == "assistant").then_some(last)
+    })
+    .await
+    .expect("the partial answer is stored");
+    assert_eq!(stored["interrupted"], true, "{stored}");
+    let written = stored["content"].as_str().unwrap_or_default();
+    assert!(
+        written.starts_with("w0 ") && written.len() < words.concat().len(),
+        "{written}"
+    );
+}
