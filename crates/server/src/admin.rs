@@ -1,6 +1,19 @@
 //! The admin commands: accounts, keys and knowledge-base imports, run against the same
 //! database as the server (while it runs or not).
 
+/// Prints a line to standard output; when the reader went away (`… | head`), the command ends
+/// quietly instead of failing on the closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = writeln!(std::io::stdout(), $($arg)*) {
+            if error.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -20,12 +33,42 @@ fn parse_allowance(allowance: Option<&str>) -> anyhow::Result<Option<i64>> {
 /// `tenant create|set`.
 pub async fn tenant(store: &Store, config: &Config, command: TenantCommand) -> anyhow::Result<()> {
     let tenant = match command {
+        TenantCommand::List => {
+            let tenants = store.list_tenants().await?;
+            out!(
+                "{:<24} {:<13} {:>12} {:<9} {:>5}",
+                "tenant",
+                "tier",
+                "allowance",
+                "AI",
+                "users"
+            );
+            for tenant in tenants {
+                let users = store.tenant_users(&tenant.id).await?.len();
+                out!(
+                    "{:<24} {:<13} {:>12} {:<9} {:>5}",
+                    tenant.name,
+                    tenant.tier.to_string(),
+                    tenant
+                        .allowance_micros
+                        .map(store::format_usd)
+                        .unwrap_or_else(|| "of the tier".to_string()),
+                    if tenant.ai_enabled {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    },
+                    users
+                );
+            }
+            return Ok(());
+        }
         TenantCommand::Folder { name } => {
             let tenant = store.tenant_by_name(&name).await?;
             let folder = workspace::tenant_folder(&config.data_dir, &tenant.id);
             std::fs::create_dir_all(&folder)?;
             let folder = folder.canonicalize().unwrap_or(folder);
-            println!("{}", folder.display());
+            out!("{}", folder.display());
             return Ok(());
         }
         TenantCommand::Create {
@@ -51,6 +94,12 @@ pub async fn tenant(store: &Store, config: &Config, command: TenantCommand) -> a
             ai_enabled,
             ai_disabled,
         } => {
+            if tier.is_none() && allowance.is_none() && !ai_enabled && !ai_disabled {
+                bail!(
+                    "nothing to change for tenant '{name}': give --tier, --allowance, \
+                     --ai-enabled or --ai-disabled"
+                );
+            }
             let changes = TenantChanges {
                 tier: tier
                     .map(|t| t.parse())
@@ -73,7 +122,7 @@ pub async fn tenant(store: &Store, config: &Config, command: TenantCommand) -> a
             tenant
         }
     };
-    println!(
+    out!(
         "{} (tier {}, allowance {}, AI {})",
         tenant.name,
         tenant.tier,
@@ -99,6 +148,70 @@ pub async fn user(store: &Store, config: &Config, command: UserCommand) -> anyho
             role,
             no_api_access,
         } => (email, tenant, role, no_api_access),
+        UserCommand::List { tenant } => {
+            let tenants = match tenant {
+                Some(name) => vec![store.tenant_by_name(&name).await?],
+                None => store.list_tenants().await?,
+            };
+            let now = store::now_millis();
+            out!(
+                "{:<32} {:<20} {:<12} {:<10} {:>11}",
+                "email",
+                "tenant",
+                "role",
+                "API",
+                "active keys"
+            );
+            for tenant in tenants {
+                for user in store.tenant_users(&tenant.id).await? {
+                    let active = store
+                        .user_keys(&user.id)
+                        .await?
+                        .iter()
+                        .filter(|key| key.status(now) == "active")
+                        .count();
+                    out!(
+                        "{:<32} {:<20} {:<12} {:<10} {:>11}",
+                        user.email,
+                        tenant.name,
+                        user.role.as_str(),
+                        if user.api_access {
+                            "allowed"
+                        } else {
+                            "disabled"
+                        },
+                        active
+                    );
+                }
+            }
+            return Ok(());
+        }
+        UserCommand::SetRole { email, role } => {
+            let user = store.user_by_email(&email).await?;
+            let role: store::Role = role.parse().map_err(anyhow::Error::msg)?;
+            let user = store
+                .update_user(&user.id, role, user.api_access, OPERATOR)
+                .await?;
+            out!("{} is now {}", user.email, user.role.as_str());
+            return Ok(());
+        }
+        UserCommand::Disable { email } => {
+            let user = store.user_by_email(&email).await?;
+            store
+                .update_user(&user.id, user.role, false, OPERATOR)
+                .await?;
+            let revoked = store.revoke_api_keys(&email, OPERATOR).await?;
+            out!("Disabled API access of {email}; revoked {revoked} key(s)");
+            return Ok(());
+        }
+        UserCommand::Enable { email } => {
+            let user = store.user_by_email(&email).await?;
+            store
+                .update_user(&user.id, user.role, true, OPERATOR)
+                .await?;
+            out!("Enabled API access of {email}; issue a key with `key create {email}`");
+            return Ok(());
+        }
         UserCommand::SetPassword { email } => {
             let password = read_password(&format!("New console password for {email}: "))?;
             if let Some(problem) = crate::console::password::weakness(&password) {
@@ -106,14 +219,14 @@ pub async fn user(store: &Store, config: &Config, command: UserCommand) -> anyho
             }
             let hash = crate::console::password::hash(&password).await?;
             store.set_password_hash(&email, &hash, OPERATOR).await?;
-            println!("Set the console password of {email}");
+            out!("Set the console password of {email}");
             return Ok(());
         }
         UserCommand::SignInLink { email } => {
             let token = store
                 .create_sign_in_link(&email, crate::console::SIGN_IN_LINK_TTL_MS, OPERATOR)
                 .await?;
-            println!(
+            out!(
                 "{}",
                 crate::console::sign_in_link(&config.base_url(config.addr), &token)
             );
@@ -131,7 +244,7 @@ pub async fn user(store: &Store, config: &Config, command: UserCommand) -> anyho
             OPERATOR,
         )
         .await?;
-    println!(
+    out!(
         "Created user {} ({}) in tenant {tenant}{}",
         user.email,
         user.role,
@@ -181,17 +294,17 @@ pub async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
             let issued = store
                 .issue_api_key(&user.id, label.trim(), ttl, OPERATOR)
                 .await?;
-            println!("{}", issued.key);
+            out!("{}", issued.key);
         }
         KeyCommand::List { email } => {
             let user = store.user_by_email(&email).await?;
             let keys = store.user_keys(&user.id).await?;
             if keys.is_empty() {
-                println!("{email} has no keys");
+                out!("{email} has no keys");
             }
             let now = store::now_millis();
             for key in keys {
-                println!(
+                out!(
                     "{}  {:<8}  created {}  {}  last used {}  {}",
                     key.id,
                     key.status(now),
@@ -212,7 +325,7 @@ pub async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
         }
         KeyCommand::Revoke { email, key: None } => {
             let count = store.revoke_api_keys(&email, OPERATOR).await?;
-            println!("Revoked {count} key(s) of {email}");
+            out!("Revoked {count} key(s) of {email}");
         }
         KeyCommand::Revoke {
             email,
@@ -220,7 +333,7 @@ pub async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
         } => {
             let user = store.user_by_email(&email).await?;
             if store.revoke_api_key(&user.id, &key_id, OPERATOR).await? {
-                println!("Revoked key {key_id} of {email}");
+                out!("Revoked key {key_id} of {email}");
             } else {
                 bail!("{email} has no active key {key_id} (see `key list {email}`)");
             }
@@ -251,7 +364,7 @@ pub async fn kb(store: &Store, command: KbCommand) -> anyhow::Result<()> {
         store.upsert_article(&article).await?;
         imported += 1;
     }
-    println!(
+    out!(
         "Imported {imported} article(s) from {}; running servers index them within seconds",
         path.display()
     );
@@ -332,7 +445,7 @@ pub async fn wallet(store: &Store, command: WalletCommand) -> anyhow::Result<()>
     let WalletCommand::TopUp { tenant, amount } = command;
     let amount = store::parse_usd(&amount).map_err(|e| anyhow::anyhow!("USD: {e}"))?;
     let balance = store.top_up_wallet(&tenant, amount, OPERATOR).await?;
-    println!(
+    out!(
         "Added {} to the wallet of {tenant}; balance {}",
         store::format_usd(amount),
         store::format_usd(balance)
@@ -351,11 +464,13 @@ pub async fn usage(store: &Store, config: &Config, tenant_name: &str) -> anyhow:
         config.master_key()?,
     );
     let report = billing.report(&tenant.id, "", true).await?;
-    println!(
+    out!(
         "Usage of tenant {} ({}) in {}",
-        tenant.name, tenant.tier, report.month
+        tenant.name,
+        tenant.tier,
+        report.month
     );
-    println!(
+    out!(
         "  allowance {}: used {}, left {}; wallet {}",
         dollars(report.allowance_usd),
         dollars(report.allowance_used_usd),
@@ -363,40 +478,48 @@ pub async fn usage(store: &Store, config: &Config, tenant_name: &str) -> anyhow:
         dollars(report.wallet_usd)
     );
     match report.own_key_scope {
-        Some(scope) => println!(
+        Some(scope) => out!(
             "  own OpenAI key: active ({})",
             serde_json::to_string(&scope)?.trim_matches('"')
         ),
-        None => println!("  own OpenAI key: none (managed billing)"),
+        None => out!("  own OpenAI key: none (managed billing)"),
     }
     let section = &report.tenant;
-    println!(
+    out!(
         "  total {} (own key {}), {} prompt + {} completion tokens",
         dollars(section.cost_usd),
         dollars(section.own_key_cost_usd),
         section.prompt_tokens,
         section.completion_tokens
     );
-    println!(
+    out!(
         "  {:<32} {:>12} {:>12} {:>12}",
-        "model", "prompt", "completion", "cost USD"
+        "model",
+        "prompt",
+        "completion",
+        "cost USD"
     );
     for (model, usage) in &section.by_model {
-        println!(
+        out!(
             "  {:<32} {:>12} {:>12} {:>12.6}",
-            model, usage.prompt_tokens, usage.completion_tokens, usage.cost_usd
+            model,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.cost_usd
         );
     }
-    println!("  {:<32} {:>12} {:>12}", "tool", "calls", "cost USD");
+    out!("  {:<32} {:>12} {:>12}", "tool", "calls", "cost USD");
     for (tool, usage) in &section.by_tool {
-        println!(
+        out!(
             "  {:<32} {:>12} {:>12.6}",
-            tool, usage.calls, usage.cost_usd
+            tool,
+            usage.calls,
+            usage.cost_usd
         );
     }
-    println!("  {:<32} {:>12}", "user", "cost USD");
+    out!("  {:<32} {:>12}", "user", "cost USD");
     for user in section.users.iter().flatten() {
-        println!(
+        out!(
             "  {:<32} {:>12.6}",
             user.email.as_deref().unwrap_or("?"),
             user.cost_usd
@@ -438,6 +561,6 @@ pub async fn host(
         by: "operator".into(),
     };
     let output = workspace.execute(&actor, line).await?;
-    println!("{output}");
+    out!("{output}");
     Ok(())
 }

@@ -77,6 +77,8 @@ pub enum WalletCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
+    /// List the tenants: tier, allowance, AI features, users.
+    List,
     /// Create a tenant.
     Create {
         name: String,
@@ -124,6 +126,23 @@ pub enum UserCommand {
         #[arg(long)]
         no_api_access: bool,
     },
+    /// List users: email, tenant, role, API access, active keys.
+    List {
+        /// Only the users of this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Change a user's role.
+    SetRole {
+        email: String,
+        #[arg(value_parser = ["super_admin", "admin", "user", "viewer"])]
+        role: String,
+    },
+    /// Take away a user's API access and revoke every key of theirs (the user and their
+    /// sessions stay; `user enable` gives access back).
+    Disable { email: String },
+    /// Give a user API access again (they need a new key: `key create`).
+    Enable { email: String },
     /// Set a user's console password, read from standard input (no echo on a terminal).
     SetPassword { email: String },
     /// Print a one-time console link (valid for an hour) with which a user sets a password.
@@ -135,7 +154,8 @@ pub enum KeyCommand {
     /// Issue an API key for a user; prints only the key.
     Create {
         email: String,
-        /// Lifetime such as 90m, 12h, 30d or 2w (default: never expires).
+        /// Lifetime: a whole number followed by s (seconds), m (minutes), h (hours), d (days)
+        /// or w (weeks), e.g. 90m, 12h, 30d, 2w (default: never expires).
         #[arg(long, value_name = "DURATION")]
         expires_in: Option<String>,
         /// A label to tell the key apart (e.g. "CI", "laptop").

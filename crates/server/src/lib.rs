@@ -17,6 +17,7 @@ mod metrics;
 mod openapi;
 mod params;
 mod request_limits;
+mod request_log;
 mod routes;
 pub mod serve;
 pub mod startup;

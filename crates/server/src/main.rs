@@ -46,7 +46,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if matches!(cli.command, Command::Serve { .. }) {
         return serve::run(config).await;
     }
-    let store = store::Store::connect(&config.database_target()).await?;
+    // Only `serve` creates a database: a command run elsewhere must not make an empty one.
+    let target = config.database_target();
+    if let store::DatabaseTarget::Sqlite(path) = &target {
+        if !path.exists() {
+            anyhow::bail!(
+                "no database at {}: only `integrator-agent serve` creates one. Point this command \
+                 at the server's data with --data-dir DIR (or INTEGRATOR_DATA_DIR), or at \
+                 PostgreSQL with --database-url URL",
+                std::path::absolute(path)
+                    .unwrap_or_else(|_| path.clone())
+                    .display()
+            );
+        }
+    }
+    let store = store::Store::connect(&target).await?;
     let outcome = match cli.command {
         Command::Serve { .. } => Ok(()),
         Command::Tenant(command) => admin::tenant(&store, &config, command).await,
@@ -61,11 +75,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     outcome
 }
 
+/// What is logged unless `RUST_LOG` says otherwise: this server's own INFO lines, only warnings
+/// and errors from its libraries (the search index is chatty), no line per request
+/// (`integrator::requests=info` switches those on).
+const DEFAULT_LOG_FILTER: &str =
+    "warn,server=info,integrator_agent=info,agent=info,store=info,workspace=info,billing=info,kb=info";
+
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),

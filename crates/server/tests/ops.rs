@@ -379,3 +379,47 @@ async fn downloads_index_is_html_for_browsers_and_json_for_the_rest() {
         assert_eq!(Some(body.len() as u64), size, "{url}");
     }
 }
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_errors_quote_it() {
+    let data = Data::new().await;
+    let server = Server::start(&data, &[]).await;
+    let get = |id: Option<&str>| {
+        let mut request = server
+            .client
+            .get(server.api("/sessions/nope/messages"))
+            .bearer_auth(server.admin_key());
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        request.send()
+    };
+    // A new id when the client sends none, in the header and the error body alike.
+    let response = get(None).await.expect("get");
+    let header = response.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let (status, body) = common::status_and_json(response).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["code"], "not_found");
+    assert_eq!(body["request_id"], header.as_str());
+    // The client's own id is kept; one that can't be an id is replaced.
+    let response = get(Some("trace-42")).await.expect("get");
+    assert_eq!(response.headers()["x-request-id"], "trace-42");
+    let (_, body) = common::status_and_json(response).await;
+    assert_eq!(body["request_id"], "trace-42");
+    let long = "x".repeat(500);
+    let response = get(Some(&long)).await.expect("get");
+    assert_ne!(response.headers()["x-request-id"], long.as_str());
+    // Successes carry the header, their bodies are untouched.
+    let response = server
+        .client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .expect("get");
+    assert!(response.headers().contains_key("x-request-id"));
+    let (_, body) = common::status_and_json(response).await;
+    assert!(body.get("request_id").is_none());
+}

@@ -33,7 +33,7 @@ pub struct Actor {
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
     /// The command line is not a valid command.
-    #[error("{0}")]
+    #[error(transparent)]
     Parse(#[from] ParseError),
     /// The caller's role may not do this.
     #[error("{0}")]
@@ -45,7 +45,7 @@ pub enum WorkspaceError {
     #[error("{0}")]
     NotFound(String),
     /// A connector failed (the message names the connection, never a secret).
-    #[error("{0}")]
+    #[error(transparent)]
     Connector(#[from] ConnectorError),
     #[error("{0}")]
     Store(StoreError),
@@ -577,6 +577,10 @@ impl Workspace {
                 ))
             }
             ListWhat::Runs(flow) => {
+                if let Some(name) = &flow {
+                    // Runs of a flow that does not exist: say so, not "no runs yet".
+                    self.store.flow(&actor.tenant_id, name).await?;
+                }
                 self.settle_abandoned_runs().await?;
                 let now = store::now_millis();
                 let rows: Vec<Vec<String>> = self

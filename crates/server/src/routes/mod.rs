@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
                 "a request handler panicked",
             ))
         }))
+        .layer(axum::middleware::from_fn(crate::request_log::track))
         .with_state(state)
 }
 
