@@ -1,17 +1,28 @@
 //! The admin commands: accounts, keys and knowledge-base imports, run against the same
 //! database as the server (while it runs or not).
 
-/// Prints a line to standard output; when the reader went away (`… | head`), the command ends
-/// quietly instead of failing on the closed pipe.
+/// Prints a line to standard output, inside a function answering `anyhow::Result`; when the
+/// reader went away (`… | head`), the command ends with [`ClosedPipe`], which `main` treats as
+/// a quiet success.
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        if let Err(error) = writeln!(std::io::stdout(), $($arg)*) {
-            if error.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
-        }
+        writeln!(std::io::stdout(), $($arg)*).map_err(crate::admin::output_error)?;
     }};
+}
+
+/// The reader of the command's output went away: nothing more to say.
+#[derive(Debug, thiserror::Error)]
+#[error("the output's reader went away")]
+pub struct ClosedPipe;
+
+/// A write error of the command's output; a closed pipe becomes [`ClosedPipe`].
+pub(crate) fn output_error(error: std::io::Error) -> anyhow::Error {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        anyhow::Error::new(ClosedPipe)
+    } else {
+        anyhow::Error::new(error).context("cannot write the output")
+    }
 }
 
 use std::path::{Path, PathBuf};
@@ -32,7 +43,7 @@ fn parse_allowance(allowance: Option<&str>) -> anyhow::Result<Option<i64>> {
 
 /// `tenant create|set`.
 pub async fn tenant(store: &Store, config: &Config, command: TenantCommand) -> anyhow::Result<()> {
-    let tenant = match command {
+    let (said, tenant) = match command {
         TenantCommand::List => {
             let tenants = store.list_tenants().await?;
             out!(
@@ -83,9 +94,10 @@ pub async fn tenant(store: &Store, config: &Config, command: TenantCommand) -> a
                 allowance_micros: parse_allowance(allowance.as_deref())?,
                 ai_enabled: !ai_disabled,
             };
-            let tenant = store.create_tenant(&new).await?;
-            print!("Created tenant ");
-            tenant
+            (
+                "Created tenant".to_string(),
+                store.create_tenant(&new).await?,
+            )
         }
         TenantCommand::Set {
             name,
@@ -113,17 +125,15 @@ pub async fn tenant(store: &Store, config: &Config, command: TenantCommand) -> a
                 },
             };
             let tenant = store.update_tenant(&name, &changes, OPERATOR).await?;
-            print!("Updated tenant ");
-            tenant
+            ("Updated tenant".to_string(), tenant)
         }
         TenantCommand::Rename { name, new_name } => {
             let tenant = store.rename_tenant(&name, &new_name).await?;
-            print!("Renamed tenant '{name}' to ");
-            tenant
+            (format!("Renamed tenant '{name}' to"), tenant)
         }
     };
     out!(
-        "{} (tier {}, allowance {}, AI {})",
+        "{said} {} (tier {}, allowance {}, AI {})",
         tenant.name,
         tenant.tier,
         tenant
