@@ -544,12 +544,28 @@ impl Agent {
             guard = lock.lock() => guard,
             _ = emit.cancel.cancelled() => return,
         };
+        let started = std::time::Instant::now();
         // A session deleted while this message waited for it is gone.
         let outcome = if self.deleting_set().contains(&session_id) {
             Outcome::session_gone(&session_id)
         } else {
             self.converse_registered(&request, &emit).await
         };
+        let label = match &outcome {
+            Outcome::Answered => "answered",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Failed {
+                code: Some(Code::CapExceeded),
+                ..
+            } => "cap_exceeded",
+            Outcome::Failed { .. } => "failed",
+        };
+        metrics::counter!("agent_turns_total", "outcome" => label).increment(1);
+        metrics::histogram!("agent_turn_duration_seconds", "outcome" => label)
+            .record(started.elapsed().as_secs_f64());
+        if label == "cap_exceeded" {
+            metrics::counter!("billing_refusals_total", "what" => "turn").increment(1);
+        }
         emit.announce(&session_id).await;
         emit.mark("last event");
         match outcome {
@@ -826,6 +842,8 @@ impl Agent {
                             && answer.is_empty()
                             && attempt < self.settings.retries =>
                     {
+                        metrics::counter!("llm_retries_total", "model" => model.model.model_name().to_string())
+                            .increment(1);
                         let delay = retry_delay(&error, attempt, self.settings.retry_base);
                         tracing::warn!(%error, attempt, ?delay, "retrying the language model call");
                         attempt += 1;
@@ -901,6 +919,7 @@ impl Agent {
         final_settlement: &mut Option<Settlement>,
     ) -> Result<Vec<ToolCall>, CallError> {
         let model = resolved.model.as_ref();
+        let call_started = std::time::Instant::now();
         emit.mark("upstream request");
         let started = tokio::select! {
             stream = model.stream(chat) => stream,
@@ -914,6 +933,7 @@ impl Agent {
             Ok(stream) => stream,
             Err(error) => {
                 self.billing.release(reservation).await;
+                record_call(model.model_name(), error.kind(), call_started, None);
                 return Err(CallError::Llm(error));
             }
         };
@@ -1000,6 +1020,18 @@ impl Agent {
             model: model.model_name().to_string(),
         })
         .await;
+        let outcome = match &failure {
+            None => "ok",
+            Some(CallError::Cancelled) => "cancelled",
+            Some(CallError::Llm(error)) => error.kind(),
+            Some(_) => "failed",
+        };
+        record_call(
+            model.model_name(),
+            outcome,
+            call_started,
+            Some((prompt_tokens, completion_tokens)),
+        );
         match failure {
             Some(failure) => Err(failure),
             None => Ok(calls),
@@ -1213,6 +1245,27 @@ impl ToolCallAssembler {
             })
             .filter(|call| !call.name.is_empty())
             .collect()
+    }
+}
+
+/// Counts one model call in the metrics: by model and outcome (`ok`, `cancelled`, or the
+/// failure's kind), its duration, and the tokens it read and wrote.
+fn record_call(
+    model: &str,
+    outcome: &'static str,
+    started: std::time::Instant,
+    tokens: Option<(u64, u64)>,
+) {
+    let model = model.to_string();
+    metrics::counter!("llm_requests_total", "model" => model.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("llm_request_duration_seconds", "model" => model.clone())
+        .record(started.elapsed().as_secs_f64());
+    if let Some((prompt, completion)) = tokens {
+        metrics::counter!("llm_tokens_total", "model" => model.clone(), "direction" => "prompt")
+            .increment(prompt);
+        metrics::counter!("llm_tokens_total", "model" => model, "direction" => "completion")
+            .increment(completion);
     }
 }
 

@@ -244,8 +244,20 @@ impl Application {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = knowledge.sync().await {
-                    tracing::warn!(error = %e, "knowledge base sync failed; retrying");
+                let started = std::time::Instant::now();
+                match knowledge.sync().await {
+                    Ok(_) => {
+                        metrics::histogram!("knowledge_sync_duration_seconds")
+                            .record(started.elapsed().as_secs_f64());
+                        metrics::gauge!("knowledge_documents").set(knowledge.len() as f64);
+                        // Sync lag: time() - knowledge_last_sync_timestamp_seconds.
+                        metrics::gauge!("knowledge_last_sync_timestamp_seconds")
+                            .set(store::now_millis() as f64 / 1000.0);
+                    }
+                    Err(e) => {
+                        metrics::counter!("knowledge_sync_failures_total").increment(1);
+                        tracing::warn!(error = %e, "knowledge base sync failed; retrying");
+                    }
                 }
             }
         }));

@@ -227,6 +227,21 @@ async fn an_mcp_session_is_its_users_only() {
     assert_eq!(status, 404, "another user's session is unknown to them");
     let (status, _) = mcp.request("tools/list", json!({})).await;
     assert_eq!(status, 200, "the owner's session still works");
+    // Another user can't end it either; its owner can.
+    for (key, expected) in [(other_key.as_str(), 404), (server.admin_key(), 204)] {
+        let response = server
+            .client
+            .delete(server.url("/mcp"))
+            .bearer_auth(key)
+            .header("Mcp-Session-Id", mcp.session.clone().unwrap_or_default())
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .send()
+            .await
+            .expect("DELETE");
+        assert_eq!(response.status(), expected);
+    }
+    let (status, _) = mcp.request("tools/list", json!({})).await;
+    assert_eq!(status, 404, "an ended session is gone");
 }
 
 #[tokio::test]

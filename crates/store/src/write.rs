@@ -170,6 +170,22 @@ pub(crate) trait WriteTx: Send {
     }
 }
 
+/// A write job waiting or running: counted in `db_write_queue_depth` while it lives.
+struct QueuedWrite;
+
+impl QueuedWrite {
+    fn new() -> QueuedWrite {
+        metrics::gauge!("db_write_queue_depth").increment(1.0);
+        QueuedWrite
+    }
+}
+
+impl Drop for QueuedWrite {
+    fn drop(&mut self) {
+        metrics::gauge!("db_write_queue_depth").decrement(1.0);
+    }
+}
+
 /// The SQLite writer thread's queue: every write job of the process goes through it.
 #[derive(Clone)]
 pub(crate) struct SqliteWriter(mpsc::UnboundedSender<QueuedJob>);
@@ -191,11 +207,14 @@ pub(crate) async fn run_pooled<T: Send + 'static>(
     pool: &AnyPool,
     job: impl Job<T>,
 ) -> Result<T, StoreError> {
+    let _queued = QueuedWrite::new();
+    let started = std::time::Instant::now();
     let mut tx = PoolTx {
         tx: pool.begin().await?,
     };
     let value = job(&mut tx).await?;
     tx.tx.commit().await?;
+    metrics::histogram!("db_commit_duration_seconds").record(started.elapsed().as_secs_f64());
     Ok(value)
 }
 
@@ -203,6 +222,7 @@ impl SqliteWriter {
     /// Runs a job in a savepoint of the writer thread's group commit and returns its result
     /// once committed. A job that fails changes nothing.
     pub(crate) async fn run<T: Send + 'static>(&self, job: impl Job<T>) -> Result<T, StoreError> {
+        let _queued = QueuedWrite::new();
         let (answer, answered) = oneshot::channel();
         let slot = Arc::new(Mutex::new(None::<Result<T, StoreError>>));
         let filled = slot.clone();
@@ -523,7 +543,10 @@ fn writer_loop(
             }
         }
         if !group.is_empty() {
+            let started = std::time::Instant::now();
             commit_group(&mut conn, group);
+            metrics::histogram!("db_commit_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
             groups += 1;
             if groups.is_multiple_of(GROUPS_BETWEEN_WAL_CHECKS) {
                 bound_wal(&conn, wal);

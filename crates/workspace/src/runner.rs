@@ -457,6 +457,15 @@ impl Workspace {
                 .collect::<Vec<_>>()
                 .join("\n")
         });
+        metrics::counter!("flow_runs_total", "outcome" => status).increment(1);
+        metrics::histogram!("flow_run_duration_seconds", "outcome" => status)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("flow_rows_total", "direction" => "read")
+            .increment(u64::try_from(read).unwrap_or(0));
+        if status == "succeeded" {
+            metrics::counter!("flow_rows_total", "direction" => "written")
+                .increment(u64::try_from(written).unwrap_or(0));
+        }
         let result = RunResult {
             status,
             rows_read: read,

@@ -32,6 +32,9 @@ impl Workspace {
             {
                 continue;
             }
+            // How late the firing is: the scheduler looks once a second.
+            metrics::histogram!("scheduler_lag_seconds")
+                .record(now.saturating_sub(schedule.next_at).max(0) as f64 / 1000.0);
             let tenant = self.store.tenant_by_id(&schedule.tenant_id).await?;
             let actor = Actor {
                 tenant_id: tenant.id,
@@ -46,9 +49,13 @@ impl Workspace {
             {
                 Ok(run) => {
                     started += 1;
+                    metrics::counter!("scheduler_firings_total", "outcome" => "started")
+                        .increment(1);
                     tracing::info!(tenant = %actor.tenant_name, flow = %schedule.flow_name, run = run.id, "scheduled run started");
                 }
                 Err(error) => {
+                    metrics::counter!("scheduler_firings_total", "outcome" => "not_started")
+                        .increment(1);
                     tracing::warn!(tenant = %actor.tenant_name, flow = %schedule.flow_name, %error, "scheduled run did not start")
                 }
             }

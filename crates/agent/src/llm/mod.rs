@@ -116,6 +116,17 @@ pub enum LlmError {
 }
 
 impl LlmError {
+    /// The kind of failure, as metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LlmError::Status { status: 429, .. } => "rate_limited",
+            LlmError::Status { status, .. } if *status >= 500 => "server_error",
+            LlmError::Status { .. } => "refused",
+            LlmError::Connection(_) => "connection",
+            LlmError::Protocol(_) => "protocol",
+        }
+    }
+
     /// Whether trying again may succeed (rate limits, server errors, broken connections).
     pub fn retryable(&self) -> bool {
         match self {

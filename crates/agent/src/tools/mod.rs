@@ -262,7 +262,10 @@ impl ToolRegistry {
         };
         match billing.reserve(&payer, &charge, own_key).await {
             Ok(reservation) => Ok((reservation, payer)),
-            Err(BillingError::CapExceeded) => Err(ToolError::CapExceeded),
+            Err(BillingError::CapExceeded) => {
+                metrics::counter!("billing_refusals_total", "what" => "tool_call").increment(1);
+                Err(ToolError::CapExceeded)
+            }
             Err(e) => Err(unavailable(e)),
         }
     }

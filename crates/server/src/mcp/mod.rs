@@ -88,8 +88,13 @@ pub async fn authenticate(State(state): State<AppState>, request: Request, next:
         }
     }
     let user_id = principal.user_id.clone();
+    let closing = parts.method == axum::http::Method::DELETE;
     parts.extensions.insert(principal);
-    let response = next.run(Request::from_parts(parts, body)).await;
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    // A closed session: 204, which the SDKs expect (the transport answers 202).
+    if closing && response.status() == axum::http::StatusCode::ACCEPTED {
+        *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+    }
     if session.is_none() {
         if let Some(id) = response
             .headers()

@@ -36,6 +36,23 @@ pub fn put_event(buffer: &mut BytesMut, json: &str, id: &str) {
     buffer.put_slice(b"\n\n");
 }
 
+/// An SSE stream being sent: counted in `sse_streams_open` from the response's making until
+/// its body ends or its client goes away.
+struct OpenStream;
+
+impl OpenStream {
+    fn new() -> OpenStream {
+        metrics::gauge!("sse_streams_open").increment(1.0);
+        OpenStream
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        metrics::gauge!("sse_streams_open").decrement(1.0);
+    }
+}
+
 /// A `text/event-stream` response whose body is `frames` (each one or more whole events), with
 /// a keep-alive comment after every `keep_alive` without a frame; `open_connections`: how many
 /// client connections are open now.
@@ -45,11 +62,12 @@ pub fn response(
     open_connections: usize,
 ) -> Response {
     let frames = Box::pin(frames);
-    let body = futures::stream::unfold(frames, move |mut frames| async move {
+    let open = OpenStream::new();
+    let body = futures::stream::unfold((frames, open), move |(mut frames, open)| async move {
         match tokio::time::timeout(keep_alive, frames.next()).await {
-            Ok(Some(frame)) => Some((Ok::<Bytes, Infallible>(frame), frames)),
+            Ok(Some(frame)) => Some((Ok::<Bytes, Infallible>(frame), (frames, open))),
             Ok(None) => None,
-            Err(_) => Some((Ok(Bytes::from_static(KEEP_ALIVE)), frames)),
+            Err(_) => Some((Ok(Bytes::from_static(KEEP_ALIVE)), (frames, open))),
         }
     });
     let mut response = (
