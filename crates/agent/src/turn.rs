@@ -868,8 +868,8 @@ impl Agent {
                 tool_calls: calls.clone(),
             });
             match self.run_tools(request, emit, &calls).await {
-                Some(results) => context.extend(results),
-                None => return Outcome::Cancelled,
+                Ok(results) => context.extend(results),
+                Err(outcome) => return outcome,
             }
             emit.send(AgentEvent::phase(Phase::Analyzing)).await;
             // The next step's text may be the final answer: announced again when it streams.
@@ -1038,13 +1038,15 @@ impl Agent {
         }
     }
 
-    /// Runs one step's tool calls concurrently; `None` when the turn was cancelled meanwhile.
+    /// Runs one step's tool calls concurrently; `Err` ends the turn: cancelled meanwhile, or a
+    /// billed tool refused because the tenant's allowance and wallet are spent (a cap is
+    /// reported as a cap, whatever the model would make of the refusal).
     async fn run_tools(
         &self,
         request: &TurnRequest,
         emit: &Emitter,
         calls: &[ToolCall],
-    ) -> Option<Vec<ChatMessage>> {
+    ) -> Result<Vec<ChatMessage>, Outcome> {
         for call in calls {
             let message = self
                 .tools
@@ -1073,26 +1075,32 @@ impl Agent {
             .map(|(position, call)| {
                 let context = context.clone();
                 async move {
+                    let mut capped = false;
                     let output = match serde_json::from_str::<Value>(if call.arguments.trim().is_empty() { "{}" } else { &call.arguments }) {
                         Err(e) => format!("Error: the arguments are not valid JSON ({e}); call {} again with a JSON object.", call.name),
                         Ok(arguments) => match self.tools.execute(&context, &call.name, arguments).await {
                             Ok(result) => result,
-                            Err(error) => format!("Error ({}): {error}", error.code()),
+                            Err(error) => {
+                                capped = error.code() == Code::CapExceeded;
+                                format!("Error ({}): {error}", error.code())
+                            }
                         },
                     };
-                    (position, output)
+                    (position, output, capped)
                 }
             })
             .collect();
         let mut outputs = vec![String::new(); calls.len()];
+        let mut capped = false;
         loop {
             let next = tokio::select! {
                 next = pending.next() => next,
-                _ = emit.cancel.cancelled() => return None,
+                _ = emit.cancel.cancelled() => return Err(Outcome::Cancelled),
             };
-            let Some((position, output)) = next else {
+            let Some((position, output, refused)) = next else {
                 break;
             };
+            capped |= refused;
             let details = request.tool_details;
             emit.send(AgentEvent::ToolEnd {
                 tool: calls[position].name.clone(),
@@ -1102,16 +1110,17 @@ impl Agent {
             .await;
             outputs[position] = output;
         }
-        Some(
-            calls
-                .iter()
-                .zip(outputs)
-                .map(|(call, content)| ChatMessage::Tool {
-                    call_id: call.id.clone(),
-                    content,
-                })
-                .collect(),
-        )
+        if capped {
+            return Err(Outcome::cap_exceeded());
+        }
+        Ok(calls
+            .iter()
+            .zip(outputs)
+            .map(|(call, content)| ChatMessage::Tool {
+                call_id: call.id.clone(),
+                content,
+            })
+            .collect())
     }
 }
 

@@ -1,6 +1,8 @@
 //! The Integrator Agent server: HTTP routes over the domain crates, the admin command line,
 //! configuration and composition. `main.rs` is the `integrator-agent` binary over this
 //! library; the end-to-end tests build the same [`startup::Application`] in their process.
+// The OpenAPI document's schemas are one large `json!` literal.
+#![recursion_limit = "256"]
 
 pub mod admin;
 mod auth;

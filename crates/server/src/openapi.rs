@@ -29,6 +29,9 @@ pub struct ErrorBody {
     /// The request field at fault, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The request's id (also its `x-request-id` header), to quote when asking for help.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 struct BearerAuth;
@@ -80,6 +83,9 @@ impl Modify for BearerAuth {
         routes::workspace::connections,
         routes::workspace::connection,
         routes::workspace::schedules,
+        routes::openai::chat_completions,
+        routes::openai::models,
+        routes::openai::model,
     ),
     components(schemas(
         ErrorBody,
@@ -105,7 +111,8 @@ impl Modify for BearerAuth {
         (name = "sessions", description = "Persistent multi-turn conversations"),
         (name = "billing", description = "Own OpenAI keys and usage"),
         (name = "workspace", description = "The caller's tenant's runs, flows, connections and schedules as JSON"),
-        (name = "operations", description = "Health, metrics, API description and client downloads")
+        (name = "operations", description = "Health, metrics, API description and client downloads"),
+        (name = "openai", description = "OpenAI-compatible chat completions: any OpenAI SDK with `base_url` = this server + `/v1` and model `integrator-agent`; errors in OpenAI's shape")
     )
 )]
 struct ApiDoc;
@@ -167,8 +174,26 @@ fn shared_responses() -> Map<String, Value> {
         ("InternalError", error_answer("Internal server error (`internal_error`); retry, or contact support if it persists", &[])),
         ("ServerBusy", error_answer("The server is at its connection limit (`server_busy`); retry after `Retry-After` seconds", &["Retry-After"])),
     ];
+    let openai = |description: &str, headers: &[&str]| {
+        let mut answer = json_answer(description, schema("OpenAiErrorBody"));
+        for header in headers {
+            answer["headers"][*header] =
+                json!({ "$ref": format!("#/components/headers/{header}") });
+        }
+        answer
+    };
+    let openai_answers = [
+        ("OpenAiBadRequest", openai("Bad request (`type`: `invalid_request_error`; `param` names the field)", &[])),
+        ("OpenAiUnauthorized", openai("Missing, unknown, revoked or expired key (`code`: `invalid_api_key`)", &["WWW-Authenticate"])),
+        ("OpenAiForbidden", openai("No API access, or AI features disabled (`type`: `permission_error`)", &[])),
+        ("OpenAiNotFound", openai("An unknown model (`model_not_found`) or a session that is not the caller's (`not_found`)", &[])),
+        ("OpenAiTooManyRequests", openai("The tenant's allowance and wallet are spent (`insufficient_quota`, with `x-should-retry: false`), or too many invalid keys from this address (`too_many_failed_attempts`, with `Retry-After`)", &[])),
+        ("OpenAiPayloadTooLarge", openai("The body is larger than `body_limit`", &[])),
+        ("OpenAiAgentFailed", openai("The agent's turn failed, e.g. the language model provider failed (`type`: `server_error`, `code`: `agent_error`)", &[])),
+    ];
     answers
         .into_iter()
+        .chain(openai_answers)
         .map(|(name, answer)| (name.to_string(), answer))
         .collect()
 }
@@ -431,6 +456,94 @@ fn added_schemas() -> Value {
                 "own_key_scope": own_key_scope
             }
         },
+        "OpenAiErrorBody": {
+            "type": "object",
+            "description": "An error in OpenAI's shape, so that OpenAI SDKs raise their usual exceptions",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["message", "type", "param", "code"],
+                    "properties": {
+                        "message": { "type": "string" },
+                        "type": { "type": "string", "description": "invalid_request_error, permission_error, insufficient_quota, rate_limit_error, server_error" },
+                        "param": { "type": ["string", "null"], "description": "The request field at fault" },
+                        "code": { "type": ["string", "null"], "description": "invalid_api_key, model_not_found, insufficient_quota, agent_error, or the agent API's code" }
+                    }
+                },
+                "request_id": { "type": "string" }
+            }
+        },
+        "ChatCompletionRequest": {
+            "type": "object",
+            "description": "OpenAI's chat completion request. The last message must be a `user` message; earlier `user`/`assistant` messages are context (or, with a named session, ignored: the session's history is the context); `system`/`developer` messages add to the agent's instructions. Other OpenAI parameters (temperature, max_tokens, …) are accepted and ignored.",
+            "required": ["model", "messages"],
+            "properties": {
+                "model": { "type": "string", "const": "integrator-agent" },
+                "messages": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["role", "content"],
+                        "properties": {
+                            "role": { "type": "string", "enum": ["system", "developer", "user", "assistant"] },
+                            "content": {
+                                "oneOf": [
+                                    { "type": "string", "pattern": "[^\\s\\u0085]" },
+                                    { "type": "array", "items": { "type": "object", "required": ["type", "text"], "properties": { "type": { "const": "text" }, "text": { "type": "string" } } } }
+                                ]
+                            }
+                        }
+                    }
+                },
+                "stream": { "type": "boolean" },
+                "stream_options": { "type": "object", "properties": { "include_usage": { "type": "boolean" } } },
+                "metadata": { "type": "object", "properties": { "session_id": { "type": "string", "description": "Continue this stored session (or send the `X-Session-Id` header)" } } },
+                "n": { "type": "integer", "const": 1 }
+            }
+        },
+        "ChatCompletion": {
+            "type": "object",
+            "description": "OpenAI's chat completion, with this server's `session_id` and `tools_used`",
+            "required": ["id", "object", "created", "model", "choices", "usage", "session_id"],
+            "properties": {
+                "id": { "type": "string" },
+                "object": { "const": "chat.completion" },
+                "created": { "type": "integer" },
+                "model": { "const": "integrator-agent" },
+                "system_fingerprint": { "type": "null" },
+                "choices": { "type": "array", "minItems": 1, "maxItems": 1, "items": {
+                    "type": "object",
+                    "required": ["index", "message", "finish_reason"],
+                    "properties": {
+                        "index": { "const": 0 },
+                        "message": { "type": "object", "required": ["role", "content"], "properties": { "role": { "const": "assistant" }, "content": { "type": "string" }, "refusal": { "type": "null" } } },
+                        "logprobs": { "type": "null" },
+                        "finish_reason": { "const": "stop" }
+                    }
+                } },
+                "usage": { "type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"], "properties": { "prompt_tokens": tokens, "completion_tokens": tokens, "total_tokens": tokens } },
+                "session_id": { "type": "string" },
+                "tools_used": { "type": "array", "items": { "type": "string" } }
+            }
+        },
+        "ChatCompletionChunkEvent": {
+            "type": "object",
+            "description": "One event of a streamed completion: a `data:` line holding a `chat.completion.chunk` (role first, then content deltas, then `finish_reason: stop`, then with `stream_options.include_usage` a chunk with `usage` and no choices), or `[DONE]` last, or an OpenAI error object if the turn fails part way. Lines starting with `:` are comments: the agent's phases and tool calls (`: tool_start search_knowledge_base`) and keep-alives.",
+            "required": ["data"],
+            "properties": { "data": { "type": "string" } }
+        },
+        "ModelList": {
+            "type": "object",
+            "required": ["object", "data"],
+            "properties": { "object": { "const": "list" }, "data": { "type": "array", "items": schema("Model") } }
+        },
+        "Model": {
+            "type": "object",
+            "required": ["id", "object", "created", "owned_by"],
+            "properties": { "id": { "const": "integrator-agent" }, "object": { "const": "model" }, "created": { "type": "integer" }, "owned_by": { "type": "string" } }
+        },
         "ServerSentEvent": {
             "type": "object",
             "description": "One event of a `text/event-stream` answer: a `data:` line holding one JSON object (an `AgentEvent`), its `id:` line (`TURN:SEQ`, for rejoining with `GET /sessions/{id}/stream`) and a blank line. Events carry no `event:` line (so their SSE type is `message`); lines starting with `:` are keep-alive comments. The stream ends after `end` or `error`. OpenAPI 3.1 has no keyword for an event stream's items; as OpenAPI 3.2's `itemSchema`, this schema describes one event, not the whole body.",
@@ -555,8 +668,24 @@ fn add_error_responses(path: &str, operation: &mut Value) {
     if shape.path_parameters && !path.contains("{tool_name}") {
         add("404", "NotFound", false);
     }
+    // The OpenAI-compatible endpoints answer their own errors in OpenAI's shape.
+    if path.starts_with("/v1/") {
+        for (status, name) in [
+            ("400", "OpenAiBadRequest"),
+            ("401", "OpenAiUnauthorized"),
+            ("403", "OpenAiForbidden"),
+            ("404", "OpenAiNotFound"),
+            ("429", "OpenAiTooManyRequests"),
+        ] {
+            add(status, name, true);
+        }
+        if shape.body {
+            add("413", "OpenAiPayloadTooLarge", true);
+            add("502", "OpenAiAgentFailed", true);
+        }
+    }
     // The `Caller` extractor: replaced so that the headers the server sends are declared.
-    if shape.authenticated {
+    if shape.authenticated && !path.starts_with("/v1/") {
         add("401", "Unauthorized", true);
         add("403", "Forbidden", false);
         add("429", "TooManyRequests", true);
@@ -607,6 +736,34 @@ fn overrides() -> Vec<(&'static str, String, Patch)> {
             set_parameter_example(op, "tool_name", json!("search_knowledge_base"));
         }),
         ("post", format!("{API}/chat"), chat_answer),
+        ("post", "/v1/chat/completions".to_string(), |op| {
+            op["requestBody"] = json!({
+                "required": true,
+                "content": { "application/json": {
+                    "schema": schema("ChatCompletionRequest"),
+                    "example": { "model": "integrator-agent", "messages": [{ "role": "user", "content": "How do I create a REST API connection?" }] }
+                } }
+            });
+            op["parameters"] = json!([{
+                "name": "X-Session-Id", "in": "header", "required": false,
+                "description": "Continue this stored session (its history is the context)",
+                "schema": { "type": "string" }
+            }]);
+            op["responses"]["200"] = json!({
+                "description": "A `chat.completion` (`stream` false), or Server-Sent Events of `chat.completion.chunk`s ending with `data: [DONE]` (`stream` true). The session that stores the turn is in the `X-Session-Id` header.",
+                "content": {
+                    "application/json": { "schema": schema("ChatCompletion") },
+                    "text/event-stream": { "schema": schema("ChatCompletionChunkEvent") }
+                }
+            });
+        }),
+        ("get", "/v1/models".to_string(), |op| {
+            op["responses"]["200"] =
+                json_answer("The one model, `integrator-agent`", schema("ModelList"));
+        }),
+        ("get", "/v1/models/{model}".to_string(), |op| {
+            op["responses"]["200"] = json_answer("The model", schema("Model"));
+        }),
         (
             "post",
             format!("{API}/sessions/{{session_id}}/chat"),
@@ -1115,14 +1272,20 @@ mod tests {
             assert!(has("500") && has("414") && has("431"), "{label}");
             // /health answers 503 itself (the database is down), with its own body.
             assert!(has("503"), "{label}");
+            // The OpenAI-compatible endpoints answer in OpenAI's error shape.
+            let (unauthorized, too_many) = if path.starts_with("/v1/") {
+                ("OpenAiUnauthorized", "OpenAiTooManyRequests")
+            } else {
+                ("Unauthorized", "TooManyRequests")
+            };
             if operation.get("security").is_some() {
                 assert_eq!(
                     responses["401"],
-                    response("Unauthorized"),
+                    response(unauthorized),
                     "{label}: 401 must carry WWW-Authenticate"
                 );
                 assert!(has("403"), "{label}");
-                assert_eq!(responses["429"], response("TooManyRequests"), "{label}");
+                assert_eq!(responses["429"], response(too_many), "{label}");
             }
             if operation.get("requestBody").is_some() {
                 assert!(has("400") && has("413"), "{label}");
@@ -1132,8 +1295,13 @@ mod tests {
             sorted.sort();
             assert_eq!(keys, sorted, "{label}: responses in status order");
         }
-        let unauthorized = &document["components"]["responses"]["Unauthorized"];
-        assert!(unauthorized["headers"]["WWW-Authenticate"].is_object());
+        for name in ["Unauthorized", "OpenAiUnauthorized"] {
+            let unauthorized = &document["components"]["responses"][name];
+            assert!(
+                unauthorized["headers"]["WWW-Authenticate"].is_object(),
+                "{name}"
+            );
+        }
         assert!(
             document["components"]["headers"]["WWW-Authenticate"]["required"]
                 .as_bool()

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use serde_json::json;
 
+use super::intents::{self, Intent};
 use super::{tokens, ChatDelta, ChatMessage, ChatModel, ChatRequest, DeltaStream, LlmError};
 
 /// The name reported as `usage.model`.
@@ -101,21 +102,72 @@ fn workspace_command(message: &str) -> Option<String> {
     })
 }
 
-/// Which tool the builtin responder calls for a message.
+/// What the builtin responder does with a message: call a tool, or answer at once.
+#[derive(Debug, Clone, PartialEq)]
+enum Plan {
+    Call(&'static str, serde_json::Value),
+    Say(String),
+}
+
+/// Which tool the builtin responder calls for a message: a workspace command when the message
+/// is one or asks for one in everyday words, else the templates or the documentation.
+#[cfg(test)]
 fn choose_tool(message: &str, available: &[&str]) -> Option<(&'static str, serde_json::Value)> {
+    match plan(message, available)? {
+        Plan::Call(tool, arguments) => Some((tool, arguments)),
+        Plan::Say(_) => None,
+    }
+}
+
+fn plan(message: &str, available: &[&str]) -> Option<Plan> {
     let has = |name: &str| available.contains(&name);
     if has("host_cli") {
         if let Some(command) = workspace_command(message) {
-            return Some(("host_cli", json!({ "command": command })));
+            return Some(Plan::Call("host_cli", json!({ "command": command })));
+        }
+        match intents::understand(message) {
+            Some(Intent::Command { line, .. }) => {
+                return Some(Plan::Call("host_cli", json!({ "command": line })))
+            }
+            Some(Intent::Incomplete(what)) => return Some(Plan::Say(what)),
+            None => {}
         }
     }
     if message.to_lowercase().contains("template") && has("search_templates") {
-        return Some(("search_templates", json!({ "query": message })));
+        return Some(Plan::Call("search_templates", json!({ "query": message })));
     }
     if has("search_knowledge_base") {
-        return Some(("search_knowledge_base", json!({ "query": message })));
+        return Some(Plan::Call(
+            "search_knowledge_base",
+            json!({ "query": message }),
+        ));
     }
     None
+}
+
+/// The runs of a `list runs` table that failed, as a short answer.
+fn failed_runs(table: &str) -> String {
+    let lines: Vec<&str> = table.lines().collect();
+    let failed: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|line| line.split_whitespace().nth(2) == Some("failed"))
+        .collect();
+    if table.starts_with("No runs yet") {
+        return "No flow has run yet, so none failed.".into();
+    }
+    let shown = lines.len().saturating_sub(3);
+    if failed.is_empty() {
+        return format!("None of the last {shown} run(s) failed.");
+    }
+    // The table's two header lines, then the failed runs.
+    let header: Vec<&str> = lines.iter().skip(1).take(2).copied().collect();
+    format!(
+        "{} of the last {shown} run(s) failed:\n\n```\n{}\n{}\n```\n\n`show run ID` shows why.",
+        failed.len(),
+        header.join("\n"),
+        failed.join("\n")
+    )
 }
 
 /// Turns a Markdown tool result (`## Title`, a `*kind* · link` line, a snippet) into a short
@@ -153,8 +205,16 @@ fn summarise(result: &str) -> String {
     out
 }
 
-fn compose_answer(question: &str, tool_results: &[(&str, &str)]) -> String {
-    if tool_results.is_empty() {
+/// One tool call of the turn and what it answered.
+struct Called<'a> {
+    tool: &'a str,
+    /// The workspace command, for `host_cli`.
+    command: Option<String>,
+    result: &'a str,
+}
+
+fn compose_answer(question: &str, called: &[Called<'_>]) -> String {
+    if called.is_empty() {
         return format!(
             "I am the builtin responder (no language model key is configured), and tools are off for \
              this request, so I cannot look anything up for \"{question}\". Ask again with tools enabled, \
@@ -162,24 +222,52 @@ fn compose_answer(question: &str, tool_results: &[(&str, &str)]) -> String {
         );
     }
     let mut answer = String::new();
-    for (tool, result) in tool_results {
-        let intro = match *tool {
-            "search_templates" => "Here are the templates that match your request:",
-            "host_cli" => "Here is what your workspace shows:",
-            _ => "Here is what the documentation says about this:",
-        };
-        if *tool == "host_cli" {
-            answer.push_str(&format!("{intro}\n\n```\n{}\n```\n", result.trim()));
-        } else if result.contains("\n## ") {
-            answer.push_str(&format!("{intro}\n\n{}", summarise(result)));
-        } else {
-            answer.push_str(&format!("{}\n", result.trim()));
+    let mut searched = false;
+    for call in called {
+        let result = call.result.trim();
+        match (call.tool, &call.command) {
+            ("host_cli", Some(command)) => {
+                if let Some(error) = result.strip_prefix("Error (") {
+                    // `Error (code): message`, as the turn reports a failed tool call.
+                    let (code, message) = error.split_once("): ").unwrap_or(("", error));
+                    answer.push_str(&format!(
+                        "I ran `{command}`, and it did not succeed ({code}):\n\n{message}\n"
+                    ));
+                } else if command == "list runs"
+                    && matches!(
+                        intents::understand(question),
+                        Some(Intent::Command {
+                            only_failed: true,
+                            ..
+                        })
+                    )
+                {
+                    answer.push_str(&format!("I ran `{command}`. {}\n", failed_runs(result)));
+                } else {
+                    answer.push_str(&format!("I ran `{command}`:\n\n```\n{result}\n```\n"));
+                }
+            }
+            (tool, _) => {
+                searched = true;
+                let intro = if tool == "search_templates" {
+                    "Here are the templates that match your request:"
+                } else {
+                    "Here is what the documentation says about this:"
+                };
+                if result.contains("\n## ") {
+                    answer.push_str(&format!("{intro}\n\n{}", summarise(result)));
+                } else {
+                    answer.push_str(&format!("{result}\n"));
+                }
+            }
         }
     }
-    answer.push_str(
-        "\nAsk a follow-up question for details on any of these. (Answered by the builtin responder; \
-         configure an OpenAI-compatible key for free-form answers.)",
-    );
+    if searched {
+        answer.push_str(
+            "\n(Answered by the builtin responder, which searches the documentation; configure an \
+             OpenAI-compatible key for free-form answers.)",
+        );
+    }
     answer
 }
 
@@ -230,7 +318,10 @@ impl ChatModel for BuiltinModel {
                 }
                 ChatMessage::Tool { call_id, content } => {
                     if let Some(call) = calls.iter().find(|c| &c.id == call_id) {
-                        results.push((call.name.clone(), content.clone()));
+                        let command = serde_json::from_str::<serde_json::Value>(&call.arguments)
+                            .ok()
+                            .and_then(|a| a["command"].as_str().map(str::to_string));
+                        results.push((call.name.clone(), command, content.clone()));
                     }
                 }
                 _ => {}
@@ -240,7 +331,11 @@ impl ChatModel for BuiltinModel {
         let mut deltas = Vec::new();
         let completion_text;
         if results.is_empty() && calls.is_empty() {
-            if let Some((tool, arguments)) = choose_tool(&question, &available) {
+            let planned = plan(&question, &available);
+            if let Some(Plan::Say(text)) = planned {
+                completion_text = text.clone();
+                deltas.extend(word_tokens(&text).into_iter().map(ChatDelta::Content));
+            } else if let Some(Plan::Call(tool, arguments)) = planned {
                 let arguments = arguments.to_string();
                 completion_text = format!("{tool}{arguments}");
                 deltas.push(ChatDelta::ToolCall {
@@ -255,11 +350,15 @@ impl ChatModel for BuiltinModel {
                 deltas.extend(word_tokens(&answer).into_iter().map(ChatDelta::Content));
             }
         } else {
-            let pairs: Vec<(&str, &str)> = results
+            let called: Vec<Called<'_>> = results
                 .iter()
-                .map(|(t, r)| (t.as_str(), r.as_str()))
+                .map(|(tool, command, result)| Called {
+                    tool: tool.as_str(),
+                    command: command.clone(),
+                    result: result.as_str(),
+                })
                 .collect();
-            let answer = compose_answer(&question, &pairs);
+            let answer = compose_answer(&question, &called);
             completion_text = answer.clone();
             deltas.extend(word_tokens(&answer).into_iter().map(ChatDelta::Content));
         }

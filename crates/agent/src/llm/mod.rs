@@ -2,6 +2,7 @@
 //! OpenAI-compatible HTTP client and the builtin responder both implement it.
 
 mod builtin;
+mod intents;
 mod openai;
 mod sse;
 pub mod tokens;

@@ -135,6 +135,12 @@ impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body())).into_response();
         let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"integrator-agent\""),
+            );
+        }
         if self.final_answer {
             headers.insert("x-should-retry", HeaderValue::from_static("false"));
         }
@@ -174,13 +180,18 @@ fn model_json() -> Value {
 }
 
 /// `GET /v1/models`: the agent, as the one model.
-pub async fn models(OpenAiCaller(_): OpenAiCaller) -> Json<Value> {
+#[utoipa::path(get, path = "/v1/models", tag = "openai", security(("bearer" = [])),
+    responses((status = 200, description = "The one model, `integrator-agent`", body = Object)))]
+pub async fn models(_caller: OpenAiCaller) -> Json<Value> {
     Json(json!({"object": "list", "data": [model_json()]}))
 }
 
 /// `GET /v1/models/{model}`.
+#[utoipa::path(get, path = "/v1/models/{model}", tag = "openai", security(("bearer" = [])),
+    params(("model" = String, Path, description = "The model's id: `integrator-agent`")),
+    responses((status = 200, description = "The model", body = Object)))]
 pub async fn model(
-    OpenAiCaller(_): OpenAiCaller,
+    _caller: OpenAiCaller,
     ApiPath(model): ApiPath<String>,
 ) -> Result<Json<Value>, OpenAiError> {
     if model == MODEL {
@@ -385,9 +396,13 @@ fn now_seconds() -> u64 {
         .unwrap_or_default()
 }
 
-/// `POST /v1/chat/completions`: one agent turn. The last user message is the turn's message;
+/// `POST /v1/chat/completions`: one agent turn.
+/// The last user message is the turn's message;
 /// a session named by `X-Session-Id` or `metadata.session_id` gives the context, otherwise
 /// the request's earlier messages do (in a new session).
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", security(("bearer" = [])),
+    request_body(content = Object, description = "An OpenAI chat completion request"),
+    responses((status = 200, description = "The completion, or its chunks", body = Object)))]
 pub async fn chat_completions(
     State(state): State<AppState>,
     OpenAiCaller(principal): OpenAiCaller,
