@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::Code;
 use billing::{Billing, BillingError, Charge, Payer, PlannedReservation, Reservation};
 use futures::stream::FuturesUnordered;
@@ -348,8 +350,15 @@ impl Agent {
             started: std::time::Instant::now(),
         };
         let agent = self.clone();
+        // A child of the request that started it (for traces), living as long as the turn.
+        let span = tracing::info_span!(
+            "agent turn",
+            turn_id = %journal.turn_id,
+            session_id = %request.session_id,
+            tenant = %request.principal.tenant_name
+        );
         self.turns
-            .spawn(async move { agent.run(request, emitter).await });
+            .spawn(async move { agent.run(request, emitter).await }.instrument(span));
         TurnHandle {
             turn_id: journal.turn_id.clone(),
             events,
@@ -835,6 +844,11 @@ impl Agent {
                         &mut announced_answer,
                         final_settlement,
                     )
+                    .instrument(tracing::info_span!(
+                        "model call",
+                        model = model.model.model_name(),
+                        attempt
+                    ))
                     .await;
                 match result {
                     Err(CallError::Llm(error))

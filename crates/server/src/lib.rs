@@ -18,6 +18,7 @@ mod mcp;
 mod metrics;
 mod openapi;
 mod params;
+mod reference;
 mod request_limits;
 mod request_log;
 mod routes;

@@ -13,6 +13,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::Value;
+use tracing::Instrument;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Error bodies larger than this are left as they are (they are a few hundred bytes).
@@ -35,8 +36,18 @@ pub async fn track(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let started = Instant::now();
-    let response = next.run(request).await;
+    // The request's span: the parent of what it starts (turns, tool calls, runs) in traces.
+    let span = tracing::info_span!(
+        target: "integrator::requests",
+        "request",
+        method = %method,
+        path = %path,
+        request_id = %id,
+        status = tracing::field::Empty
+    );
+    let response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
+    span.record("status", status.as_u16());
     let mut response = if status.is_client_error() || status.is_server_error() {
         with_request_id(response, &id).await
     } else {

@@ -227,7 +227,7 @@ impl Application {
             workspace: workspace.clone(),
             metrics: crate::metrics::install_recorder(),
             openapi_json: Bytes::from(serde_json::to_vec(&openapi)?),
-            docs_html: Bytes::from(crate::openapi::render_docs(&openapi)),
+            docs_html: Bytes::from(crate::reference::render(&openapi)),
             store: store.clone(),
             config: Arc::new(config.clone()),
             console_sign_ins: Arc::new(crate::auth::FailureThrottle::new(

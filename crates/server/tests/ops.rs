@@ -423,3 +423,91 @@ async fn every_response_carries_a_request_id_and_errors_quote_it() {
     let (_, body) = common::status_and_json(response).await;
     assert!(body.get("request_id").is_none());
 }
+
+/// A stand-in OpenTelemetry collector: records the bodies POSTed to `/v1/traces`.
+async fn collector() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+) {
+    use axum::routing::post;
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    let kind = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    kept.lock().expect("lock").push((kind, body.to_vec()));
+                    (
+                        [("content-type", "application/x-protobuf")],
+                        Vec::<u8>::new(),
+                    )
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, received)
+}
+
+#[tokio::test]
+async fn traces_go_to_an_otlp_collector_when_one_is_configured() {
+    let (endpoint, received) = collector().await;
+    let data = Data::new().await;
+    let server = Server::start_process(
+        &data,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await;
+    let key = server.admin_key().to_string();
+    let (status, _) = server
+        .post(
+            "/chat",
+            &key,
+            &json!({"message": "how do I schedule a flow?"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let exported = |needle: &[u8]| {
+        received
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(_, body)| body.windows(needle.len()).any(|w| w == needle))
+    };
+    let seen = common::eventually(20, || async {
+        (exported(b"agent turn") && exported(b"tool call") && exported(b"request")).then_some(())
+    })
+    .await;
+    assert!(
+        seen.is_some(),
+        "the request, its turn and its tool call are exported"
+    );
+    assert!(exported(b"integrator-agent"), "the service is named");
+    let kinds: Vec<String> = received
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert!(
+        kinds.iter().all(|k| k == "application/x-protobuf"),
+        "{kinds:?}"
+    );
+    server.stop().await;
+}

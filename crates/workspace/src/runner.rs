@@ -280,7 +280,11 @@ impl Workspace {
             control,
             done,
         };
-        self.jobs.spawn(self.clone().run_job(job));
+        let span = tracing::info_span!("flow run", run_id = id, flow = %flow_name);
+        self.jobs.spawn(tracing::Instrument::instrument(
+            self.clone().run_job(job),
+            span,
+        ));
         Ok(StartedRun {
             id,
             flow: flow_name.to_string(),

@@ -9,6 +9,7 @@ mod workspace_tools;
 use crate::Code;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tracing::Instrument;
 
 use async_trait::async_trait;
 use billing::{Billing, BillingError, Charge, Payer, Reservation};
@@ -212,7 +213,10 @@ impl ToolRegistry {
             _ => None,
         };
         let started = std::time::Instant::now();
-        let outcome = tool.execute(context, arguments).await;
+        let outcome = tool
+            .execute(context, arguments)
+            .instrument(tracing::info_span!("tool call", tool = name))
+            .await;
         if let Some((billing, (reservation, payer))) = billed {
             if outcome.is_ok() {
                 let charge = Charge::Tool {

@@ -15,7 +15,7 @@
 mod charts;
 mod chat;
 mod knowledge_pages;
-mod markdown;
+pub(crate) mod markdown;
 mod pages;
 pub mod password;
 pub(crate) mod session;

@@ -129,6 +129,17 @@ impl Data {
 
     /// Runs an admin command against this data; returns (success, stdout, stderr).
     pub async fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        // Only `serve` creates a database; tests that prepare accounts before the first start
+        // make it as a first start would.
+        if self.database_url().is_none() {
+            let path = self.path().join("integrator.db");
+            if !path.exists() {
+                let store = store::Store::connect(&store::DatabaseTarget::Sqlite(path))
+                    .await
+                    .expect("create the test database");
+                store.close().await;
+            }
+        }
         let mut command = Command::new(env!("CARGO_BIN_EXE_integrator-agent"));
         command.args(args).arg("--data-dir").arg(self.path());
         if let Some(url) = self.database_url() {
