@@ -197,10 +197,10 @@ impl Store {
 }
 
 async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
-    match backend {
-        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
-        Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(pool).await?,
-    }
+    crate::migrations::migrator(backend)
+        .await?
+        .run(pool)
+        .await?;
     Ok(())
 }
 
@@ -248,7 +248,9 @@ mod tests {
         sqlx::any::install_default_drivers();
         let options = AnyConnectOptions::from_str(&sqlite_url(path)).expect("url");
         let pool = sqlite_pool(1).connect_with(options).await.expect("pool");
-        let mut migrator = sqlx::migrate!("./migrations/sqlite");
+        let mut migrator = crate::migrations::migrator(Backend::Sqlite)
+            .await
+            .expect("migrations");
         migrator.migrations = migrator
             .migrations
             .iter()

@@ -15,6 +15,7 @@ mod error;
 mod in_flight;
 mod leases;
 mod mcp_sessions;
+mod migrations;
 mod money;
 mod secrets;
 mod sessions;
