@@ -476,7 +476,7 @@ fn added_schemas() -> Value {
         },
         "ChatCompletionRequest": {
             "type": "object",
-            "description": "OpenAI's chat completion request. The last message must be a `user` message; earlier `user`/`assistant` messages are context (or, with a named session, ignored: the session's history is the context); `system`/`developer` messages add to the agent's instructions. Other OpenAI parameters (temperature, max_tokens, …) are accepted and ignored.",
+            "description": "OpenAI's chat completion request. A request header `X-Session-Id` (or `metadata.session_id`) continues a stored session. The last message must be a `user` message; earlier `user`/`assistant` messages are context (or, with a named session, ignored: the session's history is the context); `system`/`developer` messages add to the agent's instructions. Other OpenAI parameters (temperature, max_tokens, …) are accepted and ignored.",
             "required": ["model", "messages"],
             "properties": {
                 "model": { "type": "string", "const": "integrator-agent" },
@@ -744,11 +744,6 @@ fn overrides() -> Vec<(&'static str, String, Patch)> {
                     "example": { "model": "integrator-agent", "messages": [{ "role": "user", "content": "How do I create a REST API connection?" }] }
                 } }
             });
-            op["parameters"] = json!([{
-                "name": "X-Session-Id", "in": "header", "required": false,
-                "description": "Continue this stored session (its history is the context)",
-                "schema": { "type": "string" }
-            }]);
             op["responses"]["200"] = json!({
                 "description": "A `chat.completion` (`stream` false), or Server-Sent Events of `chat.completion.chunk`s ending with `data: [DONE]` (`stream` true). The session that stores the turn is in the `X-Session-Id` header.",
                 "content": {
