@@ -29,19 +29,6 @@ async fn start(upstream: &Upstream, data: &Data, extra: &[(&str, &str)]) -> Serv
     Server::start(data, &settings(upstream, extra)).await
 }
 
-/// Creates a tenant with this monthly allowance (USD) and a `user` in it, `dev@<tenant>.test`;
-/// returns the user's key.
-async fn developer_of(data: &Data, tenant: &str, allowance: &str) -> String {
-    data.cli_ok(&["tenant", "create", tenant, "--allowance", allowance])
-        .await;
-    let email = format!("dev@{tenant}.test");
-    data.cli_ok(&[
-        "user", "create", &email, "--tenant", tenant, "--role", "user",
-    ])
-    .await;
-    data.cli_ok(&["key", "create", &email]).await
-}
-
 fn cap_body() -> Value {
     json!({"success": false, "error": "AI usage cap exceeded", "code": "cap_exceeded"})
 }
@@ -51,7 +38,7 @@ async fn spent_budgets_refuse_billed_work_before_any_upstream_call() {
     let upstream = Upstream::start().await;
     let data = Data::new().await;
     let server = start(&upstream, &data, &[]).await;
-    let key = developer_of(&data, "broke", "0").await;
+    let key = data.user_with_allowance("broke", "0").await;
 
     let (status, body) = server.post("/chat", &key, &json!({"message": "hi"})).await;
     assert_eq!((status, body), (200, cap_body()));
@@ -409,7 +396,7 @@ async fn the_allowance_resets_at_the_start_of_each_month() {
     let upstream = Upstream::start().await;
     let data = Data::new().await;
     let server = start(&upstream, &data, &[]).await;
-    let dev = developer_of(&data, "acme", "0.0006").await;
+    let dev = data.user_with_allowance("acme", "0.0006").await;
     upstream.push([Reply::text_with_usage(&["ok"], 100, 50)]);
     server
         .post(
@@ -465,7 +452,7 @@ async fn concurrent_requests_never_overspend() {
         Some(replica) => Some(start(&upstream, replica, &[]).await),
         None => None,
     };
-    let key = developer_of(&data, "thin", "0").await;
+    let key = data.user_with_allowance("thin", "0").await;
     data.cli_ok(&["wallet", "top-up", "thin", "0.03"]).await;
     // Each answer costs 100 × $2/1M + 1000 × $8/1M = $0.0082 and reserves a little more
     // (its prompt plus 1,024 completion tokens): the wallet pays for three, a fourth may start
@@ -506,7 +493,7 @@ async fn reservations_are_given_back_however_the_call_ends() {
     let upstream = Upstream::start().await;
     let data = Data::new().await;
     let server = start(&upstream, &data, &[("INTEGRATOR_LLM_RETRIES", "0")]).await;
-    let key = developer_of(&data, "acme", "1").await;
+    let key = data.user_with_allowance("acme", "1").await;
     let held = || async {
         (
             data.query_i64("SELECT reserved_micros FROM tenants WHERE name = 'acme'")
@@ -579,7 +566,7 @@ async fn a_dead_replicas_calls_stop_holding_the_budget_within_one_hold() {
         Some(replica) => Some(start(&upstream, replica, &hold).await),
         None => None,
     };
-    let key = developer_of(&data, "thin", "0").await;
+    let key = data.user_with_allowance("thin", "0").await;
     // Less than one call's reservation (its prompt plus 1,024 completion tokens, ≈ $0.0083).
     data.cli_ok(&["wallet", "top-up", "thin", "0.005"]).await;
     let tokens: Vec<String> = (0..100).map(|n| format!("t{n} ")).collect();

@@ -122,6 +122,23 @@ async fn owned(state: &AppState, signed: &Signed, id: &str) -> Option<store::Ses
         .ok()
 }
 
+/// The chat a form is posted to, when the form is the signed-in user's own (its CSRF token)
+/// and the chat is theirs; otherwise the page that says why not.
+async fn posted_to_own_chat(
+    state: &AppState,
+    signed: &Signed,
+    id: &str,
+    csrf: &str,
+) -> Result<store::Session, Response> {
+    if !signed.csrf_ok(csrf) {
+        return Err(stale_form(state, signed).await);
+    }
+    match owned(state, signed, id).await {
+        Some(session) => Ok(session),
+        None => Err(not_found(state, signed).await),
+    }
+}
+
 async fn not_found(state: &AppState, signed: &Signed) -> Response {
     message(
         state,
@@ -354,11 +371,9 @@ pub async fn rename(
     ApiPath(id): ApiPath<String>,
     Form(form): Form<RenameForm>,
 ) -> Response {
-    if !signed.csrf_ok(&form.csrf) {
-        return stale_form(&state, &signed).await;
-    }
-    let Some(session) = owned(&state, &signed, &id).await else {
-        return not_found(&state, &signed).await;
+    let session = match posted_to_own_chat(&state, &signed, &id, &form.csrf).await {
+        Ok(session) => session,
+        Err(refused) => return refused,
     };
     let title = form.title.trim();
     if title.is_empty() || title.chars().count() > TITLE_LENGTH {
@@ -390,11 +405,9 @@ pub async fn delete(
     ApiPath(id): ApiPath<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !signed.csrf_ok(&form.csrf) {
-        return stale_form(&state, &signed).await;
-    }
-    let Some(session) = owned(&state, &signed, &id).await else {
-        return not_found(&state, &signed).await;
+    let session = match posted_to_own_chat(&state, &signed, &id, &form.csrf).await {
+        Ok(session) => session,
+        Err(refused) => return refused,
     };
     match state
         .agent
@@ -419,11 +432,9 @@ pub async fn send(
     ApiPath(id): ApiPath<String>,
     Form(form): Form<SendForm>,
 ) -> Response {
-    if !signed.csrf_ok(&form.csrf) {
-        return stale_form(&state, &signed).await;
-    }
-    let Some(session) = owned(&state, &signed, &id).await else {
-        return not_found(&state, &signed).await;
+    let session = match posted_to_own_chat(&state, &signed, &id, &form.csrf).await {
+        Ok(session) => session,
+        Err(refused) => return refused,
     };
     if form.message.trim().is_empty() {
         return page(

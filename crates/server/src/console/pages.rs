@@ -1279,24 +1279,47 @@ pub struct TenantForm {
     ai_enabled: Option<String>,
 }
 
+/// Refuses a form only a super-admin may send (`only`: what it does, as a sentence), or one
+/// whose CSRF token is stale; `None` when it may go on.
+async fn super_admin_form(
+    state: &AppState,
+    signed: &Signed,
+    csrf: &str,
+    only: &str,
+) -> Option<Response> {
+    if !signed.is_super_admin() {
+        return Some(
+            message(
+                state,
+                Some(signed),
+                StatusCode::FORBIDDEN,
+                "Super-admins only",
+                only,
+            )
+            .await,
+        );
+    }
+    if !signed.csrf_ok(csrf) {
+        return Some(stale_form(state, signed).await);
+    }
+    None
+}
+
 /// A super-admin changes the tenant's tier and whether AI features are on.
 pub async fn tenant_settings(
     State(state): State<AppState>,
     signed: Signed,
     Form(form): Form<TenantForm>,
 ) -> Response {
-    if !signed.is_super_admin() {
-        return message(
-            &state,
-            Some(&signed),
-            StatusCode::FORBIDDEN,
-            "Super-admins only",
-            "Only a super-admin changes a tenant's tier and AI features.",
-        )
-        .await;
-    }
-    if !signed.csrf_ok(&form.csrf) {
-        return stale_form(&state, &signed).await;
+    if let Some(refused) = super_admin_form(
+        &state,
+        &signed,
+        &form.csrf,
+        "Only a super-admin changes a tenant's tier and AI features.",
+    )
+    .await
+    {
+        return refused;
     }
     let Ok(tier) = form.tier.parse::<store::Tier>() else {
         return billing_page(
@@ -1335,18 +1358,15 @@ pub async fn top_up(
     signed: Signed,
     Form(form): Form<TopUpForm>,
 ) -> Response {
-    if !signed.is_super_admin() {
-        return message(
-            &state,
-            Some(&signed),
-            StatusCode::FORBIDDEN,
-            "Super-admins only",
-            "Only a super-admin records wallet top-ups.",
-        )
-        .await;
-    }
-    if !signed.csrf_ok(&form.csrf) {
-        return stale_form(&state, &signed).await;
+    if let Some(refused) = super_admin_form(
+        &state,
+        &signed,
+        &form.csrf,
+        "Only a super-admin records wallet top-ups.",
+    )
+    .await
+    {
+        return refused;
     }
     let amount = match store::parse_usd(form.amount.trim().trim_start_matches('$')) {
         Ok(amount) if amount > 0 => amount,

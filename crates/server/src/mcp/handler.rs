@@ -18,7 +18,7 @@ use rmcp::service::{Peer, RequestContext};
 use rmcp::{RoleServer, ServerHandler};
 use serde_json::{json, Value};
 
-use crate::routes::chat::{owned_session, Absorbed, ChatResponse};
+use crate::routes::chat::{owned_session, Absorbed, ChatBody, ChatResponse};
 use crate::state::AppState;
 
 /// The tool that runs a whole agent turn.
@@ -259,15 +259,10 @@ impl McpAgent {
         arguments: JsonObject,
         context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let message = match arguments.get("message") {
-            Some(Value::String(text)) if !text.trim().is_empty() => text.clone(),
-            Some(Value::String(_)) => {
-                return failure(Code::InvalidField, "Field 'message' must not be empty")
-            }
-            None | Some(Value::Null) => {
-                return failure(Code::MissingField, "Missing required field 'message'")
-            }
-            Some(_) => return failure(Code::InvalidField, "Field 'message' must be a string"),
+        // The message is checked as every chat endpoint checks it.
+        let message = match ChatBody::parse(json!({ "message": arguments.get("message") })) {
+            Ok(body) => body.message,
+            Err(error) => return failure(error.code, error.message),
         };
         let (session_id, new_session) = match arguments.get("session_id") {
             None | Some(Value::Null) => (store::new_session_id(), true),

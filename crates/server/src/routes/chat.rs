@@ -47,7 +47,7 @@ pub struct ChatBody {
 
 impl ChatBody {
     /// Reads and checks a chat body, naming the field at fault.
-    fn parse(value: Value) -> Result<ChatBody, ApiError> {
+    pub(crate) fn parse(value: Value) -> Result<ChatBody, ApiError> {
         let Value::Object(fields) = value else {
             return Err(ApiError::new(
                 Code::InvalidRequest,

@@ -163,6 +163,19 @@ impl Data {
         stdout
     }
 
+    /// Creates a tenant with this monthly allowance (USD) and a `user` in it,
+    /// `dev@<tenant>.test`; returns the user's key.
+    pub async fn user_with_allowance(&self, tenant: &str, allowance: &str) -> String {
+        self.cli_ok(&["tenant", "create", tenant, "--allowance", allowance])
+            .await;
+        let email = format!("dev@{tenant}.test");
+        self.cli_ok(&[
+            "user", "create", &email, "--tenant", tenant, "--role", "user",
+        ])
+        .await;
+        self.cli_ok(&["key", "create", &email]).await
+    }
+
     /// Creates a tenant, a user in it and a key for that user; returns the key.
     pub async fn user_with_key(&self, tenant: &str, email: &str, role: &str) -> String {
         let (ok, _, stderr) = self.cli(&["tenant", "create", tenant]).await;
