@@ -75,19 +75,7 @@ async fn everyday_requests_run_the_command_they_mean() {
 async fn a_spent_budget_is_reported_as_a_cap() {
     let data = Data::new().await;
     let server = Server::start(&data, &[]).await;
-    data.cli_ok(&["tenant", "create", "broke", "--allowance", "0"])
-        .await;
-    data.cli_ok(&[
-        "user",
-        "create",
-        "dev@broke.test",
-        "--tenant",
-        "broke",
-        "--role",
-        "user",
-    ])
-    .await;
-    let key = data.cli_ok(&["key", "create", "dev@broke.test"]).await;
+    let key = data.user_with_allowance("broke", "0").await;
     // The builtin responder is free; the workspace command it runs is billed.
     let (status, body) = server
         .post("/chat", &key, &json!({"message": "list my flows"}))
@@ -100,4 +88,43 @@ async fn a_spent_budget_is_reported_as_a_cap() {
     // The documentation is free, and still answers.
     let answer = chat(&server, &key, "How do I create a REST connection?").await;
     assert_eq!(answer["tools_used"], json!(["search_knowledge_base"]));
+}
+
+/// A sentence can't smuggle a second command, a shell or another connection's parameters
+/// through the builtin responder: it runs one command, which the workspace parser checks.
+#[tokio::test]
+async fn a_sentence_cannot_smuggle_a_second_command() {
+    let data = Data::new().await;
+    let server = Server::start(&data, &[]).await;
+    let key = server.admin_key().to_string();
+    chat(
+        &server,
+        &key,
+        "create a connection called keep to https://api.example.com/v1",
+    )
+    .await;
+    for attack in [
+        "create a connection called api to http://x;delete connection keep",
+        "create a connection called api to http://x\ndelete connection keep",
+        "create a connection called api to $(rm -rf /)",
+        "create a connection called api to \"http://x\" type=postgres url=postgres://root@127.0.0.1/test",
+        "run the `delete flow x` flow",
+        "show me the ../../etc/passwd flow",
+    ] {
+        let answer = chat(&server, &key, attack).await;
+        let text = answer["response"].as_str().unwrap_or_default().to_string();
+        assert!(!text.contains("Deleted"), "{attack}: {text}");
+    }
+    let (_, answer) = server
+        .tool(&key, "host_cli", json!({"command": "list connections"}))
+        .await;
+    let listed = answer["result"].as_str().unwrap_or_default();
+    assert!(
+        listed.contains("keep"),
+        "the other connection is still there: {listed}"
+    );
+    assert!(
+        !listed.contains("postgres"),
+        "no postgres connection was made: {listed}"
+    );
 }

@@ -18,18 +18,6 @@ fn settings(upstream: &Upstream) -> Vec<(&str, &str)> {
     ]
 }
 
-/// A user of a tenant of its own with this allowance (USD), and its key.
-async fn user_of(data: &Data, tenant: &str, allowance: &str) -> String {
-    data.cli_ok(&["tenant", "create", tenant, "--allowance", allowance])
-        .await;
-    let email = format!("dev@{tenant}.test");
-    data.cli_ok(&[
-        "user", "create", &email, "--tenant", tenant, "--role", "user",
-    ])
-    .await;
-    data.cli_ok(&["key", "create", &email]).await
-}
-
 /// An MCP client speaking JSON-RPC over Streamable HTTP.
 struct Mcp<'a> {
     server: &'a Server,
@@ -396,7 +384,7 @@ async fn ask_agent_on_a_capped_tenant_is_an_error_result() {
     let upstream = Upstream::start().await;
     let data = Data::new().await;
     let server = Server::start(&data, &settings(&upstream)).await;
-    let key = user_of(&data, "broke", "0").await;
+    let key = data.user_with_allowance("broke", "0").await;
     let mut mcp = Mcp::new(&server, &key);
     mcp.initialize("2025-11-25").await;
     let (_, answer) = mcp
@@ -652,7 +640,7 @@ async fn openai_errors_come_in_openais_shape() {
     let body = response.text().await.unwrap_or_default();
     assert_eq!(error(&body)["code"], "invalid_api_key");
 
-    let capped = user_of(&data, "broke", "0").await;
+    let capped = data.user_with_allowance("broke", "0").await;
     for stream in [false, true] {
         let mut body = hi.clone();
         body["stream"] = json!(stream);
@@ -784,4 +772,63 @@ async fn a_cancelled_ask_agent_stops_its_turn_and_keeps_what_was_written() {
         written.starts_with("w0 ") && written.len() < words.concat().len(),
         "{written}"
     );
+}
+
+/// Hostile session ids and names, wherever a client may put them: never another user's data,
+/// never a 5xx, and nothing reaches the model.
+#[tokio::test]
+async fn hostile_session_ids_reach_nothing() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let server = Server::start(&data, &settings(&upstream)).await;
+    let key = server.admin_key().to_string();
+    let victim_key = data.user_with_key("victim", "v@victim.test", "admin").await;
+    let (_, created) = server.post("/sessions", &victim_key, &json!({})).await;
+    let victims = created["session_id"].as_str().expect("session").to_string();
+    let hostile = [
+        victims.as_str(),
+        "' OR '1'='1",
+        "x'; DROP TABLE sessions; --",
+        "../../../../etc/passwd",
+        "%2e%2e%2f",
+        "<script>alert(1)</script>",
+        "00000000-0000-0000-0000-000000000000",
+        "",
+    ];
+    let mut mcp = Mcp::new(&server, &key);
+    mcp.initialize("2025-11-25").await;
+    for id in hostile {
+        let (status, answer) = mcp
+            .request(
+                "tools/call",
+                json!({"name": "ask_agent", "arguments": {"message": "hi", "session_id": id}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{id}");
+        assert_eq!(answer["result"]["isError"], true, "{id}: {answer}");
+        let text = answer["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(text.starts_with("not_found: "), "{id}: {text}");
+
+        let hi = json!({"model": "integrator-agent", "messages": [{"role": "user", "content": "hi"}],
+                        "metadata": {"session_id": id}});
+        let (status, _, body) = completion(&server, &key, hi.clone(), None).await;
+        assert_eq!(status, 404, "{id}: {body}");
+        if !id.is_empty() && id.is_ascii() {
+            let mut plain = hi.clone();
+            plain["metadata"] = json!({});
+            let (status, _, body) = completion(&server, &key, plain, Some(id)).await;
+            assert_eq!(status, 404, "{id}: {body}");
+        }
+    }
+    assert!(
+        upstream.requests().is_empty(),
+        "no hostile request reached the model"
+    );
+    // The victim's session is untouched.
+    let (status, messages) = server
+        .get(&format!("/sessions/{victims}/messages"), &victim_key)
+        .await;
+    assert_eq!((status, messages), (200, json!([])));
 }
