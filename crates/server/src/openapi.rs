@@ -167,7 +167,7 @@ fn shared_responses() -> Map<String, Value> {
         ("Unauthorized", error_answer("Missing or malformed Authorization header (`missing_api_key`, `invalid_api_key`), or a key that is unknown, revoked or expired (`invalid_api_key`, one body for all three, so a leaked key cannot be confirmed)", &["WWW-Authenticate"])),
         ("Forbidden", error_answer("The key is valid but its user has no API access (`api_access_disabled`) or its account has AI features disabled (`ai_disabled`)", &[])),
         ("NotFound", error_answer("Not found (`not_found`)", &[])),
-        ("PayloadTooLarge", error_answer("The body is larger than `body_limit` (`payload_too_large`); the connection is closed", &[])),
+        ("PayloadTooLarge", error_answer("The body is larger than `body_limit` (`payload_too_large`)", &[])),
         ("UriTooLong", error_answer("The path and query string are longer than 8 KiB (`uri_too_long`)", &[])),
         ("TooManyRequests", error_answer("This client address sent too many invalid API keys (`too_many_failed_attempts`); retry after `Retry-After` seconds. Keys already known to be valid are not slowed", &["Retry-After"])),
         ("HeadersTooLarge", error_answer("More than 100 header fields or 32 KiB of headers (`headers_too_large`)", &[])),
