@@ -434,6 +434,146 @@ async fn an_mcp_session_begun_on_one_replica_goes_on_on_another() {
     assert_eq!(status, 404);
 }
 
+/// SSE events as (id, JSON-RPC message) pairs; events without a message (retry hints) are left out.
+fn sse_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            let mut id = String::new();
+            let mut data = String::new();
+            for line in event.lines() {
+                if let Some(value) = line.strip_prefix("id:") {
+                    id = value.trim().to_string();
+                } else if let Some(value) = line.strip_prefix("data:") {
+                    data.push_str(value.trim());
+                }
+            }
+            let message = serde_json::from_str(&data).ok()?;
+            Some((id, message))
+        })
+        .collect()
+}
+
+/// The streamed answer text in progress notifications.
+fn streamed_text(events: &[(String, Value)]) -> String {
+    events
+        .iter()
+        .filter(|(_, m)| m["method"] == "notifications/progress")
+        .filter_map(|(_, m)| m["params"]["message"].as_str()?.strip_prefix("text: "))
+        .collect()
+}
+
+/// Resumes a stream where `last_event_id` left it: the events after it, to the answer.
+async fn resume(server: &Server, key: &str, mcp: &Mcp<'_>, last_event_id: &str) -> (u16, String) {
+    let response = server
+        .client
+        .get(server.url("/mcp"))
+        .bearer_auth(key)
+        .header("Accept", "text/event-stream")
+        .header("Mcp-Session-Id", mcp.session.as_deref().unwrap_or_default())
+        .header("MCP-Protocol-Version", &mcp.version)
+        .header("Last-Event-ID", last_event_id)
+        .send()
+        .await
+        .expect("GET /mcp");
+    let status = response.status().as_u16();
+    let body = tokio::time::timeout(std::time::Duration::from_secs(30), response.text())
+        .await
+        .expect("the resumed stream ends with the answer")
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A client whose `ask_agent` stream broke mid-answer resumes it with `Last-Event-ID` — on
+/// the same server, and on another replica — and gets every event after the last one it had,
+/// through to the answer, once.
+#[tokio::test]
+async fn a_broken_mcp_stream_resumes_after_the_last_event() {
+    let upstream = Upstream::start().await;
+    let data = Data::new().await;
+    let server = Server::start(&data, &settings(&upstream)).await;
+    let replica_data = data.replica();
+    let replica = match &replica_data {
+        Some(replica_data) => Some(Server::start(replica_data, &settings(&upstream)).await),
+        None => None,
+    };
+    let key = server.admin_key().to_string();
+    let words: Vec<String> = (0..30).map(|n| format!("w{n} ")).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let everything = words.concat();
+    for _ in 0..2 {
+        upstream.push([Reply::slow_text(
+            &words,
+            std::time::Duration::from_millis(30),
+        )]);
+    }
+    let mut mcp = Mcp::new(&server, &key);
+    mcp.initialize("2025-11-25").await;
+
+    for (round, resumer) in [Some(&server), replica.as_ref()].into_iter().enumerate() {
+        let Some(resumer) = resumer else { continue };
+        let id = 100 + round as u64;
+        let mut response = mcp
+            .send(
+                &json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+                    "name": "ask_agent",
+                    "arguments": {"message": "a long one"},
+                    "_meta": {"progressToken": "p"}
+                }}),
+            )
+            .await;
+        // Read until a few words have come, then the connection breaks.
+        let mut before = String::new();
+        while streamed_text(&sse_events(&before)).len() < 8 {
+            let chunk = response.chunk().await.expect("a chunk").expect("more");
+            before.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        drop(response);
+        let before: Vec<(String, Value)> =
+            sse_events(before.rsplit_once("\n\n").map_or("", |(done, _)| done));
+        let (last_id, _) = before.last().expect("an event").clone();
+        assert!(!last_id.is_empty(), "events carry ids");
+
+        let (status, body) = resume(resumer, &key, &mcp, &last_id).await;
+        assert_eq!(status, 200, "{body}");
+        let after = sse_events(&body);
+        let answer = &after
+            .iter()
+            .find(|(_, m)| m["id"] == id)
+            .expect("the answer")
+            .1;
+        assert_eq!(answer["result"]["content"][0]["text"], everything.as_str());
+        assert_eq!(
+            format!("{}{}", streamed_text(&before), streamed_text(&after)),
+            everything,
+            "each piece once, in order"
+        );
+        assert!(
+            after
+                .iter()
+                .all(|(event_id, _)| event_id != &last_id && !event_id.is_empty()),
+            "only events after the last one"
+        );
+
+        // Resuming from the last event gives nothing more, and at once.
+        let (final_id, _) = after.last().expect("an event").clone();
+        let (status, body) = resume(resumer, &key, &mcp, &final_id).await;
+        assert_eq!(status, 200);
+        assert!(sse_events(&body).is_empty(), "{body}");
+    }
+
+    // An id that names no stored event, or another stream, replays nothing.
+    for forged in [
+        "1.not-a-stream",
+        "0.x",
+        "garbage",
+        "999999999.00000000-0000-4000-8000-000000000000",
+    ] {
+        let (status, body) = resume(&server, &key, &mcp, forged).await;
+        assert_eq!(status, 200, "{forged}");
+        assert!(sse_events(&body).is_empty(), "{forged}: {body}");
+    }
+}
+
 // ------------------------------------------------------------------------------ OpenAI /v1
 
 async fn get_json(server: &Server, path: &str, key: &str) -> (u16, Value) {

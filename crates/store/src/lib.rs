@@ -14,6 +14,7 @@ mod db;
 mod error;
 mod in_flight;
 mod leases;
+mod mcp_events;
 mod mcp_sessions;
 mod migrations;
 mod money;
@@ -35,6 +36,7 @@ pub use billing::{
 };
 pub use db::{Backend, DatabaseTarget, Store};
 pub use error::StoreError;
+pub use mcp_events::McpEvent;
 pub use money::{format_usd, parse_usd, Micros};
 pub use secrets::{MasterKey, Secret, SecretError};
 pub use sessions::{new_session_id, MessageRole, Session, StoredMessage, TurnStart};

@@ -1,9 +1,10 @@
 //! The MCP server at `/mcp`: the Streamable HTTP transport of the official SDK (`rmcp`), in
 //! front of [`handler::McpAgent`]. This layer authenticates every request with the API's own
 //! keys (a 401 with `WWW-Authenticate` without one), hands the caller to the handler, and keeps
-//! each session to the user who began it; sessions live in the database, so any replica can
-//! continue one.
+//! each session to the user who began it; sessions and their streams' events live in the
+//! database, so any replica can continue a session or resume a broken stream.
 
+mod events;
 mod handler;
 mod resources;
 mod sessions;
@@ -42,7 +43,7 @@ pub fn service(
         // would only refuse the server's own public names.
         .disable_allowed_hosts();
     config.sse_keep_alive = Some(Duration::from_secs(state.config.sse_keepalive_seconds));
-    config.cancellation_token = stopping;
+    config.cancellation_token = stopping.clone();
     config.max_request_body_bytes = state.config.body_limit;
     config.session_store = Some(Arc::new(sessions::DatabaseSessions {
         store: state.store.clone(),
@@ -50,7 +51,10 @@ pub fn service(
     let handler_state = state.clone();
     StreamableHttpService::new(
         move || Ok(handler::McpAgent::new(handler_state.clone(), tools.clone())),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(
+            LocalSessionManager::default()
+                .with_event_store(events::event_store(state.store.clone(), stopping)),
+        ),
         config,
     )
 }
