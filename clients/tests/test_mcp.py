@@ -1,6 +1,6 @@
 """The MCP server at ``/mcp`` (Streamable HTTP), with the real ``mcp`` Python SDK.
 
-Tools (the six REST tools and ``ask_agent``), progress and cancellation of ``ask_agent``,
+Tools (the six REST tools and ``ask_agent``), progress, cancellation and resumption of ``ask_agent``,
 resources (the knowledge base's documents and the template catalog), sessions shared with the
 REST API, authentication and protocol versions; and every example of ``docs/mcp.md``, run as
 written with only the server's address and the API key changed.
@@ -499,6 +499,75 @@ async def test_cancelling_ask_agent_stops_the_turn(server):
                                                  session_id)
     assert message["interrupted"] is True
     assert message["content"] != SLOW_ANSWER and SLOW_ANSWER.startswith(message["content"])
+
+
+class CuttingProxy:
+    """A TCP proxy in front of the server that breaks the connection carrying the first
+    ``ask_agent`` call once ``after`` pieces of the answer have passed through it, as a flaky
+    network or a proxy's timeout would; it records what the client sent afterwards."""
+
+    def __init__(self, server, after=3):
+        self.target = (server.url.split("//")[1].split(":")[0], int(server.url.rsplit(":", 1)[1]))
+        self.after = after
+        self.cut = False
+        self.sent_after_cut = b""
+
+    async def __aenter__(self):
+        import asyncio
+        self.listener = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        self.url = "http://127.0.0.1:%d" % self.listener.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc):
+        self.listener.close()
+
+    async def handle(self, reader, writer):
+        import asyncio
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        asking = asyncio.Event()
+
+        async def upward():
+            while data := await reader.read(65536):
+                if self.cut:
+                    self.sent_after_cut += data
+                elif b"ask_agent" in data and b"tools/call" in data:
+                    asking.set()
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def downward():
+            pieces = 0
+            while data := await up_reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+                if asking.is_set() and not self.cut:
+                    pieces += data.count(b"text: ")
+                    if pieces >= self.after:
+                        self.cut = True
+                        return
+
+        tasks = [asyncio.ensure_future(upward()), asyncio.ensure_future(downward())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        for stream in (writer, up_writer):
+            stream.close()
+
+
+@pytest.mark.anyio
+async def test_a_broken_ask_agent_stream_is_resumed_by_the_sdk(server):
+    """The connection breaks mid-answer; the SDK reconnects with ``Last-Event-ID`` (after the
+    server's retry hint) and gets the rest: every piece once, and the result."""
+    progress = Progress()
+    async with CuttingProxy(server) as proxy:
+        async with mcp_session(proxy.url + "/mcp",
+                               {"Authorization": "Bearer " + server.admin_key}) as session:
+            with anyio.fail_after(60):
+                result = await ask(session, "[slow] keep going", progress=progress)
+    assert proxy.cut, "the stream was broken mid-answer"
+    assert b"last-event-id:" in proxy.sent_after_cut.lower(), "the SDK resumed the stream"
+    assert text_of(result) == SLOW_ANSWER
+    assert progress.text == SLOW_ANSWER, "each piece once, in order"
 
 
 # -------------------------------------------------------------------------------- resources
