@@ -194,29 +194,24 @@ async fn oversized_bodies_are_answered_not_cut_off() {
     let data = Data::new().await;
     let server = Server::start(&data, &[]).await;
     let huge = serde_json::to_vec(&json!({"query": "x".repeat(2 * 1024 * 1024)})).expect("json");
-    for _ in 0..25 {
-        let response = server
+    let send_huge = |url: String| {
+        server
             .client
-            .post(server.api("/tools/search_knowledge_base/execute"))
+            .post(url)
             .bearer_auth(server.admin_key())
             .header("Content-Type", "application/json")
             .body(huge.clone())
             .send()
-            .await
-            .expect("the 413 arrives");
+    };
+    for _ in 0..25 {
+        let url = server.api("/tools/search_knowledge_base/execute");
+        let response = send_huge(url).await.expect("the 413 arrives");
         let (status, json) = common::status_and_json(response).await;
         assert_eq!(status, 413, "{json}");
         assert_eq!(json["code"], "payload_too_large", "{json}");
     }
-    let response = server
-        .client
-        .post(format!("{}/v1/chat/completions", server.base))
-        .bearer_auth(server.admin_key())
-        .header("Content-Type", "application/json")
-        .body(huge.clone())
-        .send()
-        .await
-        .expect("the 413 arrives");
+    let url = format!("{}/v1/chat/completions", server.base);
+    let response = send_huge(url).await.expect("the 413 arrives");
     let (status, json) = common::status_and_json(response).await;
     assert_eq!(status, 413, "{json}");
     assert_eq!(
