@@ -25,3 +25,4 @@ mod routes;
 pub mod serve;
 pub mod startup;
 mod state;
+mod unread_body;

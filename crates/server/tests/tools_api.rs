@@ -186,9 +186,9 @@ async fn malformed_bodies_are_400_and_oversized_bodies_413() {
     assert_eq!(json["code"], "payload_too_large");
 }
 
-/// A client still writing a body the server refuses reads the 413, not "broken pipe": the
-/// refused body is read away before the answer (the race lost a CI run once, so it is run
-/// many times here).
+/// A client still writing a body the server refuses reads the answer (413, or 401 before the
+/// body was read), not "broken pipe": the unread body is read away before the answer goes
+/// out (the race lost a CI run once, so each case is run many times here).
 #[tokio::test]
 async fn oversized_bodies_are_answered_not_cut_off() {
     let data = Data::new().await;
@@ -218,6 +218,43 @@ async fn oversized_bodies_are_answered_not_cut_off() {
         json["error"]["code"], "payload_too_large",
         "OpenAI's shape: {json}"
     );
+
+    // A body under the limit, refused before it is read (a wrong key): the 401 arrives.
+    let large = serde_json::to_vec(&json!({"query": "x".repeat(900 * 1024)})).expect("json");
+    for _ in 0..25 {
+        let response = server
+            .client
+            .post(server.api("/tools/search_knowledge_base/execute"))
+            .bearer_auth("not-a-key")
+            .header("Content-Type", "application/json")
+            .body(large.clone())
+            .send()
+            .await
+            .expect("the 401 arrives");
+        let (status, json) = common::status_and_json(response).await;
+        assert_eq!(status, 401, "{json}");
+        assert_eq!(json["code"], "invalid_api_key", "{json}");
+    }
+
+    // A body sent in chunks, with no length declared, found too long as it is read.
+    for _ in 0..10 {
+        let pieces: Vec<Result<Vec<u8>, std::io::Error>> = huge
+            .chunks(64 * 1024)
+            .map(|piece| Ok(piece.to_vec()))
+            .collect();
+        let response = server
+            .client
+            .post(server.api("/tools/search_knowledge_base/execute"))
+            .bearer_auth(server.admin_key())
+            .header("Content-Type", "application/json")
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+            .send()
+            .await
+            .expect("the 413 arrives");
+        let (status, json) = common::status_and_json(response).await;
+        assert_eq!(status, 413, "{json}");
+        assert_eq!(json["code"], "payload_too_large", "{json}");
+    }
     assert_eq!(server.get("/tools", server.admin_key()).await.0, 200);
 }
 
