@@ -50,8 +50,9 @@ impl DatabaseEvents {
         }
     }
 
-    /// Forgets events older than [`KEPT_FOR`], at most once a minute per replica.
-    async fn prune_now_and_then(&self) {
+    /// Forgets events older than [`KEPT_FOR`], at most once a minute per replica, beside the
+    /// stream rather than in its way.
+    fn prune_now_and_then(&self) {
         let now = now_millis();
         let last = self.last_pruned.load(Ordering::Relaxed);
         if now - last < PRUNE_EVERY_MS
@@ -63,9 +64,12 @@ impl DatabaseEvents {
             return;
         }
         let before = now - KEPT_FOR.as_millis() as i64;
-        if let Err(error) = self.store.forget_mcp_events(before).await {
-            tracing::warn!(%error, "could not forget old MCP events");
-        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(error) = store.forget_mcp_events(before).await {
+                tracing::warn!(%error, "could not forget old MCP events");
+            }
+        });
     }
 }
 
@@ -131,7 +135,7 @@ impl EventStore for DatabaseEvents {
         };
         let data = serde_json::to_string(&stored)?;
         let row = self.store.append_mcp_event(stream_id, &data).await?;
-        self.prune_now_and_then().await;
+        self.prune_now_and_then();
         Ok(event_id(row, stream_id))
     }
 
