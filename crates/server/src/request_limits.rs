@@ -1,5 +1,7 @@
-//! Limits on a request's head, answered with the API's JSON errors: hyper's own limits sit
-//! above these and answer with empty bodies, so the usual refusals come from here.
+//! Limits on a request's head and on the body size it declares, answered with the API's JSON
+//! errors (hyper's own limits sit above these and answer with empty bodies, so the usual
+//! refusals come from here); and, for every request, the unread rest of its body read away
+//! before the answer.
 
 use axum::extract::{Request, State};
 use axum::http::header::CONTENT_LENGTH;
