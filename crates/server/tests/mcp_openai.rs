@@ -485,7 +485,7 @@ async fn resume(server: &Server, key: &str, mcp: &Mcp<'_>, last_event_id: &str) 
 
 /// A client whose `ask_agent` stream broke mid-answer resumes it with `Last-Event-ID` — on
 /// the same server, and on another replica — and gets every event after the last one it had,
-/// through to the answer, once.
+/// through to the answer, once. Another user who learnt the id gets nothing.
 #[tokio::test]
 async fn a_broken_mcp_stream_resumes_after_the_last_event() {
     let upstream = Upstream::start().await;
@@ -508,6 +508,9 @@ async fn a_broken_mcp_stream_resumes_after_the_last_event() {
     }
     let mut mcp = Mcp::new(&server, &key);
     mcp.initialize("2025-11-25").await;
+    let thief_key = data.user_with_key("other", "eve@other.test", "admin").await;
+    let mut thief = Mcp::new(&server, &thief_key);
+    thief.initialize("2025-11-25").await;
 
     for (round, resumer) in [Some(&server), replica.as_ref()].into_iter().enumerate() {
         let Some(resumer) = resumer else { continue };
@@ -532,6 +535,14 @@ async fn a_broken_mcp_stream_resumes_after_the_last_event() {
             sse_events(before.rsplit_once("\n\n").map_or("", |(done, _)| done));
         let (last_id, _) = before.last().expect("an event").clone();
         assert!(!last_id.is_empty(), "events carry ids");
+
+        // Another user, in a session of their own, who learnt the id: nothing.
+        let (status, body) = resume(resumer, &thief_key, &thief, &last_id).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            sse_events(&body).is_empty(),
+            "another user's stream: {body}"
+        );
 
         let (status, body) = resume(resumer, &key, &mcp, &last_id).await;
         assert_eq!(status, 200, "{body}");

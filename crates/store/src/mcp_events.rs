@@ -1,5 +1,5 @@
-//! MCP stream events: what the MCP transport sent on each stream, so that a client can resume
-//! a broken stream with `Last-Event-ID` on any replica.
+//! MCP stream events: what the MCP transport sent on each stream, and whose each stream is, so
+//! that a client can resume its broken stream with `Last-Event-ID` on any replica.
 
 use sqlx::Row;
 
@@ -68,12 +68,46 @@ impl Store {
             .collect()
     }
 
-    /// Forgets events stored before `before` (milliseconds); returns how many.
-    pub async fn forget_mcp_events(&self, before: i64) -> Result<u64, StoreError> {
+    /// Records that a request's stream belongs to the user (before its first event leaves).
+    pub async fn claim_mcp_stream(&self, stream_id: &str, user_id: &str) -> Result<(), StoreError> {
         self.execute(
-            "DELETE FROM mcp_events WHERE created_at < $1",
-            args![before],
+            "INSERT INTO mcp_streams (stream_id, user_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (stream_id) DO NOTHING",
+            args![stream_id, user_id, now_millis()],
         )
+        .await?;
+        Ok(())
+    }
+
+    /// The user a request's stream belongs to, if it is known.
+    pub async fn mcp_stream_owner(&self, stream_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT user_id FROM mcp_streams WHERE stream_id = $1")
+            .bind(stream_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(row.try_get("user_id")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Forgets events, and the owners of streams, stored before `before` (milliseconds);
+    /// returns how many events.
+    pub async fn forget_mcp_events(&self, before: i64) -> Result<u64, StoreError> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "DELETE FROM mcp_streams WHERE created_at < $1",
+                    args![before],
+                )
+                .await?;
+                tx.execute(
+                    "DELETE FROM mcp_events WHERE created_at < $1",
+                    args![before],
+                )
+                .await
+            })
+        })
         .await
     }
 }

@@ -1,5 +1,5 @@
 //! MCP stream events: kept per stream, read back in order after a given event, never across
-//! streams, and forgotten by age — the same on SQLite and on PostgreSQL (when
+//! streams, owned by the user who first claimed the stream, and forgotten by age — the same on SQLite and on PostgreSQL (when
 //! `TEST_DATABASE_URL` is set, in a schema of its own).
 
 use sqlx::Connection;
@@ -67,6 +67,11 @@ async fn check(store: &Store) {
         4
     );
     assert_eq!(store.mcp_event(a, second).await.expect("read"), None);
+    assert_eq!(
+        store.mcp_stream_owner(a).await.expect("owner"),
+        None,
+        "forgotten too"
+    );
 }
 
 #[tokio::test]

@@ -3,26 +3,33 @@
 //! every event of a stream to [`DatabaseEvents`] before it sends it, and asks it for the events
 //! after the one a client names.
 //!
-//! An event's id is `<row id>.<stream id>`. Stream ids are random UUIDs (one per request, or
-//! the session's own id for its common stream), known only to the client the stream was sent
-//! to, so naming one is the capability to resume it. A resumed stream replays what was stored,
-//! then follows the stream as it grows until its answer has been sent (or nothing has come for
-//! [`FOLLOW_IDLE`]), whichever replica writes it.
+//! An event's id is `<row id>.<stream id>`. Stream ids are random UUIDs (one per request), or
+//! `<session id>:common` for a session's common stream. Only the stream's user may resume it:
+//! [`claim_stream`] records whose a request's stream is before its first event id leaves, and
+//! [`may_resume`] checks it (a common stream is its session's user's). A resumed stream replays
+//! what was stored, then follows the stream as it grows until its answer has been sent (or
+//! nothing has come for [`FOLLOW_IDLE`]), whichever replica writes it.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use rmcp::model::ServerJsonRpcMessage;
 use rmcp::transport::common::server_side_http::ServerSseMessage;
 use rmcp::transport::streamable_http_server::session::{
     EventId, EventStore, EventStoreError, EventStream,
 };
 use serde::{Deserialize, Serialize};
-use store::{now_millis, Store};
+use store::{now_millis, Store, StoreError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// How long a request's answer may take to begin before it goes out unclaimed.
+const FIRST_EVENT_WAIT: Duration = Duration::from_secs(5);
 /// How long events are kept.
 pub const KEPT_FOR: Duration = Duration::from_secs(3600);
 /// How long a resumed stream waits for its next event before it ends (the client reconnects).
@@ -216,6 +223,78 @@ async fn follow(
     }
 }
 
+/// Whether the user may resume the stream `last_event_id` names: a request's stream is its
+/// claimant's, a common stream its session's user's. An id that is not this server's is left
+/// to the transport, which refuses it.
+pub async fn may_resume(
+    store: &Store,
+    last_event_id: &str,
+    user_id: &str,
+) -> Result<bool, StoreError> {
+    let Some(place) = parse_event_id(last_event_id) else {
+        return Ok(true);
+    };
+    let owner = match place.stream_id.strip_suffix(":common") {
+        Some(session) => store.mcp_session_owner(session).await?,
+        None => store.mcp_stream_owner(&place.stream_id).await?,
+    };
+    Ok(owner.as_deref() == Some(user_id))
+}
+
+/// The answer to a resumption the user may not make: as the transport answers an unknown
+/// event, a stream that ends at once (an error would make an EventSource retry for ever).
+pub fn nothing_to_resume() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/event-stream"),
+            (CACHE_CONTROL, "no-cache"),
+        ],
+        "",
+    )
+        .into_response()
+}
+
+/// Records the user as the owner of the stream a `POST /mcp` answer carries, from the id of
+/// its first event, before the answer (and so that id) goes to the client.
+pub async fn claim_stream(store: &Store, user_id: &str, response: Response) -> Response {
+    let is_stream = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"));
+    if !is_stream {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let mut frames = body.into_data_stream();
+    let first = match tokio::time::timeout(FIRST_EVENT_WAIT, frames.next()).await {
+        Ok(first) => first,
+        Err(_) => return Response::from_parts(parts, Body::from_stream(frames)),
+    };
+    if let Some(place) = first
+        .as_ref()
+        .and_then(|frame| frame.as_ref().ok())
+        .and_then(first_event_id)
+        .and_then(parse_event_id)
+    {
+        if let Err(error) = store.claim_mcp_stream(&place.stream_id, user_id).await {
+            tracing::warn!(%error, "could not record whose an MCP stream is; it can't be resumed");
+        }
+    }
+    let body = Body::from_stream(futures::stream::iter(first).chain(frames));
+    Response::from_parts(parts, body)
+}
+
+/// The `id:` of the first SSE event in a piece of a stream.
+fn first_event_id(bytes: &Bytes) -> Option<&str> {
+    std::str::from_utf8(bytes)
+        .ok()?
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .find_map(|line| line.strip_prefix("id:"))
+        .map(str::trim)
+}
+
 /// The event store, shared by the session manager.
 pub fn event_store(store: Store, stopping: CancellationToken) -> Arc<dyn EventStore> {
     Arc::new(DatabaseEvents::new(store, stopping))
@@ -238,5 +317,16 @@ mod tests {
         for bad in ["", "42", "42.", ".abc", "x.abc", "-1.abc", "0/3"] {
             assert_eq!(parse_event_id(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_first_events_id_is_read_from_the_streams_first_piece() {
+        let piece = Bytes::from("id: 7.abc\nretry: 3000\n\ndata: {}\nid: 8.abc\n\n");
+        assert_eq!(first_event_id(&piece), Some("7.abc"));
+        assert_eq!(
+            first_event_id(&Bytes::from("retry: 3000\n\nid: 8.abc\n\n")),
+            None
+        );
+        assert_eq!(first_event_id(&Bytes::from_static(b"\xff\xfe")), None);
     }
 }

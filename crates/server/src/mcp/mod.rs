@@ -29,6 +29,7 @@ use crate::state::AppState;
 pub const PATH: &str = "/mcp";
 
 const SESSION_HEADER: &str = "mcp-session-id";
+const LAST_EVENT_ID_HEADER: &str = "last-event-id";
 
 /// The MCP service, ready to be mounted at [`PATH`]; `stopping` ends its sessions' streams
 /// when the server stops.
@@ -59,9 +60,10 @@ pub fn service(
     )
 }
 
-/// Authenticates a request to `/mcp` and keeps sessions to their users: the caller goes to
-/// the handler in the request's extensions; a session of another user is answered as an
-/// unknown one (404); a new session is recorded as the caller's.
+/// Authenticates a request to `/mcp` and keeps sessions and streams to their users: the caller
+/// goes to the handler in the request's extensions; a session of another user is answered as
+/// an unknown one (404); a new session is recorded as the caller's, and so is each request's
+/// stream; another user's stream is not resumed.
 pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
     let principal = match Caller::from_request_parts(&mut parts, &state).await {
@@ -91,10 +93,27 @@ pub async fn authenticate(State(state): State<AppState>, request: Request, next:
             Err(error) => return ApiError::internal(error).into_response(),
         }
     }
+    if parts.method == axum::http::Method::GET {
+        if let Some(last_event_id) = parts
+            .headers
+            .get(LAST_EVENT_ID_HEADER)
+            .and_then(|value| value.to_str().ok())
+        {
+            match events::may_resume(&state.store, last_event_id, &principal.user_id).await {
+                Ok(true) => {}
+                Ok(false) => return events::nothing_to_resume(),
+                Err(error) => return ApiError::internal(error).into_response(),
+            }
+        }
+    }
     let user_id = principal.user_id.clone();
+    let posting = parts.method == axum::http::Method::POST;
     let closing = parts.method == axum::http::Method::DELETE;
     parts.extensions.insert(principal);
     let mut response = next.run(Request::from_parts(parts, body)).await;
+    if posting {
+        response = events::claim_stream(&state.store, &user_id, response).await;
+    }
     // A closed session: 204, which the SDKs expect (the transport answers 202).
     if closing && response.status() == axum::http::StatusCode::ACCEPTED {
         *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
