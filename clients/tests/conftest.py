@@ -48,6 +48,11 @@ SLOW_TOKENS = 12
 SLOW_DELAY = 0.25
 
 
+def fenced_blocks(path):
+    """The fenced code blocks of a Markdown page, as ``(language, code)`` pairs in order."""
+    return re.findall(r"```(\w*)\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+
+
 def server_binary():
     path = os.environ.get("INTEGRATOR_BIN") or str(REPO / "target" / "debug" / "integrator-agent")
     return Path(path)

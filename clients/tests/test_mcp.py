@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 import pytest
 import requests
 
-from conftest import MODEL, REPO, SLOW_TOKENS
+from conftest import MODEL, REPO, SLOW_TOKENS, fenced_blocks
 
 pytest.importorskip("mcp", reason="the mcp package is not installed (pip install mcp)")
 
@@ -181,26 +181,24 @@ def text_of(result):
     return "".join(block.text for block in result.content if block.type == "text")
 
 
-async def all_tools(session):
-    tools, cursor = [], None
-    for _ in range(100):
-        page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor))
-        tools += page.tools
+async def all_pages(list_page, field):
+    """Every item of a paginated MCP list, following ``nextCursor``."""
+    items, cursor = [], None
+    for _ in range(1000):
+        page = await list_page(params=types.PaginatedRequestParams(cursor=cursor))
+        items += getattr(page, field)
         cursor = page.nextCursor
         if cursor is None:
-            return {tool.name: tool for tool in tools}
-    raise AssertionError("tools/list never stopped returning a nextCursor")
+            return items
+    raise AssertionError("the %s list never stopped returning a nextCursor" % field)
+
+
+async def all_tools(session):
+    return {tool.name: tool for tool in await all_pages(session.list_tools, "tools")}
 
 
 async def all_resources(session):
-    resources, cursor = [], None
-    for _ in range(1000):
-        page = await session.list_resources(params=types.PaginatedRequestParams(cursor=cursor))
-        resources += page.resources
-        cursor = page.nextCursor
-        if cursor is None:
-            return resources
-    raise AssertionError("resources/list never stopped returning a nextCursor")
+    return await all_pages(session.list_resources, "resources")
 
 
 async def ask(session, message, session_id=None, progress=None):
@@ -634,9 +632,7 @@ async def test_an_unknown_resource_is_a_json_rpc_error(server, uri):
 
 def doc_blocks(language):
     """The fenced code blocks of docs/mcp.md in ``language``, in order."""
-    text = DOC.read_text(encoding="utf-8")
-    return [code for lang, code in re.findall(r"```(\w*)\n(.*?)```", text, re.S)
-            if lang == language]
+    return [code for lang, code in fenced_blocks(DOC) if lang == language]
 
 
 def with_server(text, server, key):
@@ -670,8 +666,7 @@ async def assert_connects(url, headers):
 
 def test_the_doc_examples_are_all_run():
     """A new example in the doc needs a test below: the blocks are counted here."""
-    text = DOC.read_text(encoding="utf-8")
-    languages = [lang for lang, _ in re.findall(r"```(\w*)\n(.*?)```", text, re.S)]
+    languages = [lang for lang, _ in fenced_blocks(DOC)]
     assert sorted(set(languages)) == ["", "bash", "json", "python"]
     assert languages.count("python") == 1 and languages.count("bash") == 1
     assert languages.count("json") == 4, "three configurations and one result"

@@ -18,7 +18,7 @@ import time
 import pytest
 import requests
 
-from conftest import REPO, SLOW_TOKENS
+from conftest import REPO, SLOW_TOKENS, fenced_blocks
 
 openai = pytest.importorskip("openai", reason="the openai package is not installed "
                                               "(pip install openai)")
@@ -418,9 +418,7 @@ def test_langchain_streams_the_agent(server):
 
 
 def doc_blocks(language):
-    text = DOC.read_text(encoding="utf-8")
-    return [code for lang, code in re.findall(r"```(\w*)\n(.*?)```", text, re.S)
-            if lang == language]
+    return [code for lang, code in fenced_blocks(DOC) if lang == language]
 
 
 def with_server(text, server):
@@ -444,8 +442,7 @@ def python_example(containing):
 
 def test_the_doc_examples_are_all_run():
     """A new example in the doc needs a test below: the blocks are counted here."""
-    text = DOC.read_text(encoding="utf-8")
-    languages = [lang for lang, _ in re.findall(r"```(\w*)\n(.*?)```", text, re.S)]
+    languages = [lang for lang, _ in fenced_blocks(DOC)]
     assert sorted(set(languages)) == ["", "bash", "json", "python"]
     assert languages.count("python") == 4 and languages.count("bash") == 2
     assert languages.count("json") == 2, "a response and an error"

@@ -28,7 +28,7 @@ pub(crate) fn output_error(error: std::io::Error) -> anyhow::Error {
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use store::{ArticleFormat, NewArticle, NewTenant, NewUser, Store, TenantChanges};
+use store::{ArticleFormat, NewArticle, NewTenant, NewUser, Store, Tenant, TenantChanges};
 
 use crate::cli::{
     parse_duration_millis, KbCommand, KeyCommand, TenantCommand, UserCommand, WalletCommand,
@@ -60,15 +60,8 @@ pub async fn tenant(store: &Store, config: &Config, command: TenantCommand) -> a
                     "{:<24} {:<13} {:>12} {:<9} {:>5}",
                     tenant.name,
                     tenant.tier.to_string(),
-                    tenant
-                        .allowance_micros
-                        .map(store::format_usd)
-                        .unwrap_or_else(|| "of the tier".to_string()),
-                    if tenant.ai_enabled {
-                        "enabled"
-                    } else {
-                        "disabled"
-                    },
+                    allowance_shown(&tenant),
+                    ai_shown(&tenant),
                     users
                 );
             }
@@ -136,17 +129,27 @@ pub async fn tenant(store: &Store, config: &Config, command: TenantCommand) -> a
         "{said} {} (tier {}, allowance {}, AI {})",
         tenant.name,
         tenant.tier,
-        tenant
-            .allowance_micros
-            .map(store::format_usd)
-            .unwrap_or_else(|| "of the tier".to_string()),
-        if tenant.ai_enabled {
-            "enabled"
-        } else {
-            "disabled"
-        }
+        allowance_shown(&tenant),
+        ai_shown(&tenant)
     );
     Ok(())
+}
+
+/// A tenant's allowance as the CLI shows it: an amount, or the tier's.
+fn allowance_shown(tenant: &Tenant) -> String {
+    tenant
+        .allowance_micros
+        .map(store::format_usd)
+        .unwrap_or_else(|| "of the tier".to_string())
+}
+
+/// Whether a tenant may use the AI, as the CLI shows it.
+fn ai_shown(tenant: &Tenant) -> &'static str {
+    if tenant.ai_enabled {
+        "enabled"
+    } else {
+        "disabled"
+    }
 }
 
 /// `user create`.

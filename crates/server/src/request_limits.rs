@@ -1,10 +1,9 @@
-//! Limits on a request's head and on the body size it declares, answered with the API's JSON
-//! errors (hyper's own limits sit above these and answer with empty bodies, so the usual
-//! refusals come from here); and, for every request, the unread rest of its body read away
-//! before the answer.
+//! Limits on a request's head, answered with the API's JSON errors (hyper's own limits sit
+//! above these and answer with empty bodies, so the usual refusals come from here); and, for
+//! every request, the unread rest of its body read away before the answer. (Bodies over
+//! `body_limit` are refused by the body extractors, in their route's error shape.)
 
-use axum::extract::{Request, State};
-use axum::http::header::CONTENT_LENGTH;
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -18,11 +17,11 @@ pub const MAX_HEADERS: usize = 100;
 /// The size of all header names and values together, in bytes.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
-/// Refuses requests whose target or headers are over the limits (414, 431), and bodies
-/// that declare more than `body_limit` bytes (413). Whatever the answer, a body left unread
-/// is read away first (see [`unread_body`]), so that its sender gets the answer.
-pub async fn enforce(State(body_limit): State<usize>, request: Request, next: Next) -> Response {
-    let refusal = refusal(&request, body_limit);
+/// Refuses requests whose target or headers are over the limits (414, 431). Whatever the
+/// answer, a body left unread is read away first (see [`unread_body`]), so that its sender
+/// gets the answer.
+pub async fn enforce(request: Request, next: Next) -> Response {
+    let refusal = refusal(&request);
     let (request, leftover) = unread_body::track(request);
     let response = match refusal {
         Some(refusal) => {
@@ -35,7 +34,7 @@ pub async fn enforce(State(body_limit): State<usize>, request: Request, next: Ne
 }
 
 /// The answer to a request over a limit, if it is.
-fn refusal(request: &Request, body_limit: usize) -> Option<Response> {
+fn refusal(request: &Request) -> Option<Response> {
     let uri_bytes = request
         .uri()
         .path_and_query()
@@ -52,27 +51,5 @@ fn refusal(request: &Request, body_limit: usize) -> Option<Response> {
     if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
         return Some(ApiError::headers_too_large(MAX_HEADERS, MAX_HEADER_BYTES).into_response());
     }
-    let declared = declared_length(request)?;
-    if declared <= body_limit as u64 {
-        return None;
-    }
-    let error = ApiError::payload_too_large(body_limit);
-    // `/v1/` speaks OpenAI's error shape.
-    Some(if request.uri().path().starts_with("/v1/") {
-        crate::routes::openai::OpenAiError::from(error).into_response()
-    } else {
-        error.into_response()
-    })
-}
-
-/// The body length a request declares in `Content-Length`, when it declares one it can read.
-fn declared_length(request: &Request) -> Option<u64> {
-    request
-        .headers()
-        .get(CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    None
 }

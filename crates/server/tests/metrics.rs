@@ -62,15 +62,7 @@ async fn a_chat_a_tool_call_and_a_flow_run_show_in_the_metrics() {
         assert_eq!(answer["success"], true, "{command}: {answer}");
     }
 
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("text");
+    let text = server.metrics_text().await;
     for expected in [
         "sse_streams_open",
         "agent_turns_total{outcome=\"answered\"}",

@@ -44,15 +44,7 @@ async fn metrics_count_requests_by_route_and_status_and_tool_executions() {
             json!({"query": "flows"}),
         )
         .await;
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("text");
+    let text = server.metrics_text().await;
     assert!(text.contains("http_requests_total{route=\"/rest/v1/ai-agent/api/tools\",method=\"GET\",status=\"200\"} 1"), "{text}");
     assert!(text.contains("status=\"401\""), "{text}");
     assert!(

@@ -82,10 +82,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(
-            body_limit,
-            crate::request_limits::enforce,
-        ))
+        .layer(axum::middleware::from_fn(crate::request_limits::enforce))
         .layer(CatchPanicLayer::custom(|_panic| {
             axum::response::IntoResponse::into_response(ApiError::internal(
                 "a request handler panicked",

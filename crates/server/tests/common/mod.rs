@@ -364,6 +364,18 @@ impl Server {
         status_and_json(response).await
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// POST a JSON body to an API path with a key; returns (status, JSON body).
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
         let response = self
